@@ -1,0 +1,339 @@
+"""The softmax gating network: a soft-target multinomial logistic regression."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import _kernels
+
+
+def _weighted_standardization(Z, sample_weight):
+    """Weighted mean and scale of the columns of ``Z``.
+
+    Constant columns get a scale of one, so they only shift the intercept.
+    """
+    total = sample_weight.sum()
+    mean = sample_weight @ Z / total
+    var = sample_weight @ (Z * Z) / total - mean * mean
+    # The one-pass variance loses digits when |mean| >> std: recompute
+    # those columns exactly (rare; it costs one centred pass over them).
+    suspicious = var <= 1e-8 * mean * mean
+    if np.any(suspicious):
+        Zc = Z[:, suspicious] - mean[suspicious]
+        var[suspicious] = sample_weight @ (Zc * Zc) / total
+    scale = np.sqrt(np.maximum(var, 0.0))
+    tiny = 1e-12 * np.maximum(np.abs(mean), 1.0)
+    scale[scale <= tiny] = 1.0
+    return mean, scale
+
+
+def _gate_objective(params, Z, targets, sample_weight, mean, scale, alpha, total):
+    """Penalised soft-target cross-entropy and gradient, in standardised space.
+
+    ``params`` holds ``W_s`` (n_features, n_classes) then ``b_s`` (n_classes,),
+    the coefficients for the standardised inputs ``(Z - mean) / scale``. The
+    standardised matrix is never formed: the logits are
+    ``Z @ (W_s / scale) + (b_s - mean @ (W_s / scale))``.
+
+    Returns the objective ``(CE + alpha/2 ||W_s||^2) / total`` and its gradient.
+    """
+    n_features = Z.shape[1]
+    n_classes = targets.shape[1]
+    W_s = params[: n_features * n_classes].reshape(n_features, n_classes)
+    b_s = params[n_features * n_classes :]
+    W = W_s / scale[:, None]
+    b = b_s - mean @ W
+    logits = Z @ W
+    logits += b
+    loss, G = _kernels.soft_target_loss_grad(logits, targets, sample_weight)
+    g_sum = G.sum(axis=0)
+    grad_W = (Z.T @ G - np.outer(mean, g_sum)) / scale[:, None]
+    loss += 0.5 * alpha * np.dot(W_s.ravel(), W_s.ravel())
+    grad_W += alpha * W_s
+    grad = np.concatenate([grad_W.ravel(), g_sum])
+    return loss / total, grad / total
+
+
+class SoftmaxGate(BaseEstimator):
+    """Softmax gating network fitted to soft targets.
+
+    A multinomial logistic regression ``pi(z) = softmax(W^T z + b)`` whose
+    targets are probability vectors (for instance the posterior
+    responsibilities of a mixture of experts) rather than labels. It
+    minimises
+
+    .. math::
+
+        \\sum_i w_i \\sum_k -r_{ik} \\log \\pi_k(z_i)
+        + \\frac{\\alpha}{2} \\lVert W_s \\rVert_F^2
+
+    where :math:`W_s` are the coefficients for the inputs standardised with
+    their (weighted) mean and standard deviation. The penalty is therefore
+    the same whatever the units of the inputs: a column measured in years
+    next to one measured in thousandths reaches the same gate as the
+    standardised data, without the user scaling anything. The intercept is
+    not penalised. ``alpha=1`` is on the scale of
+    :class:`~sklearn.linear_model.LogisticRegression`'s default ``C=1``
+    applied to standardised inputs.
+
+    The loss and its gradient with respect to the logits are computed by a
+    compiled kernel; the two matrix products go to BLAS; the data is never
+    replicated once per class. The optimiser is scipy's L-BFGS.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Strength of the L2 penalty on the standardised coefficients.
+        ``alpha=0`` gives the unpenalised maximum-likelihood gate (whose
+        coefficients diverge on separable targets; ``max_iter`` bounds them).
+
+    max_iter : int, default=200
+        Maximum number of L-BFGS iterations per call to :meth:`fit`.
+
+    tol : float, default=1e-6
+        Stop when the largest component of the projected gradient of the
+        objective (divided by the total sample weight) falls below ``tol``.
+
+    warm_start : bool, default=False
+        Start the optimiser from the previous solution when refitting with
+        the same number of features and classes.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_classes, n_features)
+        Coefficients of the gate in the units of the inputs.
+
+    intercept_ : ndarray of shape (n_classes,)
+        Intercepts of the gate.
+
+    n_classes_ : int
+        Number of gate outputs (experts).
+
+    classes_ : ndarray of shape (n_classes,)
+        ``np.arange(n_classes_)``, the labels returned by :meth:`predict`.
+
+    objective_ : float
+        Final value of the penalised objective divided by the total weight.
+
+    n_iter_ : int
+        Number of L-BFGS iterations run by the last :meth:`fit`.
+
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :meth:`fit`. Defined only when ``Z``
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegression : The same model on hard labels.
+    MixtureOfExpertsRegressor : Uses a SoftmaxGate as its gating network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import SoftmaxGate
+    >>> Z = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> R = np.array([[0.9, 0.1], [0.7, 0.3], [0.3, 0.7], [0.1, 0.9]])
+    >>> gate = SoftmaxGate(alpha=0.0).fit(Z, R)
+    >>> gate.predict_proba(Z).round(2)
+    array([[0.91, 0.09],
+           [0.68, 0.32],
+           [0.32, 0.68],
+           [0.09, 0.91]])
+    """
+
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(self, alpha=1.0, *, max_iter=200, tol=1e-6, warm_start=False):
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.warm_start = warm_start
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, Z, R, sample_weight=None):
+        """Fit the gate to soft targets.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features)
+            Gate inputs.
+
+        R : array-like of shape (n_samples, n_classes)
+            Soft targets: non-negative, each row summing to one.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights; ``None`` means all ones.
+
+        Returns
+        -------
+        self : SoftmaxGate
+            The fitted gate.
+        """
+        Z, R = validate_data(
+            self,
+            Z,
+            R,
+            dtype=np.float64,
+            order="C",
+            multi_output=True,
+            y_numeric=True,
+        )
+        R = np.ascontiguousarray(R, dtype=np.float64)
+        if R.ndim != 2 or R.shape[1] < 2:
+            raise ValueError(
+                "R must be a 2-D array of soft targets with at least 2 columns; "
+                f"got shape {R.shape}."
+            )
+        if np.any(R < 0) or not np.allclose(R.sum(axis=1), 1.0, atol=1e-6):
+            raise ValueError(
+                "R must hold soft targets: non-negative rows that sum to 1."
+            )
+        sample_weight = _check_sample_weight(
+            sample_weight, Z, dtype=np.float64, ensure_non_negative=True
+        )
+        self._fit_arrays(Z, R, sample_weight)
+        return self
+
+    def _fit_arrays(self, Z, R, sample_weight, standardization=None):
+        """Fit on validated float64 C-contiguous arrays (no checks).
+
+        Used by the mixtures, which validate their data once per fit and pass
+        the ``(mean, scale)`` of ``Z`` so that it is computed once per fit, not
+        once per EM iteration.
+        """
+        n_features = Z.shape[1]
+        n_classes = R.shape[1]
+        total = sample_weight.sum()
+        if total <= 0:
+            raise ValueError("sample_weight must have a positive sum.")
+        if standardization is None:
+            standardization = _weighted_standardization(Z, sample_weight)
+        mean, scale = standardization
+
+        x0 = np.zeros(n_features * n_classes + n_classes)
+        if (
+            self.warm_start
+            and hasattr(self, "coef_")
+            and self.coef_.shape == (n_classes, n_features)
+        ):
+            # Express the previous raw coefficients in standardised space.
+            W_s = self.coef_.T * scale[:, None]
+            b_s = self.intercept_ + mean @ self.coef_.T
+            x0 = np.concatenate([W_s.ravel(), b_s])
+        else:
+            # Start from the weighted class frequencies (a common shift of
+            # the intercepts is irrelevant to the softmax).
+            freq = sample_weight @ R / total
+            x0[n_features * n_classes :] = np.log(np.maximum(freq, 1e-12))
+
+        result = minimize(
+            _gate_objective,
+            x0,
+            args=(Z, R, sample_weight, mean, scale, float(self.alpha), total),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
+        )
+        W_s = result.x[: n_features * n_classes].reshape(n_features, n_classes)
+        b_s = result.x[n_features * n_classes :]
+        W = W_s / scale[:, None]
+        self.coef_ = np.ascontiguousarray(W.T)
+        self.intercept_ = b_s - mean @ W
+        self.n_classes_ = n_classes
+        self.classes_ = np.arange(n_classes)
+        self.objective_ = float(result.fun)
+        self.n_iter_ = int(result.nit)
+        self._penalty = 0.5 * float(self.alpha) * float(np.sum(W_s * W_s))
+        return self
+
+    def _logits(self, Z):
+        logits = Z @ self.coef_.T
+        logits += self.intercept_
+        return logits
+
+    def _validate_Z(self, Z):
+        check_is_fitted(self)
+        return validate_data(self, Z, dtype=np.float64, order="C", reset=False)
+
+    def decision_function(self, Z):
+        """Gate logits ``Z @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features)
+            Gate inputs.
+
+        Returns
+        -------
+        logits : ndarray of shape (n_samples, n_classes)
+            Unnormalised log-probabilities.
+        """
+        return self._logits(self._validate_Z(Z))
+
+    def predict_log_proba(self, Z):
+        """Log of the gate probabilities.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features)
+            Gate inputs.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Row-wise log-softmax of the logits.
+        """
+        return _kernels.log_softmax_rows(self._logits(self._validate_Z(Z)))
+
+    def predict_proba(self, Z):
+        """Gate probabilities.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features)
+            Gate inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows that sum to one.
+        """
+        return _kernels.softmax_rows(self._logits(self._validate_Z(Z)))
+
+    def predict(self, Z):
+        """Most probable gate output.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features)
+            Gate inputs.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Index of the largest gate probability.
+        """
+        return np.argmax(self.decision_function(Z), axis=1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        return tags

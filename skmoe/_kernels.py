@@ -1,0 +1,359 @@
+"""Compiled hot loops of skmoe.
+
+Every function here is a numba ``@njit(cache=True)`` kernel and nothing else:
+no scikit-learn imports, no validation.  The contract of every kernel is
+float64, C-contiguous 2-D arrays of shape ``(n_samples, n_experts)`` (or
+``(n_samples,)`` vectors), checked by the Python callers in ``_gating.py`` and
+``_base.py``.  Matrix products (the gate's logits ``Z @ W`` and its gradient
+``Z.T @ G``) are *not* done here: they go to BLAS through numpy, and the
+kernels do the per-row exp / log / normalise work between them.
+
+The kernels are written row by row with a running maximum, so that extreme
+logits (``+-1e4``) and rows where an expert has zero probability
+(``-inf`` log-probability) give exact results instead of overflow or NaN.
+Results agree with a plain numpy / scipy evaluation to a few ULPs
+(``tests/naive.py`` holds the references).
+
+The fastmath flags leave out ``nnan`` and ``ninf`` on purpose: ``-inf`` is a
+legitimate value (a log-probability of zero) and must propagate exactly.
+"""
+
+import numpy as np
+from numba import njit
+
+# Allowed value-changing optimisations: no assumption that values are finite.
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _row_logsumexp(a, i):
+    """Log-sum-exp of row ``i`` of ``a``; ``-inf`` for a row of ``-inf``."""
+    n_cols = a.shape[1]
+    amax = -np.inf
+    for k in range(n_cols):
+        if a[i, k] > amax:
+            amax = a[i, k]
+    if amax == -np.inf:
+        return -np.inf
+    s = 0.0
+    for k in range(n_cols):
+        s += np.exp(a[i, k] - amax)
+    return amax + np.log(s)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def logsumexp_rows(a):
+    """Log-sum-exp of every row.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_samples, n_cols), float64
+        Values in log space; ``-inf`` entries are allowed.
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples,)
+        ``log(sum_k exp(a[i, k]))``, ``-inf`` for a row of ``-inf``.
+    """
+    n = a.shape[0]
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = _row_logsumexp(a, i)
+    return out
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def log_softmax_rows(a):
+    """Row-wise log-softmax.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_samples, n_cols), float64
+        Logits. Finite values or ``-inf``; a row of ``-inf`` gives a uniform
+        row (the limit that keeps downstream sums finite).
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, n_cols)
+        ``a[i, k] - logsumexp(a[i])``.
+    """
+    n, m = a.shape
+    out = np.empty((n, m))
+    uniform = -np.log(m)
+    for i in range(n):
+        lse = _row_logsumexp(a, i)
+        if lse == -np.inf:
+            for k in range(m):
+                out[i, k] = uniform
+        else:
+            for k in range(m):
+                out[i, k] = a[i, k] - lse
+    return out
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def softmax_rows(a):
+    """Row-wise softmax.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_samples, n_cols), float64
+        Logits, as for :func:`log_softmax_rows`.
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, n_cols)
+        Non-negative rows that sum to one.
+    """
+    out = log_softmax_rows(a)
+    n, m = out.shape
+    for i in range(n):
+        for k in range(m):
+            out[i, k] = np.exp(out[i, k])
+    return out
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def e_step(log_gate, log_lik):
+    """Posterior responsibilities and per-sample mixture log-likelihood.
+
+    ``h[i, k] = pi_k(x_i) p_k(y_i | x_i) / sum_j pi_j(x_i) p_j(y_i | x_i)``,
+    computed in log space.
+
+    Parameters
+    ----------
+    log_gate : ndarray of shape (n_samples, n_experts), float64
+        Log gate probabilities ``log pi_k(x_i)``.
+    log_lik : ndarray of shape (n_samples, n_experts), float64
+        Expert log-likelihoods ``log p_k(y_i | x_i)``; ``-inf`` allowed.
+
+    Returns
+    -------
+    resp : ndarray of shape (n_samples, n_experts)
+        Responsibilities; each row sums to one. A row where every expert
+        gives zero likelihood falls back to the gate probabilities.
+    log_norm : ndarray of shape (n_samples,)
+        ``log sum_k pi_k(x_i) p_k(y_i | x_i)`` (``-inf`` for such a row).
+    """
+    n, m = log_gate.shape
+    resp = np.empty((n, m))
+    log_norm = np.empty(n)
+    for i in range(n):
+        amax = -np.inf
+        for k in range(m):
+            v = log_gate[i, k] + log_lik[i, k]
+            resp[i, k] = v
+            if v > amax:
+                amax = v
+        if amax == -np.inf:
+            log_norm[i] = -np.inf
+            for k in range(m):
+                resp[i, k] = np.exp(log_gate[i, k])
+            continue
+        s = 0.0
+        for k in range(m):
+            e = np.exp(resp[i, k] - amax)
+            resp[i, k] = e
+            s += e
+        inv = 1.0 / s
+        for k in range(m):
+            resp[i, k] *= inv
+        log_norm[i] = amax + np.log(s)
+    return resp, log_norm
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def soft_target_loss_grad(logits, targets, sample_weight):
+    """Weighted soft-target cross-entropy and its gradient w.r.t. the logits.
+
+    The loss is ``sum_i w_i sum_k -t_ik log softmax(logits_i)_k`` and the
+    gradient with respect to ``logits[i, k]`` is
+    ``w_i (s_i p_ik - t_ik)`` with ``s_i = sum_k t_ik`` (``p - t`` for rows
+    of targets that sum to one). The gate's gradient with respect to its
+    coefficients is then one BLAS product, ``Z.T @ grad``.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes), float64
+        Finite gate logits.
+    targets : ndarray of shape (n_samples, n_classes), float64
+        Non-negative soft targets (posterior responsibilities).
+    sample_weight : ndarray of shape (n_samples,), float64
+        Non-negative sample weights.
+
+    Returns
+    -------
+    loss : float
+        The weighted cross-entropy.
+    grad : ndarray of shape (n_samples, n_classes)
+        Its gradient with respect to ``logits``.
+    """
+    n, m = logits.shape
+    grad = np.empty((n, m))
+    loss = 0.0
+    for i in range(n):
+        w = sample_weight[i]
+        lse = _row_logsumexp(logits, i)
+        tsum = 0.0
+        row_loss = 0.0
+        for k in range(m):
+            t = targets[i, k]
+            tsum += t
+            if t != 0.0:
+                row_loss -= t * (logits[i, k] - lse)
+        loss += w * row_loss
+        for k in range(m):
+            grad[i, k] = w * (tsum * np.exp(logits[i, k] - lse) - targets[i, k])
+    return loss, grad
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gaussian_log_lik(y, pred, variance):
+    """Gaussian log-density of ``y`` under every expert.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,), float64
+        Targets.
+    pred : ndarray of shape (n_samples, n_experts), float64
+        Expert means ``f_k(x_i)``.
+    variance : ndarray of shape (n_experts,), float64
+        Positive noise variances ``sigma_k^2``.
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, n_experts)
+        ``log Normal(y_i; pred[i, k], variance[k])``.
+    """
+    n, m = pred.shape
+    out = np.empty((n, m))
+    half_log = np.empty(m)
+    inv_var = np.empty(m)
+    for k in range(m):
+        half_log[k] = 0.5 * (_LOG_2PI + np.log(variance[k]))
+        inv_var[k] = 0.5 / variance[k]
+    for i in range(n):
+        yi = y[i]
+        for k in range(m):
+            r = yi - pred[i, k]
+            out[i, k] = -half_log[k] - r * r * inv_var[k]
+    return out
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def weighted_sq_residuals(y, pred, weights):
+    """Weighted residual sums of squares per expert.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,), float64
+        Targets.
+    pred : ndarray of shape (n_samples, n_experts), float64
+        Expert predictions.
+    weights : ndarray of shape (n_samples, n_experts), float64
+        Non-negative weights (sample weight times responsibility).
+
+    Returns
+    -------
+    rss : ndarray of shape (n_experts,)
+        ``sum_i weights[i, k] * (y_i - pred[i, k]) ** 2``.
+    """
+    n, m = pred.shape
+    rss = np.zeros(m)
+    for i in range(n):
+        yi = y[i]
+        for k in range(m):
+            r = yi - pred[i, k]
+            rss[k] += weights[i, k] * r * r
+    return rss
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def mix_mean_var(gate, pred, variance):
+    """Mean and variance of a mixture of Gaussians, row by row.
+
+    Parameters
+    ----------
+    gate : ndarray of shape (n_samples, n_experts), float64
+        Mixing weights (rows sum to one).
+    pred : ndarray of shape (n_samples, n_experts), float64
+        Component means.
+    variance : ndarray of shape (n_experts,), float64
+        Component variances.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_samples,)
+        ``sum_k gate[i, k] * pred[i, k]``.
+    var : ndarray of shape (n_samples,)
+        ``sum_k gate[i, k] * (variance[k] + (pred[i, k] - mean_i) ** 2)``,
+        the law of total variance (never negative).
+    """
+    n, m = pred.shape
+    mean = np.empty(n)
+    var = np.empty(n)
+    for i in range(n):
+        mu = 0.0
+        for k in range(m):
+            mu += gate[i, k] * pred[i, k]
+        v = 0.0
+        for k in range(m):
+            d = pred[i, k] - mu
+            v += gate[i, k] * (variance[k] + d * d)
+        mean[i] = mu
+        var[i] = v
+    return mean, var
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def mix_mean(gate, pred):
+    """Gate-weighted mean of the expert predictions.
+
+    Parameters
+    ----------
+    gate : ndarray of shape (n_samples, n_experts), float64
+        Mixing weights.
+    pred : ndarray of shape (n_samples, n_experts), float64
+        Expert predictions.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_samples,)
+        ``sum_k gate[i, k] * pred[i, k]``.
+    """
+    n, m = pred.shape
+    mean = np.empty(n)
+    for i in range(n):
+        mu = 0.0
+        for k in range(m):
+            mu += gate[i, k] * pred[i, k]
+        mean[i] = mu
+    return mean
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def mix_proba(gate, proba):
+    """Gate-weighted mixture of the experts' class probabilities.
+
+    Parameters
+    ----------
+    gate : ndarray of shape (n_samples, n_experts), float64
+        Mixing weights (rows sum to one).
+    proba : ndarray of shape (n_experts, n_samples, n_classes), float64
+        Every expert's class probabilities on the global classes.
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, n_classes)
+        ``sum_k gate[i, k] * proba[k, i, c]``.
+    """
+    m, n, c = proba.shape
+    out = np.zeros((n, c))
+    for i in range(n):
+        for k in range(m):
+            g = gate[i, k]
+            for j in range(c):
+                out[i, j] += g * proba[k, i, j]
+    return out

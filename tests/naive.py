@@ -1,0 +1,94 @@
+"""Plain numpy / scipy references for the compiled kernels (stumpy style).
+
+Written for clarity, not speed: each is the textbook formula, evaluated with
+scipy's ``logsumexp`` where overflow matters.
+"""
+
+import numpy as np
+from scipy.special import logsumexp
+
+
+def log_softmax_rows(a):
+    return a - logsumexp(a, axis=1, keepdims=True)
+
+
+def softmax_rows(a):
+    return np.exp(log_softmax_rows(a))
+
+
+def e_step(log_gate, log_lik):
+    joint = log_gate + log_lik
+    log_norm = logsumexp(joint, axis=1)
+    return np.exp(joint - log_norm[:, None]), log_norm
+
+
+def soft_target_loss_grad(logits, targets, sample_weight):
+    logp = log_softmax_rows(logits)
+    loss = -np.sum(sample_weight[:, None] * targets * logp)
+    p = np.exp(logp)
+    grad = sample_weight[:, None] * (targets.sum(axis=1, keepdims=True) * p - targets)
+    return loss, grad
+
+
+def gaussian_log_lik(y, pred, variance):
+    r = y[:, None] - pred
+    return -0.5 * np.log(2 * np.pi * variance) - 0.5 * r**2 / variance
+
+
+def weighted_sq_residuals(y, pred, weights):
+    return np.sum(weights * (y[:, None] - pred) ** 2, axis=0)
+
+
+def mix_mean_var(gate, pred, variance):
+    mean = np.sum(gate * pred, axis=1)
+    second = np.sum(gate * (variance + pred**2), axis=1)
+    return mean, second - mean**2
+
+
+def mix_proba(gate, proba):
+    return np.einsum("ik,kic->ic", gate, proba)
+
+
+def gate_objective(W, b, Z, R, sample_weight, alpha):
+    """Penalised soft-target cross-entropy of a gate given in *standardised* units.
+
+    ``W`` are the coefficients of ``(Z - mean) / std`` (weighted statistics).
+    """
+    total = sample_weight.sum()
+    mean = sample_weight @ Z / total
+    std = np.sqrt(sample_weight @ (Z - mean) ** 2 / total)
+    std[std == 0] = 1.0
+    logits = ((Z - mean) / std) @ W + b
+    loss = -np.sum(sample_weight[:, None] * R * log_softmax_rows(logits))
+    return (loss + 0.5 * alpha * np.sum(W**2)) / total
+
+
+def em_iteration(X, y, resp, gate_W, alpha, reg_variance=1e-6):
+    """One EM M-step + E-step of a mixture of linear regressions.
+
+    Weighted least squares per expert, the variance as the weighted mean
+    squared residual, and the gate (unstandardised, ``Z = [X, 1]``) refit by
+    scipy's BFGS on the soft-target cross-entropy; returns the new mean
+    log-likelihood.
+    """
+    from scipy.optimize import minimize
+
+    n, d = X.shape
+    K = resp.shape[1]
+    Xa = np.column_stack([X, np.ones(n)])
+    pred = np.empty((n, K))
+    var = np.empty(K)
+    for k in range(K):
+        w = resp[:, k]
+        beta = np.linalg.lstsq(Xa * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
+        pred[:, k] = Xa @ beta
+        var[k] = max(np.sum(w * (y - pred[:, k]) ** 2) / w.sum(), reg_variance)
+
+    def f(v):
+        V = v.reshape(d + 1, K)
+        return -np.sum(resp * log_softmax_rows(Xa @ V)) + 0.5 * alpha * np.sum(V[:-1] ** 2)
+
+    V = minimize(f, gate_W.ravel(), method="BFGS", options={"gtol": 1e-10}).x
+    log_gate = log_softmax_rows(Xa @ V.reshape(d + 1, K))
+    _, log_norm = e_step(log_gate, gaussian_log_lik(y, pred, var))
+    return log_norm.mean()

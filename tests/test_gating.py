@@ -1,0 +1,107 @@
+"""SoftmaxGate: gradient, optimum, scale invariance, input checks."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.optimize import check_grad
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+import naive
+from skmoe import SoftmaxGate
+from skmoe._gating import _gate_objective, _weighted_standardization
+
+
+def _problem(n=300, d=3, k=3, seed=0):
+    rng = np.random.RandomState(seed)
+    Z = rng.normal(size=(n, d))
+    R = naive.softmax_rows(Z @ rng.normal(size=(d, k)) * 2 + rng.normal(size=k))
+    return Z, R, rng
+
+
+def test_gate_gradient_matches_finite_differences():
+    Z, R, rng = _problem(n=60)
+    Z[:, 0] = Z[:, 0] * 10 + 2000  # a "year" column
+    sw = rng.uniform(0.2, 3, size=60)
+    mean, scale = _weighted_standardization(Z, sw)
+    x0 = rng.normal(size=3 * 3 + 3)
+    args = (Z, R, sw, mean, scale, 0.7, sw.sum())
+    err = check_grad(lambda v: _gate_objective(v, *args)[0], lambda v: _gate_objective(v, *args)[1], x0)
+    assert err < 1e-6
+
+
+def test_gate_objective_matches_numpy_reference():
+    Z, R, rng = _problem(n=80)
+    sw = rng.uniform(0.2, 3, size=80)
+    mean, scale = _weighted_standardization(Z, sw)
+    W, b = rng.normal(size=(3, 3)), rng.normal(size=3)
+    value = _gate_objective(np.concatenate([W.ravel(), b]), Z, R, sw, mean, scale, 0.5, sw.sum())[0]
+    assert_allclose(value, naive.gate_objective(W, b, Z, R, sw, 0.5), rtol=1e-12)
+
+
+@pytest.mark.parametrize("C", [0.1, 1.0])
+def test_gate_on_hard_targets_equals_logistic_regression(C):
+    # One-hot targets make the gate a multinomial logistic regression; with
+    # standardised inputs alpha = 1 / C gives sklearn's objective.
+    Z, R, rng = _problem(n=400)
+    labels = R.argmax(axis=1)
+    Zs = StandardScaler().fit_transform(Z)
+    lr = LogisticRegression(C=C, tol=1e-12, max_iter=10000).fit(Zs, labels)
+    gate = SoftmaxGate(alpha=1 / C, tol=1e-10, max_iter=10000).fit(Zs, np.eye(3)[labels])
+    assert_allclose(gate.predict_proba(Zs), lr.predict_proba(Zs), atol=1e-6)
+
+
+def test_gate_on_unscaled_inputs_reaches_standardised_optimum():
+    Z, R, _ = _problem(n=500, d=2)
+    Z_raw = Z * np.array([15.0, 0.001]) + np.array([2000.0, 0.0])  # years, thousandths
+    Z_std = StandardScaler().fit_transform(Z_raw)
+    g_raw = SoftmaxGate(alpha=1.0, tol=1e-10, max_iter=5000).fit(Z_raw, R)
+    g_std = SoftmaxGate(alpha=1.0, tol=1e-10, max_iter=5000).fit(Z_std, R)
+    assert_allclose(g_raw.predict_proba(Z_raw), g_std.predict_proba(Z_std), atol=1e-7)
+    assert_allclose(g_raw.objective_, g_std.objective_, rtol=1e-9)
+
+
+def test_gate_alpha_zero_recovers_true_soft_targets():
+    rng = np.random.RandomState(0)
+    Z = rng.normal(size=(2000, 2))
+    V = np.array([[2.0, -1.0, 0.0], [0.5, 1.5, 0.0]])
+    R = naive.softmax_rows(Z @ V + np.array([0.3, -0.2, 0.0]))
+    gate = SoftmaxGate(alpha=0.0, tol=1e-10, max_iter=5000).fit(Z, R)
+    assert_allclose(gate.predict_proba(Z), R, atol=1e-5)
+
+
+def test_gate_sample_weight_equals_repetition():
+    Z, R, rng = _problem(n=50)
+    sw = rng.randint(0, 4, size=50)
+    a = SoftmaxGate(tol=1e-10).fit(Z, R, sample_weight=sw)
+    b = SoftmaxGate(tol=1e-10).fit(np.repeat(Z, sw, axis=0), np.repeat(R, sw, axis=0))
+    assert_allclose(a.coef_, b.coef_, atol=1e-6)
+
+
+def test_gate_warm_start_starts_at_previous_solution():
+    Z, R, _ = _problem()
+    gate = SoftmaxGate(warm_start=True, tol=1e-9).fit(Z, R)
+    first = gate.n_iter_
+    gate.fit(Z, R)
+    assert gate.n_iter_ < first
+    assert gate.n_iter_ <= 2
+
+
+@pytest.mark.parametrize(
+    "R, msg",
+    [
+        (np.full((10, 1), 1.0), "at least 2 columns"),
+        (np.tile([0.7, 0.7], (10, 1)), "sum to 1"),
+        (np.tile([1.5, -0.5], (10, 1)), "non-negative"),
+    ],
+)
+def test_gate_rejects_bad_targets(R, msg):
+    with pytest.raises(ValueError, match=msg):
+        SoftmaxGate().fit(np.ones((10, 2)), R)
+
+
+def test_gate_checks_n_features_at_predict():
+    Z, R, _ = _problem()
+    gate = SoftmaxGate().fit(Z, R)
+    with pytest.raises(ValueError, match="features"):
+        gate.predict_proba(Z[:, :2])

@@ -1,0 +1,122 @@
+"""Every compiled kernel against its plain-numpy reference in ``naive.py``."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import naive
+from skmoe import _kernels
+
+
+def _logits(rng, n=50, k=4, extreme=False):
+    a = rng.normal(size=(n, k)) * 3
+    if extreme:
+        a[0] = [1e4, -1e4, 0.0, 1e4 - 1.0][:k]
+        a[1] = -1e4
+        a[2, 0] = 1e4
+    return np.ascontiguousarray(a)
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_log_softmax_and_softmax_match_reference(extreme, k):
+    rng = np.random.RandomState(k)
+    a = _logits(rng, k=k, extreme=extreme)
+    assert_allclose(_kernels.log_softmax_rows(a), naive.log_softmax_rows(a), rtol=1e-10, atol=1e-10)
+    p = _kernels.softmax_rows(a)
+    assert_allclose(p, naive.softmax_rows(a), rtol=1e-10, atol=1e-12)
+    assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    assert_allclose(_kernels.logsumexp_rows(a), naive.logsumexp(a, axis=1), rtol=1e-12)
+
+
+def test_log_softmax_all_minus_inf_row_is_uniform_not_nan():
+    a = np.array([[-np.inf, -np.inf, -np.inf], [0.0, -np.inf, 1.0]])
+    out = _kernels.log_softmax_rows(a)
+    assert_allclose(out[0], np.log(1 / 3))
+    assert out[1, 1] == -np.inf
+    assert_allclose(out[1, [0, 2]], naive.log_softmax_rows(a[1:, [0, 2]])[0])
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_e_step_matches_reference(extreme):
+    rng = np.random.RandomState(0)
+    log_gate = naive.log_softmax_rows(_logits(rng, extreme=extreme))
+    log_lik = rng.normal(size=log_gate.shape) * 50
+    log_lik[3, 1] = -np.inf  # an expert with zero likelihood
+    log_lik[4, :3] = -np.inf
+    resp, log_norm = _kernels.e_step(np.ascontiguousarray(log_gate), log_lik)
+    ref_resp, ref_norm = naive.e_step(log_gate, log_lik)
+    assert_allclose(resp, ref_resp, rtol=1e-10, atol=1e-12)
+    assert_allclose(log_norm, ref_norm, rtol=1e-10)
+    assert resp[3, 1] == 0.0
+    assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_e_step_row_without_likelihood_falls_back_to_gate():
+    log_gate = np.log(np.array([[0.25, 0.75]]))
+    resp, log_norm = _kernels.e_step(log_gate, np.full((1, 2), -np.inf))
+    assert log_norm[0] == -np.inf
+    assert_allclose(resp, [[0.25, 0.75]])
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_soft_target_loss_grad_matches_reference(extreme):
+    rng = np.random.RandomState(1)
+    logits = _logits(rng, extreme=extreme)
+    targets = naive.softmax_rows(rng.normal(size=logits.shape))
+    targets[5] = [0, 1, 0, 0]  # hard row: zero targets with -inf-ish logits
+    sw = rng.uniform(0, 2, size=logits.shape[0])
+    loss, grad = _kernels.soft_target_loss_grad(logits, targets, sw)
+    ref_loss, ref_grad = naive.soft_target_loss_grad(logits, targets, sw)
+    assert_allclose(loss, ref_loss, rtol=1e-10)
+    assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_soft_target_grad_is_derivative_of_loss():
+    rng = np.random.RandomState(2)
+    logits = _logits(rng, n=7, k=3)
+    targets = naive.softmax_rows(rng.normal(size=logits.shape))
+    sw = rng.uniform(0.5, 2, size=7)
+    from scipy.optimize import check_grad
+
+    def f(v):
+        return _kernels.soft_target_loss_grad(v.reshape(7, 3), targets, sw)[0]
+
+    def g(v):
+        return _kernels.soft_target_loss_grad(v.reshape(7, 3), targets, sw)[1].ravel()
+
+    assert check_grad(f, g, logits.ravel()) < 1e-5
+
+
+def test_gaussian_kernels_match_reference():
+    rng = np.random.RandomState(3)
+    y = rng.normal(size=40) * 1e3
+    pred = rng.normal(size=(40, 3)) * 1e3
+    var = np.array([1e-12, 1.0, 1e8])
+    assert_allclose(_kernels.gaussian_log_lik(y, pred, var), naive.gaussian_log_lik(y, pred, var), rtol=1e-10)
+    w = rng.uniform(size=(40, 3))
+    assert_allclose(_kernels.weighted_sq_residuals(y, pred, w), naive.weighted_sq_residuals(y, pred, w), rtol=1e-10)
+
+
+def test_mixture_combiners_match_reference():
+    rng = np.random.RandomState(4)
+    gate = naive.softmax_rows(_logits(rng, extreme=True))
+    pred = rng.normal(size=gate.shape)
+    var = rng.uniform(0.1, 2, size=gate.shape[1])
+    mean, v = _kernels.mix_mean_var(gate, pred, var)
+    ref_mean, ref_v = naive.mix_mean_var(gate, pred, var)
+    assert_allclose(mean, ref_mean, rtol=1e-10, atol=1e-12)
+    assert_allclose(v, ref_v, rtol=1e-10, atol=1e-12)
+    assert np.all(v > 0)
+    assert_allclose(_kernels.mix_mean(gate, pred), ref_mean, rtol=1e-10, atol=1e-12)
+    proba = naive.softmax_rows(rng.normal(size=(4 * 50, 3))).reshape(4, 50, 3)
+    assert_allclose(_kernels.mix_proba(gate, proba), naive.mix_proba(gate, proba), rtol=1e-10)
+
+
+def test_kernels_are_cached_to_disk():
+    # cache=True on every kernel: a new process loads them instead of compiling.
+    for name in ["log_softmax_rows", "softmax_rows", "e_step", "soft_target_loss_grad",
+                 "gaussian_log_lik", "weighted_sq_residuals", "mix_mean_var", "mix_mean",
+                 "mix_proba", "logsumexp_rows"]:
+        kernel = getattr(_kernels, name)
+        assert kernel._cache is not None and type(kernel._cache).__name__ == "FunctionCache", name
