@@ -21,16 +21,19 @@ from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, Softmax
 
 
 def _row(name, model, X, y, cv, scoring):
-    res = cross_validate(model, X, y, cv=cv, scoring=scoring)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        res = cross_validate(model, X, y, cv=cv, scoring=scoring)
+    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     score = res["test_score"]
+    note = f"  ({unconverged}/{len(score)} fits stopped at max_iter)" if unconverged else ""
     print(
         f"  {name:<46s} {score.mean():7.4f} +- {score.std():.4f}   "
-        f"fit {res['fit_time'].mean():6.3f} s"
+        f"fit {res['fit_time'].mean():6.3f} s{note}"
     )
 
 
 def main():
-    warnings.simplefilter("ignore", ConvergenceWarning)
     print("skmoe demo: 5-fold cross-validation on datasets shipped with scikit-learn\n")
 
     X, y = load_diabetes(return_X_y=True)
@@ -63,8 +66,9 @@ def main():
 
     tic = time.perf_counter()
     X, y = load_diabetes(return_X_y=True)
-    moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
-    print(f"\nOne 3-expert fit on diabetes: {moe.n_iter_} EM iterations, "
+    moe = MixtureOfExpertsRegressor(n_experts=3, max_iter=1000, random_state=0).fit(X, y)
+    print(f"\nOne 3-expert fit on diabetes: {moe.n_iter_} EM iterations "
+          f"(converged: {moe.converged_}), "
           f"log-likelihood {moe.log_likelihood_:.4f} per sample, "
           f"{time.perf_counter() - tic:.3f} s")
     print("Gate probabilities of the first 3 rows:")

@@ -15,6 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -25,6 +26,7 @@ from sklearn.utils.validation import (
 
 from . import _kernels
 from ._gating import SoftmaxGate, _weighted_standardization
+from ._utils import blas_threads_for
 
 # Share of the total training weight under which an expert counts as empty.
 _EMPTY_EXPERT_SHARE = 1e-10
@@ -49,14 +51,19 @@ def _restore_on_error(estimator):
 def _sample_weight_fit_params(expert, weight):
     """Keyword arguments that pass ``weight`` to ``expert.fit``.
 
-    Returns None when the expert cannot take sample weights. A Pipeline gets
-    ``step__sample_weight`` for every step whose ``fit`` accepts it, and
-    qualifies only when its final step does.
+    Returns None when the expert cannot take sample weights. A Pipeline
+    qualifies when its final step accepts them; it gets
+    ``step__sample_weight`` for every step whose ``fit`` accepts it or, with
+    metadata routing enabled, ``sample_weight`` routed by the steps' requests.
     """
     if isinstance(expert, Pipeline):
         steps = [(name, est) for name, est in expert.steps if est not in (None, "passthrough")]
         if not steps or not has_fit_parameter(steps[-1][1], "sample_weight"):
             return None
+        if _routing_enabled():
+            # The Pipeline routes sample_weight to the steps that request it
+            # (``step.set_fit_request(sample_weight=True)``).
+            return {"sample_weight": weight}
         return {
             f"{name}__sample_weight": weight
             for name, est in steps
@@ -92,31 +99,61 @@ def _fit_expert(expert, X, y, weight, subset_rows):
     return expert
 
 
+def _holds_estimator(value):
+    if hasattr(value, "get_params"):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_estimator(v) for v in value)
+    return False
+
+
+def _leaf_params(estimator):
+    """Parameters of ``estimator`` that neither are nor hold estimators."""
+    return {
+        key: value
+        for key, value in estimator.get_params(deep=True).items()
+        if not _holds_estimator(value)
+    }
+
+
+def _min_rows(expert):
+    """Fewest rows an expert can be fit on (``n_neighbors`` for neighbours)."""
+    if isinstance(expert, Pipeline):
+        expert = expert.steps[-1][1]
+    return max(int(getattr(expert, "n_neighbors", 1) or 1), 1)
+
+
 def _estimator_name(est):
     if isinstance(est, Pipeline):
         return "Pipeline(" + ", ".join(type(s).__name__ for _, s in est.steps) + ")"
     return type(est).__name__
 
 
-def _count_expert_parameters(expert):
+def _count_expert_parameters(expert, n_classes=None):
     """Number of free parameters of a fitted expert, for BIC / AIC / ICL.
 
-    Linear models count their coefficients and intercepts. Trees count their
-    leaves (one fitted value per leaf: the split thresholds are not counted),
-    and tree ensembles the leaves of all their trees. Neighbours count
-    ``n_samples_fit_ / n_neighbors``, the effective degrees of freedom of a
-    k-nearest-neighbour smoother. A Pipeline counts its final step. Any
-    other expert raises ``NotImplementedError``.
+    Linear models count their coefficients and intercepts; a linear
+    classifier over ``C`` classes has ``(C - 1) * (n_features + 1)`` free
+    parameters whether it stores ``C`` rows (multinomial, invariant to a
+    common shift) or one (binary). Trees count their leaves, times ``C - 1``
+    for a classifier (one probability vector per leaf; the split thresholds
+    are not counted), and tree ensembles the leaves of all their trees.
+    Neighbours count ``n_samples_fit_ / n_neighbors``, the effective degrees
+    of freedom of a k-nearest-neighbour smoother. A Pipeline counts its final
+    step. Any other expert raises ``NotImplementedError``.
     """
+    per_value = 1 if n_classes is None else n_classes - 1
     if isinstance(expert, Pipeline):
-        return _count_expert_parameters(expert.steps[-1][1])
+        return _count_expert_parameters(expert.steps[-1][1], n_classes)
     if hasattr(expert, "coef_"):
-        n = np.size(expert.coef_)
-        if getattr(expert, "fit_intercept", True):
-            n += np.size(getattr(expert, "intercept_", 0.0))
-        return int(n)
+        coef = np.atleast_2d(expert.coef_)
+        intercept = int(getattr(expert, "fit_intercept", True))
+        if n_classes is not None:
+            seen = len(getattr(expert, "classes_", [])) or n_classes
+            return int((seen - 1) * (coef.shape[1] + intercept))
+        return int(coef.size + intercept * np.size(getattr(expert, "intercept_", 0.0)))
     if hasattr(expert, "tree_"):
-        return int(expert.tree_.n_leaves)
+        return int(expert.tree_.n_leaves) * per_value
     if hasattr(expert, "estimators_"):
         ests = np.ravel(np.asarray(expert.estimators_, dtype=object))
         return int(sum(_count_expert_parameters(e) for e in ests))
@@ -227,6 +264,42 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        Nested parameters such as ``experts__alpha`` or ``gate__alpha`` need
+        the estimator they belong to: with the default ``experts=None`` or
+        ``gate=None``, pass the estimator explicitly first (for example
+        ``gate=SoftmaxGate()``).
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            The estimator.
+        """
+        for prefix in ("experts", "gate"):
+            nested = [k for k in params if k.startswith(prefix + "__")]
+            owner = params.get(prefix, getattr(self, prefix, None))
+            if nested and owner is None:
+                default = "LinearRegression()" if prefix == "experts" else "SoftmaxGate()"
+                raise ValueError(
+                    f"Cannot set {nested[0]!r}: {prefix}=None. Pass the "
+                    f"{prefix} estimator explicitly (e.g. {prefix}="
+                    f"{default if prefix == 'gate' else 'Ridge()'}) to tune its "
+                    "parameters."
+                )
+            if nested and isinstance(owner, list):
+                raise ValueError(
+                    f"Cannot set {nested[0]!r}: experts is a list; set the "
+                    "parameters of its estimators directly."
+                )
+        return super().set_params(**params)
 
     # ------------------------------------------------------------------
     # Hooks implemented by the regressor and the classifier
@@ -419,7 +492,11 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     w = hard[:, k] * sample_weight
                 else:
                     w = weights[:, k]
-            if w.sum() <= _EMPTY_EXPERT_SHARE * total:
+            too_few = (
+                not _accepts_sample_weight(expert)
+                and np.count_nonzero(w) < _min_rows(expert)
+            )
+            if too_few or w.sum() <= _EMPTY_EXPERT_SHARE * total:
                 empty.add(k)
                 if fitted:
                     jobs.append(None)
@@ -472,7 +549,11 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     f"objective {objective:.6f}, change {change:.3e}, "
                     f"{time.perf_counter() - tic:.3f}s"
                 )
-            if abs(change) < self.tol:
+            # Converged once the objective stops rising by tol. With exact
+            # M-steps EM never decreases it; penalised or iterative experts
+            # (LogisticRegression's own L2 and tol) make the M-step inexact
+            # and the objective then jitters at the level of their tolerance.
+            if change < self.tol:
                 converged = True
                 break
             prev = objective
@@ -486,6 +567,53 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             "resp": resp,
             "empty": empty,
         }
+
+    def _run_em_restarts(self, X, y, sample_weight, Z, z_stats, prototypes, rng, info):
+        """EM from the fitted state (warm start) or the best of ``n_init`` restarts."""
+        n_experts = len(prototypes)
+        warm = (
+            self.warm_start
+            and hasattr(self, "experts_")
+            and len(self.experts_) == n_experts
+            and self.gate_.coef_.shape[1] == Z.shape[1]
+        )
+        if warm:
+            # Continue from copies, so that a failure leaves the fitted
+            # experts and gate untouched.
+            # The copies take the current parameters (e.g. a new
+            # experts__alpha or gate__alpha set since the last fit).
+            gate = copy.deepcopy(self.gate_)
+            gate.set_params(**_leaf_params(self.gate if self.gate is not None else SoftmaxGate()))
+            gate.set_params(warm_start=True)
+            experts = copy.deepcopy(self.experts_)
+            for expert, proto in zip(experts, prototypes):
+                expert.set_params(**_leaf_params(proto))
+            state = (experts, gate, self._aux())
+            run = self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info)
+        else:
+            run = None
+            for i_init in range(self.n_init):
+                experts = [clone(p) for p in prototypes]
+                for e in experts:
+                    _set_random_states(e, rng)
+                gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
+                gate.set_params(warm_start=True)
+                resp = self._initial_responsibilities(
+                    X, y, sample_weight, n_experts, rng, i_init
+                )
+                trial = self._em_run(
+                    X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info
+                )
+                if self.verbose:
+                    print(
+                        f"Initialisation {i_init}: objective "
+                        f"{trial['objective']:.6f}, {trial['n_iter']} iterations, "
+                        f"converged={trial['converged']}"
+                    )
+                if run is None or trial["objective"] > run["objective"]:
+                    run = trial
+
+        return run
 
     def _fit(self, X, y, sample_weight):
         """The fit template shared by the regressor and the classifier."""
@@ -506,7 +634,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     f"Expected n_samples >= n_experts, got n_samples={n_pos} "
                     f"(with positive sample_weight) and n_experts={n_experts}."
                 )
-            if not np.allclose(sample_weight[sample_weight > 0], sample_weight.max()):
+            positive = sample_weight[sample_weight > 0]
+            if np.ptp(positive) > 1e-12 * positive.max():
                 for k, p in enumerate(prototypes):
                     if not _accepts_sample_weight(p):
                         raise ValueError(
@@ -519,48 +648,18 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             z_stats = _weighted_standardization(Z, sample_weight)
             rng = check_random_state(self.random_state)
 
-            warm = (
-                self.warm_start
-                and hasattr(self, "experts_")
-                and len(self.experts_) == n_experts
-                and self.gate_.coef_.shape[1] == Z.shape[1]
-            )
-            if warm:
-                # Continue from copies, so that a failure leaves the fitted
-                # experts and gate untouched.
-                gate = copy.deepcopy(self.gate_)
-                gate.set_params(warm_start=True)
-                state = (copy.deepcopy(self.experts_), gate, self._aux())
-                run = self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info)
-            else:
-                run = None
-                for i_init in range(self.n_init):
-                    experts = [clone(p) for p in prototypes]
-                    for e in experts:
-                        _set_random_states(e, rng)
-                    gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
-                    gate.set_params(warm_start=True)
-                    resp = self._initial_responsibilities(
-                        X, y, sample_weight, n_experts, rng, i_init
-                    )
-                    trial = self._em_run(
-                        X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info
-                    )
-                    if self.verbose:
-                        print(
-                            f"Initialisation {i_init}: objective "
-                            f"{trial['objective']:.6f}, {trial['n_iter']} iterations, "
-                            f"converged={trial['converged']}"
-                        )
-                    if run is None or trial["objective"] > run["objective"]:
-                        run = trial
+            with blas_threads_for(X.size):
+                run = self._run_em_restarts(
+                    X, y, sample_weight, Z, z_stats, prototypes, rng, info
+                )
 
         experts, gate, aux = run["state"]
         for k in sorted(run["empty"]):
             warnings.warn(
                 f"Expert {k} ({_estimator_name(experts[k])}) owned no training "
-                "weight during EM (it collapsed); it kept its previous fit. "
-                "Consider fewer experts or another init.",
+                "weight (or too few rows to be fit) during EM: it collapsed and "
+                "kept its previous fit (at the first M-step, a fit on all the "
+                "data). Consider fewer experts or another init.",
                 UserWarning,
             )
         if not run["converged"]:
@@ -690,7 +789,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         """
         check_is_fitted(self)
         n_gate = (self.gate_.coef_.shape[1] + 1) * (self.n_experts_ - 1)
-        n_experts = sum(_count_expert_parameters(e) for e in self.experts_)
+        n_classes = len(self.classes_) if hasattr(self, "classes_") else None
+        n_experts = sum(_count_expert_parameters(e, n_classes) for e in self.experts_)
         return n_gate + n_experts + self._n_aux_parameters_per_expert * self.n_experts_
 
     def bic(self, X, y):

@@ -64,13 +64,17 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         balanced hard partitions.
 
     n_init : int, default=1
-        Number of restarts; the one with the highest objective is kept.
+        Number of restarts; the one with the highest objective (the mean
+        log-likelihood minus the gate's penalty) is kept. With ``init`` given
+        as an array every restart starts from it, so ``n_init > 1`` only
+        matters for stochastic assignments.
 
     max_iter : int, default=100
         Maximum number of EM iterations per restart.
 
     tol : float, default=1e-6
-        Convergence threshold on the change of the objective.
+        EM stops once an iteration raises the objective by less than ``tol``
+        (see :class:`MixtureOfExpertsRegressor`).
 
     warm_start : bool, default=False
         If True and the model is fitted, :meth:`fit` continues EM from the

@@ -13,6 +13,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _kernels
+from ._utils import blas_threads_for
 
 
 def _weighted_standardization(Z, sample_weight):
@@ -207,7 +208,8 @@ class SoftmaxGate(BaseEstimator):
         sample_weight = _check_sample_weight(
             sample_weight, Z, dtype=np.float64, ensure_non_negative=True
         )
-        self._fit_arrays(Z, R, sample_weight)
+        with blas_threads_for(Z.size):
+            self._fit_arrays(Z, R, sample_weight)
         return self
 
     def _fit_arrays(self, Z, R, sample_weight, standardization=None):

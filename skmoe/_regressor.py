@@ -43,7 +43,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         on the rows assigned to it: the most probable ones when
         ``assignment="soft"`` or ``"hard"``, rows drawn from the posterior when
         ``"stochastic"``. Such experts cannot honour a non-uniform
-        ``sample_weight``; :meth:`fit` then raises an error.
+        ``sample_weight``; :meth:`fit` then raises an error. Experts receive
+        ``X`` as a float64 numpy array (column names are not passed on: select
+        columns by position inside an expert Pipeline).
 
     n_experts : int, default=None
         Number of experts. ``None`` means 2 when ``experts`` is one estimator,
@@ -78,22 +80,31 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         balanced hard partitions. An array gives the responsibilities.
 
     n_init : int, default=1
-        Number of restarts; the one with the highest objective is kept.
+        Number of restarts; the one with the highest objective (the mean
+        log-likelihood minus the gate's penalty) is kept. With ``init`` given
+        as an array every restart starts from it, so ``n_init > 1`` only
+        matters for stochastic assignments.
 
     max_iter : int, default=100
         Maximum number of EM iterations per restart.
 
     tol : float, default=1e-6
-        Convergence threshold on the change of the objective (the mean
-        log-likelihood minus the gate's penalty over the total sample weight).
+        EM stops once an iteration raises the objective (the mean
+        log-likelihood minus the gate's penalty over the total sample weight)
+        by less than ``tol``. With exact M-steps the objective never
+        decreases; experts with their own penalty or stopping tolerance (such
+        as ``LogisticRegression``) make the M-step inexact, and a decrease at
+        the level of their tolerance then also ends EM.
 
     warm_start : bool, default=False
         If True and the model is fitted, :meth:`fit` continues EM from the
         fitted experts, gate and variances (``n_init`` is then ignored).
 
     reg_variance : float, default=1e-6
-        Floor on every expert's noise variance, so that an expert fitting its
-        rows exactly never has an infinite likelihood.
+        Floor on every expert's noise variance, relative to the (weighted)
+        variance of ``y``: ``sigma_k^2 >= reg_variance * Var(y)``. An expert
+        that fits its rows exactly never gets an infinite likelihood, and the
+        floor does not depend on the units of ``y``.
 
     n_jobs : int, default=None
         Number of jobs fitting the experts in parallel (joblib). ``None``
@@ -267,7 +278,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
                 "sklearn.multioutput.MultiOutputRegressor."
             )
         y = column_or_1d(y, warn=True).astype(np.float64)
-        return y, None
+        mean = np.average(y, weights=sample_weight)
+        scale = np.average((y - mean) ** 2, weights=sample_weight)
+        if not scale > 0:  # constant y: fall back to its magnitude
+            scale = max(mean * mean, 1.0)
+        return y, {"variance_floor": self.reg_variance * scale}
 
     def _encode_y(self, y, n_samples):
         y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
@@ -300,7 +315,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             else:
                 r = y[:, None] - outputs[:, ~owned]
                 variance[~owned] = np.mean(r * r, axis=0)
-        return np.maximum(variance, self.reg_variance)
+        return np.maximum(variance, info["variance_floor"])
 
     def _log_lik_matrix(self, outputs, y, aux):
         return _kernels.gaussian_log_lik(y, outputs, aux)
@@ -309,10 +324,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return self.noise_variance_.copy()
 
     def _fitted_info(self):
-        return None
+        return {"variance_floor": self._variance_floor}
 
     def _set_aux(self, aux, info):
         self.noise_variance_ = aux
+        self._variance_floor = info["variance_floor"]
 
     # -- inference -----------------------------------------------------
     def predict(self, X, return_std=False):

@@ -131,3 +131,18 @@ def test_unseen_labels_are_rejected_by_log_prob(three_class):
     moe = MixtureOfExpertsClassifier(random_state=0).fit(X, y)
     with pytest.raises(ValueError, match=r"labels not seen during fit: \[7\]"):
         moe.log_prob(X[:2], [0, 7])
+
+
+def test_parameter_count_uses_free_parameters():
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    moe = MixtureOfExpertsClassifier(n_experts=2, random_state=0).fit(X, y)
+    # gate (13 + 1) * (2 - 1); each multinomial expert (3 - 1) * (13 + 1)
+    assert moe._n_parameters() == 14 + 2 * 28
+    trees = MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=2), n_experts=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        trees.fit(X, y)
+    assert trees._n_parameters() == 14 + 2 * sum(e.tree_.n_leaves for e in trees.experts_)

@@ -366,3 +366,66 @@ def test_failed_refit_leaves_fitted_model_untouched():
         moe.fit(X[:, :1], np.full(len(y), np.nan))
     assert moe.__dict__.keys() == state.keys()
     assert_array_equal(moe.predict(X), before)
+
+
+def test_pipeline_experts_with_metadata_routing():
+    import sklearn
+
+    X, y = make_piecewise(n=100)
+    sw = np.random.RandomState(1).randint(0, 3, size=100)
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(
+            StandardScaler().set_fit_request(sample_weight=True),
+            Ridge(alpha=1e-3).set_fit_request(sample_weight=True),
+        )
+        a = MixtureOfExpertsRegressor(pipe, n_experts=2, random_state=0).fit(X, y, sample_weight=sw)
+        b = MixtureOfExpertsRegressor(pipe, n_experts=2, random_state=0).fit(
+            np.repeat(X, sw, axis=0), np.repeat(y, sw)
+        )
+        assert_allclose(a.predict(X), b.predict(X), rtol=1e-6)
+
+
+def test_variance_floor_is_relative_to_y():
+    X, y = make_piecewise()
+    fits = [
+        MixtureOfExpertsRegressor(n_experts=3, gate=SoftmaxGate(alpha=0.01), random_state=0).fit(X, y * scale)
+        for scale in (1.0, 1e-8, 1e8)
+    ]
+    for scale, moe in zip((1.0, 1e-8, 1e8), fits):
+        assert_allclose(np.sqrt(moe.noise_variance_) / scale, np.sqrt(fits[0].noise_variance_), rtol=1e-4)
+        assert_allclose(moe.score(X, y * scale), fits[0].score(X, y), rtol=1e-6)
+
+
+def test_warm_start_uses_the_current_parameters():
+    X, y = make_piecewise()
+    moe = MixtureOfExpertsRegressor(Ridge(alpha=1.0), gate=SoftmaxGate(alpha=1.0), warm_start=True, random_state=0)
+    moe.fit(X, y)
+    moe.set_params(experts__alpha=1e3, gate__alpha=5.0).fit(X, y)
+    assert {e.alpha for e in moe.experts_} == {1e3}
+    assert moe.gate_.alpha == 5.0
+
+
+def test_nested_parameters_of_default_estimators_get_a_clear_error():
+    with pytest.raises(ValueError, match=r"Cannot set 'gate__alpha': gate=None.*gate=SoftmaxGate\(\)"):
+        MixtureOfExpertsRegressor().set_params(gate__alpha=0.1)
+    with pytest.raises(ValueError, match=r"Cannot set 'experts__alpha': experts=None"):
+        MixtureOfExpertsRegressor().set_params(experts__alpha=0.1)
+    moe = MixtureOfExpertsRegressor().set_params(gate=SoftmaxGate(), gate__alpha=0.1)
+    assert moe.gate.alpha == 0.1
+
+
+def test_neighbour_experts_with_too_few_rows_collapse_with_a_warning():
+    X, y = make_piecewise(n=200)
+    moe = MixtureOfExpertsRegressor(KNeighborsRegressor(15), n_experts=6, random_state=0, max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(UserWarning, match="too few rows"):
+            moe.fit(X, y)
+    assert np.all(np.isfinite(moe.predict(X)))
+
+
+def test_tiny_non_uniform_weights_are_not_silently_dropped():
+    X, y = make_piecewise(n=60)
+    sw = np.where(np.arange(60) % 2, 1e-9, 3e-9)
+    with pytest.raises(ValueError, match="does not accept sample_weight"):
+        MixtureOfExpertsRegressor(KNeighborsRegressor(5)).fit(X, y, sample_weight=sw)
