@@ -145,7 +145,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     log_likelihood_ : float
         Final mean log-likelihood per unit of sample weight.
 
-    log_likelihood_history_ : ndarray of shape (n_iter_,)
+    log_likelihood_history_ : ndarray of shape (`n_iter_`,)
         The objective after every EM iteration of the kept restart (equal to
         the mean log-likelihood when the gate's ``alpha`` is 0).
 
@@ -155,7 +155,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :meth:`fit`. Defined only when `X`
         has feature names that are all strings.
 
