@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.ensemble._base import _set_random_states
@@ -17,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils import get_tags
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -169,6 +171,34 @@ def _count_expert_parameters(expert, n_classes=None):
     )
 
 
+def _first_principal_axis(D, mean, sample_weight, total, n_iter=100):
+    """Leading eigenvector of the weighted covariance of ``D``.
+
+    Dense data with few columns: an exact eigen-decomposition. Otherwise
+    (sparse or wide data) power iteration with implicit centring, so a
+    sparse ``D`` is never densified and no p x p matrix is formed. Both are
+    deterministic functions of the weighted data.
+    """
+    n_cols = D.shape[1]
+    if not sp.issparse(D) and n_cols <= 64:
+        Dc = D - mean
+        cov = (Dc * sample_weight[:, None]).T @ Dc / total
+        return np.linalg.eigh(cov)[1][:, -1]
+    axis = np.full(n_cols, 1.0 / np.sqrt(n_cols))
+    for _ in range(n_iter):
+        u = np.asarray(D @ axis).ravel() - mean @ axis
+        wu = sample_weight * u
+        new = (np.asarray(D.T @ wu).ravel() - mean * wu.sum()) / total
+        norm = np.linalg.norm(new)
+        if norm == 0:
+            return axis
+        new /= norm
+        if np.linalg.norm(new - axis) < 1e-10:
+            return new
+        axis = new
+    return axis
+
+
 def _quantile_init_labels(D, sample_weight, n_experts):
     """Deterministic, weight-aware initial partition.
 
@@ -176,18 +206,15 @@ def _quantile_init_labels(D, sample_weight, n_experts):
     cut into ``n_experts`` slices of equal weight; the slices' weighted means
     seed Lloyd's algorithm. Everything here is a function of the weighted
     empirical distribution, so a weight of 2 and a duplicated row give the
-    same start.
+    same start. ``D`` may be sparse.
     """
     total = sample_weight.sum()
-    mean = sample_weight @ D / total
-    Dc = D - mean
-    cov = (Dc * sample_weight[:, None]).T @ Dc / total
-    _, vecs = np.linalg.eigh(cov)
-    axis = vecs[:, -1]
+    mean = np.asarray(sample_weight @ D).ravel() / total
+    axis = _first_principal_axis(D, mean, sample_weight, total)
     # Fix the sign so the result does not depend on the eigen-solver.
     if axis[np.argmax(np.abs(axis))] < 0:
         axis = -axis
-    t = Dc @ axis
+    t = np.asarray(D @ axis).ravel() - mean @ axis
     # Cut at weighted quantile *values* (inverted CDF), so that equal rows
     # always land in the same slice whether repeated or weighted.
     order = np.argsort(t, kind="stable")
@@ -199,11 +226,12 @@ def _quantile_init_labels(D, sample_weight, n_experts):
     for k in range(n_experts):
         w = sample_weight * (labels == k)
         if w.sum() > 0:
-            centers[k] = w @ D / w.sum()
+            centers[k] = np.asarray(w @ D).ravel() / w.sum()
         else:
             # An empty slice (ties): seed at the slice's quantile.
             q = min(np.searchsorted(cw, total * (k + 0.5) / n_experts), len(t) - 1)
-            centers[k] = D[order[q]]
+            row = D[order[q]]
+            centers[k] = np.asarray(row.todense() if sp.issparse(row) else row).ravel()
     km = KMeans(n_clusters=n_experts, init=centers, n_init=1, tol=0.0, algorithm="lloyd")
     return km.fit(D, sample_weight=sample_weight).labels_
 
@@ -406,7 +434,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     def _gate_input(self, X, columns):
         if columns is None:
             return X
-        return np.ascontiguousarray(X[:, columns])
+        Z = X[:, columns]
+        return Z if sp.issparse(Z) else np.ascontiguousarray(Z)
 
     # ------------------------------------------------------------------
     # Initialisation
@@ -430,8 +459,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             labels = rng.permutation(n_samples) % n_experts
         else:
             D = self._init_columns(X, y)
-            mean, scale = _weighted_standardization(D, sample_weight)
-            D = (D - mean) / scale
+            # k-means is translation invariant: scaling is all it needs, and
+            # it keeps sparse data sparse.
+            _, scale = _weighted_standardization(D, sample_weight)
+            D = D @ sp.diags(1.0 / scale) if sp.issparse(D) else D / scale
             if i_init == 0:
                 labels = _quantile_init_labels(D, sample_weight, n_experts)
             else:
@@ -621,8 +652,23 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         with _restore_on_error(self):
             prototypes = self._expert_prototypes()
             X, y = validate_data(
-                self, X, y, dtype=np.float64, order="C", y_numeric=False, multi_output=True
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                dtype=np.float64,
+                order="C",
+                y_numeric=False,
+                multi_output=True,
             )
+            if sp.issparse(X):
+                for k, p in enumerate(prototypes):
+                    if not get_tags(p).input_tags.sparse:
+                        raise TypeError(
+                            f"X is sparse but expert {k} ({_estimator_name(p)}) "
+                            "does not accept sparse input; pass a dense X or "
+                            "experts that accept sparse matrices."
+                        )
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
@@ -700,7 +746,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     # ------------------------------------------------------------------
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=np.float64, order="C", reset=False)
+        return validate_data(
+            self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C", reset=False
+        )
 
     def _log_gate(self, X):
         Z = self._gate_input(X, self.gate_features_)
@@ -867,7 +915,14 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        # Sparse X is accepted when every expert accepts it (the gate does).
+        try:
+            prototypes = self._expert_prototypes()
+        except (TypeError, ValueError):
+            prototypes = []
+        tags.input_tags.sparse = bool(prototypes) and all(
+            get_tags(p).input_tags.sparse for p in prototypes
+        )
         tags.input_tags.allow_nan = False
         return tags
 

@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval
@@ -17,18 +18,21 @@ from ._utils import blas_threads_for
 
 
 def _weighted_standardization(Z, sample_weight):
-    """Weighted mean and scale of the columns of ``Z``.
+    """Weighted mean and scale of the columns of ``Z`` (dense or sparse).
 
     Constant columns get a scale of one, so they only shift the intercept.
+    A sparse ``Z`` is never densified: only its non-zeros are squared.
     """
     total = sample_weight.sum()
-    mean = sample_weight @ Z / total
-    var = sample_weight @ (Z * Z) / total - mean * mean
+    mean = np.asarray(sample_weight @ Z).ravel() / total
+    squares = Z.multiply(Z) if sp.issparse(Z) else Z * Z
+    var = np.asarray(sample_weight @ squares).ravel() / total - mean * mean
     # The one-pass variance loses digits when |mean| >> std: recompute
     # those columns exactly (rare; it costs one centred pass over them).
     suspicious = var <= 1e-8 * mean * mean
     if np.any(suspicious):
-        Zc = Z[:, suspicious] - mean[suspicious]
+        Zs = Z[:, np.flatnonzero(suspicious)]
+        Zc = (Zs.toarray() if sp.issparse(Zs) else Zs) - mean[suspicious]
         var[suspicious] = sample_weight @ (Zc * Zc) / total
     scale = np.sqrt(np.maximum(var, 0.0))
     tiny = 1e-12 * np.maximum(np.abs(mean), 1.0)
@@ -52,11 +56,11 @@ def _gate_objective(params, Z, targets, sample_weight, mean, scale, alpha, total
     b_s = params[n_features * n_classes :]
     W = W_s / scale[:, None]
     b = b_s - mean @ W
-    logits = Z @ W
+    logits = np.ascontiguousarray(Z @ W)
     logits += b
     loss, G = _kernels.soft_target_loss_grad(logits, targets, sample_weight)
     g_sum = G.sum(axis=0)
-    grad_W = (Z.T @ G - np.outer(mean, g_sum)) / scale[:, None]
+    grad_W = (np.asarray(Z.T @ G) - np.outer(mean, g_sum)) / scale[:, None]
     loss += 0.5 * alpha * np.dot(W_s.ravel(), W_s.ravel())
     grad_W += alpha * W_s
     grad = np.concatenate([grad_W.ravel(), g_sum])
@@ -172,8 +176,9 @@ class SoftmaxGate(BaseEstimator):
 
         Parameters
         ----------
-        Z : array-like of shape (n_samples, n_features)
-            Gate inputs.
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Gate inputs. A CSR or CSC matrix is used as it is: the logits and
+            the gradient are sparse products.
 
         R : array-like of shape (n_samples, n_classes)
             Soft targets: non-negative, each row summing to one.
@@ -190,6 +195,7 @@ class SoftmaxGate(BaseEstimator):
             self,
             Z,
             R,
+            accept_sparse=["csr", "csc"],
             dtype=np.float64,
             order="C",
             multi_output=True,
@@ -265,20 +271,23 @@ class SoftmaxGate(BaseEstimator):
         return self
 
     def _logits(self, Z):
-        logits = Z @ self.coef_.T
+        # Z @ coef for dense or sparse Z (sparse products cost the non-zeros).
+        logits = np.ascontiguousarray(Z @ self.coef_.T)
         logits += self.intercept_
         return logits
 
     def _validate_Z(self, Z):
         check_is_fitted(self)
-        return validate_data(self, Z, dtype=np.float64, order="C", reset=False)
+        return validate_data(
+            self, Z, accept_sparse=["csr", "csc"], dtype=np.float64, order="C", reset=False
+        )
 
     def decision_function(self, Z):
         """Gate logits ``Z @ coef_.T + intercept_``.
 
         Parameters
         ----------
-        Z : array-like of shape (n_samples, n_features)
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
             Gate inputs.
 
         Returns
@@ -293,7 +302,7 @@ class SoftmaxGate(BaseEstimator):
 
         Parameters
         ----------
-        Z : array-like of shape (n_samples, n_features)
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
             Gate inputs.
 
         Returns
@@ -308,7 +317,7 @@ class SoftmaxGate(BaseEstimator):
 
         Parameters
         ----------
-        Z : array-like of shape (n_samples, n_features)
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
             Gate inputs.
 
         Returns
@@ -323,7 +332,7 @@ class SoftmaxGate(BaseEstimator):
 
         Parameters
         ----------
-        Z : array-like of shape (n_samples, n_features)
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
             Gate inputs.
 
         Returns
@@ -338,4 +347,5 @@ class SoftmaxGate(BaseEstimator):
         tags.target_tags.required = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = False
+        tags.input_tags.sparse = True
         return tags

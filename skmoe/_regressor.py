@@ -3,6 +3,7 @@
 from numbers import Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
 from sklearn.linear_model import LinearRegression
 from sklearn.utils._param_validation import Interval
@@ -293,6 +294,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return np.ascontiguousarray(y)
 
     def _init_columns(self, X, y):
+        if sp.issparse(X):
+            return sp.hstack([X, y[:, None]], format="csr")
         return np.column_stack([X, y])
 
     def _expert_outputs(self, experts, X, y=None, info=None):

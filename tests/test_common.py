@@ -29,15 +29,17 @@ ESTIMATORS = [
 def _expected_failed_checks(estimator):
     experts = estimator.experts if isinstance(estimator.experts, list) else [estimator.experts]
     if any(isinstance(e, (DecisionTreeRegressor, DecisionTreeClassifier)) for e in experts):
-        return {
-            "check_sample_weight_equivalence_on_dense_data": (
+        reason = (
                 "A decision tree chooses between candidate splits of exactly equal "
                 "weighted impurity (different features separating the same rows, "
                 "common on the check's 15 rows and 30 features) by floating-point "
                 "rounding, which differs between summing repeated rows and weighted "
                 "rows; EM then amplifies the different split. The trees themselves "
                 "honour sample_weight."
-            )
+        )
+        return {
+            "check_sample_weight_equivalence_on_dense_data": reason,
+            "check_sample_weight_equivalence_on_sparse_data": reason,
         }
     return {}
 
