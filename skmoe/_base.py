@@ -255,6 +255,16 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
+        "solver": [StrOptions({"em", "gd"})],
+        "optimizer": [StrOptions({"adam", "sgd"})],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -274,6 +284,16 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         max_iter=100,
         tol=1e-6,
         warm_start=False,
+        solver="em",
+        optimizer="adam",
+        learning_rate="constant",
+        learning_rate_init=0.1,
+        momentum=0.9,
+        batch_size="auto",
+        shuffle=True,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -289,6 +309,16 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.max_iter = max_iter
         self.tol = tol
         self.warm_start = warm_start
+        self.solver = solver
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -680,6 +710,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     f"Expected n_samples >= n_experts, got n_samples={n_pos} "
                     f"(with positive sample_weight) and n_experts={n_experts}."
                 )
+            if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_gd.py
+                return self._fit_gd(X, y, sample_weight, info, prototypes, t_start)
             positive = sample_weight[sample_weight > 0]
             if np.ptp(positive) > 1e-12 * positive.max():
                 for k, p in enumerate(prototypes):
@@ -717,6 +749,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             )
         # The fitted gate keeps the user's own warm_start setting.
         gate.set_params(warm_start=self.gate is not None and self.gate.warm_start)
+        self._clear_gd_state()  # the state of an earlier solver="gd" fit
         self.experts_ = experts
         self.gate_ = gate
         self.gate_features_ = columns

@@ -5,15 +5,19 @@ from numbers import Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, SGDRegressor
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import column_or_1d
 
 from . import _kernels
 from ._base import _BaseMixtureOfExperts, _estimator_name
+from ._gd import _GradientDescentMixin
 
 
-class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
+class MixtureOfExpertsRegressor(
+    RegressorMixin, _GradientDescentMixin, _BaseMixtureOfExperts
+):
     """Mixture of experts regressor (Jordan & Jacobs, 1991).
 
     A softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
@@ -87,7 +91,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         matters for stochastic assignments.
 
     max_iter : int, default=100
-        Maximum number of EM iterations per restart.
+        Maximum number of EM iterations per restart; for ``solver="gd"``,
+        the maximum number of epochs (passes over the data).
 
     tol : float, default=1e-6
         EM stops once an iteration raises the objective (the mean
@@ -96,10 +101,75 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         decreases; experts with their own penalty or stopping tolerance (such
         as ``LogisticRegression``) make the M-step inexact, and a decrease at
         the level of their tolerance then also ends EM.
+        For ``solver="gd"``, the improvement required at least once every
+        ``n_iter_no_change`` epochs.
 
     warm_start : bool, default=False
         If True and the model is fitted, :meth:`fit` continues EM from the
         fitted experts, gate and variances (``n_init`` is then ignored).
+        With ``solver="gd"`` it continues from the fitted parameters with a
+        fresh optimiser, as MLP does; :meth:`partial_fit` always continues,
+        keeping the optimiser's state.
+
+    solver : {"em", "gd"}, default="em"
+        How the mixture is fitted. ``"em"``: EM, every expert refit on all
+        the data at every iteration. ``"gd"``: mini-batch gradient ascent on
+        the same penalised log-likelihood (the on-line mixture of experts of
+        Jordan & Jacobs); at every mini-batch the gate takes one optimiser
+        step along ``Z^T (h - pi)`` (posteriors minus gate probabilities) and
+        every expert takes one ``partial_fit`` step with
+        ``sample_weight`` = its posteriors. ``"gd"`` needs experts with
+        ``partial_fit`` (a :class:`TypeError` names those without one; the
+        default expert becomes :class:`~sklearn.linear_model.SGDRegressor`), makes :meth:`partial_fit`
+        available, and counts ``max_iter`` in epochs. ``assignment`` applies
+        to every mini-batch's posteriors, and experts whose ``partial_fit``
+        takes no ``sample_weight`` get the rows they most probably own.
+        ``n_jobs`` is not used by ``"gd"``. The gate's penalty keeps its
+        meaning (it is spread over the total training weight, or over the
+        weight seen so far by :meth:`partial_fit`); the noise variances are
+        running estimates over the last mini-batches. See ``skmoe/_gd.py``.
+
+    optimizer : {"adam", "sgd"}, default="adam"
+        Optimiser of the gate for ``solver="gd"``, as ``solver`` of
+        :class:`~sklearn.neural_network.MLPRegressor`: Adam (with MLP's
+        ``beta_1=0.9, beta_2=0.999, epsilon=1e-8``) or SGD with Nesterov
+        momentum. The experts follow their own ``partial_fit`` rules.
+
+    learning_rate : {"constant", "adaptive"}, default="constant"
+        Learning-rate schedule of ``optimizer="sgd"``, as in MLP: with
+        ``"adaptive"``, when the stopping criterion triggers the rate is
+        divided by 5 instead of stopping (until it falls below 1e-6).
+
+    learning_rate_init : float, default=0.1
+        Step size of the gate's optimiser, in the standardised units of the
+        gate's input (so it does not depend on the units of ``X``).
+
+    momentum : float, default=0.9
+        Momentum of ``optimizer="sgd"``, in [0, 1].
+
+    batch_size : int or "auto", default="auto"
+        Rows per mini-batch for ``solver="gd"``; ``"auto"`` means
+        ``min(200, n_samples)``, as MLP. Larger values are clipped to the
+        number of rows.
+
+    shuffle : bool, default=True
+        Shuffle the rows at every epoch (and within every
+        :meth:`partial_fit` call) for ``solver="gd"``.
+
+    n_iter_no_change : int, default=10
+        ``solver="gd"`` stops when the epoch's objective (or the validation
+        log-likelihood with ``early_stopping``) has not improved by ``tol``
+        for more than ``n_iter_no_change`` consecutive epochs.
+
+    early_stopping : bool, default=False
+        For ``solver="gd"``, hold out ``validation_fraction`` of the training
+        data (stratified for the classifier) and stop on its mean
+        log-likelihood instead of the training objective. The experts and
+        gate of the last epoch are kept (as SGDRegressor does). Not
+        supported by :meth:`partial_fit`.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping=True``.
 
     reg_variance : float, default=1e-6
         Floor on every expert's noise variance, relative to the (weighted)
@@ -138,20 +208,35 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         Noise variance ``sigma_k^2`` of every expert.
 
     converged_ : bool
-        Whether the kept restart converged.
+        Whether the kept restart converged (for ``solver="gd"``, whether the
+        stopping rule triggered; always False after :meth:`partial_fit`).
 
     n_iter_ : int
-        Number of EM iterations of the kept restart.
+        Number of EM iterations of the kept restart; for ``solver="gd"``,
+        the number of epochs, incremented by every :meth:`partial_fit` call.
 
     log_likelihood_ : float
-        Final mean log-likelihood per unit of sample weight.
+        Final mean log-likelihood per unit of sample weight. For
+        ``solver="gd"``, the mean over the last epoch's (or
+        :meth:`partial_fit` call's) mini-batches, each evaluated just before
+        its gradient step (as MLP's ``loss_``).
 
     log_likelihood_history_ : ndarray of shape (`n_iter_`,)
         The objective after every EM iteration of the kept restart (equal to
-        the mean log-likelihood when the gate's ``alpha`` is 0).
+        the mean log-likelihood when the gate's ``alpha`` is 0); for
+        ``solver="gd"``, after every epoch, measured as ``log_likelihood_``
+        (one entry after :meth:`partial_fit`: memory does not grow with the
+        number of calls).
+
+    validation_scores_ : ndarray of shape (`n_iter_`,) or None
+        Mean validation log-likelihood after every epoch; only set by
+        ``solver="gd"``, and None unless ``early_stopping=True``.
+
+    best_validation_score_ : float or None
+        Largest of ``validation_scores_``; only set by ``solver="gd"``.
 
     fit_time_ : float
-        Seconds spent in the last :meth:`fit`.
+        Seconds spent in the last :meth:`fit` (or :meth:`partial_fit`).
 
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
@@ -211,6 +296,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         max_iter=100,
         tol=1e-6,
         warm_start=False,
+        solver="em",
+        optimizer="adam",
+        learning_rate="constant",
+        learning_rate_init=0.1,
+        momentum=0.9,
+        batch_size="auto",
+        shuffle=True,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
         reg_variance=1e-6,
         n_jobs=None,
         random_state=None,
@@ -227,6 +322,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             max_iter=max_iter,
             tol=tol,
             warm_start=warm_start,
+            solver=solver,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            momentum=momentum,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
             n_jobs=n_jobs,
             random_state=random_state,
             verbose=verbose,
@@ -260,7 +365,49 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return self._fit(X, y, sample_weight)
 
     # -- hooks ---------------------------------------------------------
+    @available_if(_GradientDescentMixin._check_gd_solver)
+    @_fit_context(
+        # the experts and the gate are not validated yet
+        prefer_skip_nested_validation=False
+    )
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the mixture with one gradient pass over a batch.
+
+        Only available with ``solver="gd"``. The first call (on an unfitted
+        mixture) initialises it on the batch as :meth:`fit` does (``init``
+        responsibilities, one ``partial_fit`` of every expert, the gate
+        fitted to them; it needs at least ``max(2, n_experts)`` rows), then
+        takes the pass. Every call shuffles the batch (``shuffle``), cuts it
+        into mini-batches of ``batch_size`` rows and takes one gate step and
+        one ``partial_fit`` step of every expert per mini-batch, keeping the
+        optimiser's state between calls. Later batches may have any number
+        of rows, but ``n_features_in_`` features. A mixture fitted by
+        ``solver="em"`` (with experts that have ``partial_fit``) continues
+        from its fitted state. Memory does not grow with the number of
+        calls. If anything is wrong with the batch, an error is raised and
+        the fitted mixture is left exactly as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of training data.
+
+        y : array-like of shape (n_samples,)
+            Target values of the batch.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights of the batch, multiplied into the posteriors.
+
+        Returns
+        -------
+        self : MixtureOfExpertsRegressor
+            The updated mixture.
+        """
+        return self._partial_fit(X, y, sample_weight)
+
     def _default_expert(self):
+        if self.solver == "gd":
+            return SGDRegressor()
         return LinearRegression()
 
     def _check_expert(self, expert, where):
@@ -322,6 +469,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     def _log_lik_matrix(self, outputs, y, aux):
         return _kernels.gaussian_log_lik(y, outputs, aux)
+
+    def _aux_batch_stats(self, outputs, y, weights):
+        return _kernels.weighted_sq_residuals(y, outputs, weights), weights.sum(axis=0)
+
+    def _aux_from_stats(self, rss, wsum, aux, info):
+        variance = np.array(aux, dtype=np.float64)
+        owned = wsum > 0
+        variance[owned] = rss[owned] / wsum[owned]
+        return np.maximum(variance, info["variance_floor"])
 
     def _aux(self):
         return self.noise_variance_.copy()

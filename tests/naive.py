@@ -92,3 +92,29 @@ def em_iteration(X, y, resp, gate_W, alpha, reg_variance=1e-6):
     log_gate = log_softmax_rows(Xa @ V.reshape(d + 1, K))
     _, log_norm = e_step(log_gate, gaussian_log_lik(y, pred, var))
     return log_norm.mean()
+
+
+def gate_batch_gradient(W_s, b_s, Z, log_lik, sample_weight, mean, scale, alpha, total):
+    """Mini-batch gradient of the penalised mixture negative log-likelihood.
+
+    ``f = -sum_i w_i log sum_k pi_k(z_i) p_ik / w_B + alpha / (2 total) ||W_s||^2``
+    with ``pi = softmax(((Z - mean) / scale) @ W_s + b_s)`` and the experts'
+    likelihoods ``p_ik = exp(log_lik)`` held fixed. Textbook chain rule on the
+    materialised standardised inputs: ``df/dlogits = w (pi - h) / w_B``.
+    """
+    Zs = (Z - mean) / scale
+    logits = Zs @ W_s + b_s
+    log_pi = log_softmax_rows(logits)
+    joint = log_pi + log_lik
+    h = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+    w_batch = sample_weight.sum()
+    G = sample_weight[:, None] * (np.exp(log_pi) - h) / w_batch
+    return Zs.T @ G + alpha / total * W_s, G.sum(axis=0)
+
+
+def mixture_batch_objective(W_s, b_s, Z, log_lik, sample_weight, mean, scale, alpha, total):
+    """The function whose gradient :func:`gate_batch_gradient` is."""
+    Zs = (Z - mean) / scale
+    joint = log_softmax_rows(Zs @ W_s + b_s) + log_lik
+    nll = -np.sum(sample_weight * logsumexp(joint, axis=1)) / sample_weight.sum()
+    return nll + 0.5 * alpha / total * np.sum(W_s**2)
