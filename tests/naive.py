@@ -92,3 +92,45 @@ def em_iteration(X, y, resp, gate_W, alpha, reg_variance=1e-6):
     log_gate = log_softmax_rows(Xa @ V.reshape(d + 1, K))
     _, log_norm = e_step(log_gate, gaussian_log_lik(y, pred, var))
     return log_norm.mean()
+
+
+def _top_k_mask(a, k):
+    """Boolean mask of each row's k largest entries (ties: lower index)."""
+    order = np.argsort(-a, axis=1, kind="stable")[:, :k]
+    mask = np.zeros(a.shape, dtype=bool)
+    np.put_along_axis(mask, order, True, axis=1)
+    return mask
+
+
+def top_k_softmax(logits, k):
+    mask = _top_k_mask(logits, k)
+    kept = np.where(mask, logits, -np.inf)
+    out = np.empty_like(logits)
+    for i in range(len(logits)):
+        if np.all(kept[i][mask[i]] == -np.inf):
+            out[i] = mask[i] / k
+        else:
+            out[i] = np.exp(kept[i] - logsumexp(kept[i]))
+    return out
+
+
+def sparse_e_step(log_gate, log_lik, k):
+    joint = log_gate + log_lik
+    mask = _top_k_mask(joint, k)
+    kept = np.where(mask, joint, -np.inf)
+    log_norm = logsumexp(kept, axis=1)
+    with np.errstate(invalid="ignore"):
+        resp = np.exp(kept - log_norm[:, None])
+    dead = ~np.isfinite(log_norm)
+    if dead.any():
+        resp[dead] = top_k_softmax(log_gate[dead], k)
+    return resp, log_norm
+
+
+def balance_penalty(logits, sample_weight):
+    """-(T / K) sum_k log(K pbar_k), pbar the weighted mean gate probabilities."""
+    p = softmax_rows(logits)
+    total = sample_weight.sum()
+    pbar = sample_weight @ p / total
+    K = logits.shape[1]
+    return -(total / K) * np.sum(np.log(K * pbar))
