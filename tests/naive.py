@@ -49,7 +49,7 @@ def mix_proba(gate, proba):
     return np.einsum("ik,kic->ic", gate, proba)
 
 
-def gate_objective(W, b, Z, R, sample_weight, alpha):
+def gate_objective(W, b, Z, R, sample_weight, alpha, balance=0.0):
     """Penalised soft-target cross-entropy of a gate given in *standardised* units.
 
     ``W`` are the coefficients of ``(Z - mean) / std`` (weighted statistics).
@@ -60,6 +60,7 @@ def gate_objective(W, b, Z, R, sample_weight, alpha):
     std[std == 0] = 1.0
     logits = ((Z - mean) / std) @ W + b
     loss = -np.sum(sample_weight[:, None] * R * log_softmax_rows(logits))
+    loss += balance * balance_penalty(logits, sample_weight)
     return (loss + 0.5 * alpha * np.sum(W**2)) / total
 
 
