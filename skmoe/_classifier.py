@@ -6,7 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from . import _kernels
+from . import _kernels, _routing
 from ._base import _BaseMixtureOfExperts, _estimator_name
 
 # Floor on an expert's class probability: a class that an expert never saw,
@@ -161,6 +161,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         n_jobs=None,
         random_state=None,
         verbose=0,
+        top_k=None,
+        min_expert_weight=1e-3,
+        on_collapse="reseed",
+        grow="refit",
     ):
         super().__init__(
             experts,
@@ -176,6 +180,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             n_jobs=n_jobs,
             random_state=random_state,
             verbose=verbose,
+            top_k=top_k,
+            min_expert_weight=min_expert_weight,
+            on_collapse=on_collapse,
+            grow=grow,
         )
 
     # Every expert that accepts sample_weight sees every row (and class).
@@ -274,6 +282,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     def _log_lik_matrix(self, outputs, y, aux):
         return outputs
 
+    def _row_losses(self, outputs, y):
+        return -outputs
+
     def _aux(self):
         return None
 
@@ -298,10 +309,15 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             ``sum_k pi_k(x) p_k(y | x)``, columns in the order of ``classes_``.
         """
         X = self._check_X(X)
-        gate = np.exp(self._log_gate(X))
-        proba = np.stack(
-            [self._expert_proba(e, X, self.classes_) for e in self.experts_]
-        )
+        gate = self._routed_gate(X)
+        rows = _routing.rows_per_expert(gate)
+        proba = np.zeros((len(self.experts_), X.shape[0], len(self.classes_)))
+        for k, expert in enumerate(self.experts_):
+            # Under top_k, expert k runs only on the rows routed to it.
+            if rows[k] is None:
+                proba[k] = self._expert_proba(expert, X, self.classes_)
+            elif rows[k].size:
+                proba[k, rows[k]] = self._expert_proba(expert, X[rows[k]], self.classes_)
         return _kernels.mix_proba(gate, proba)
 
     def predict_log_proba(self, X):

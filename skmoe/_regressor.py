@@ -8,7 +8,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import column_or_1d
 
-from . import _kernels
+from . import _kernels, _routing
 from ._base import _BaseMixtureOfExperts, _estimator_name
 
 
@@ -203,6 +203,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         n_jobs=None,
         random_state=None,
         verbose=0,
+        top_k=None,
+        min_expert_weight=1e-3,
+        on_collapse="reseed",
+        grow="refit",
     ):
         super().__init__(
             experts,
@@ -218,6 +222,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             n_jobs=n_jobs,
             random_state=random_state,
             verbose=verbose,
+            top_k=top_k,
+            min_expert_weight=min_expert_weight,
+            on_collapse=on_collapse,
+            grow=grow,
         )
         self.reg_variance = reg_variance
 
@@ -280,10 +288,22 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def _init_columns(self, X, y):
         return np.column_stack([X, y])
 
-    def _expert_outputs(self, experts, X, y=None, info=None):
-        pred = np.empty((X.shape[0], len(experts)))
+    def _expert_outputs(self, experts, X, y=None, info=None, rows=None):
+        """Every expert's predictions; with ``rows``, expert ``k`` runs on ``rows[k]`` only.
+
+        ``rows[k]`` is None (every row) or row indices; the other entries are 0.
+        """
+        if rows is None:
+            pred = np.empty((X.shape[0], len(experts)))
+            for k, expert in enumerate(experts):
+                pred[:, k] = np.ravel(expert.predict(X))
+            return pred
+        pred = np.zeros((X.shape[0], len(experts)))
         for k, expert in enumerate(experts):
-            pred[:, k] = np.ravel(expert.predict(X))
+            if rows[k] is None:
+                pred[:, k] = np.ravel(expert.predict(X))
+            elif rows[k].size:
+                pred[rows[k], k] = np.ravel(expert.predict(X[rows[k]]))
         return pred
 
     def _update_aux(self, outputs, y, weights, aux, info):
@@ -304,6 +324,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     def _log_lik_matrix(self, outputs, y, aux):
         return _kernels.gaussian_log_lik(y, outputs, aux)
+
+    def _row_losses(self, outputs, y):
+        r = y[:, None] - outputs
+        return r * r
 
     def _aux(self):
         return self.noise_variance_.copy()
@@ -337,8 +361,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             when ``return_std`` is True.
         """
         X = self._check_X(X)
-        gate = np.exp(self._log_gate(X))
-        pred = self._expert_outputs(self.experts_, X)
+        gate = self._routed_gate(X)
+        pred = self._expert_outputs(
+            self.experts_, X, rows=_routing.rows_per_expert(gate)
+        )
         if not return_std:
             return _kernels.mix_mean(gate, pred)
         mean, var = _kernels.mix_mean_var(gate, pred, self.noise_variance_)
