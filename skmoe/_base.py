@@ -620,6 +620,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         t_start = time.perf_counter()
         with _restore_on_error(self):
             prototypes = self._expert_prototypes()
+            if self.gate is not None:
+                # The mixture fits the gate without its fit(): check it here.
+                self.gate._validate_params()
             X, y = validate_data(
                 self, X, y, dtype=np.float64, order="C", y_numeric=False, multi_output=True
             )
@@ -937,6 +940,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         -------
         resp : ndarray of shape (n_samples, n_experts)
             ``pi_k(x) p_k(y | x) / sum_j pi_j(x) p_j(y | x)``; rows sum to one.
+            Under ``top_k``, the sparse-EM posterior: kept on each row's
+            ``top_k`` most probable experts and renormalised.
         """
         return self._posterior(X, y)[0]
 
@@ -954,7 +959,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
-            ``log sum_k pi_k(x) p_k(y | x)``.
+            ``log sum_k pi_k(x) p_k(y | x)``. Under ``top_k``, the sum runs over each
+            row's ``top_k`` most probable experts (by posterior): the
+            sparse-EM bound that fitting maximises, never above the dense
+            value.
         """
         return self._posterior(X, y)[1]
 

@@ -57,6 +57,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         in :class:`~sklearn.model_selection.GridSearchCV`. A strong penalty
         smooths the boundaries between the experts; sharp regime changes
         want a small ``alpha``.
+        Load balancing is the gate's ``balance`` penalty
+        (``gate=SoftmaxGate(balance=0.1)``), which pulls the mean gate
+        probabilities toward equal use of the experts; it is part of the
+        objective that EM maximises.
 
     gate_features : array-like of int, str or bool, default=None
         Columns of ``X`` that the gate sees: indices, names (when ``X`` is a
@@ -89,7 +93,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     warm_start : bool, default=False
         If True and the model is fitted, :meth:`fit` continues EM from the
-        fitted experts, gate and variances (``n_init`` is then ignored).
+        fitted experts, gate and variances (``n_init`` is then ignored). With
+        a larger ``n_experts`` it grows the mixture (see ``grow``).
 
     reg_variance : float, default=1e-6
         Floor on every expert's noise variance, so that an expert fitting its
@@ -108,6 +113,57 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         If positive, print one line per EM iteration (iteration,
         log-likelihood, objective, change, seconds).
 
+    top_k : int, default=None
+        Sparse routing. ``None`` is the dense mixture. With an int, each
+        prediction uses only the sample's ``top_k`` most probable experts, the
+        gate probabilities renormalised over them (the gate
+        ``softmax(KeepTopK(logits, top_k))`` of Shazeer et al., 2017), and
+        every expert runs only on the rows routed to it (one call per expert),
+        so prediction cost scales with ``top_k / n_experts``. Fitting is sparse
+        EM (Neal & Hinton, 1998): each sample's posterior is kept on its
+        ``top_k`` most probable experts (by posterior) and renormalised, and
+        each expert is refit only on the rows that carry weight for it. The
+        objective is then the sparse-EM bound
+        ``sum_i w_i log sum_{k in S_i} pi_k(x_i) p_k(y_i | x_i)`` (``S_i`` the
+        sample's ``top_k`` experts by posterior), never above the dense
+        log-likelihood and non-decreasing under exact M-steps;
+        :meth:`log_prob` and :meth:`responsibilities` (which see ``y``) use the
+        same sparse posterior. Values at least ``n_experts`` give the dense
+        model. See :meth:`route`.
+
+    min_expert_weight : float in [0, 1), default=1e-3
+        Collapse threshold: an expert whose share of the training weight
+        (``sum_i w_i h_ik / sum_i w_i``) falls below it after an E-step is
+        repaired as ``on_collapse`` says, with a warning naming the expert and
+        the action (and recorded in ``repairs_``). The objective may drop at a
+        repair (EM restarts from the repaired posteriors); it is
+        non-decreasing between repairs. ``0`` switches repairs off (an empty
+        expert then keeps its previous fit, with a warning).
+
+    on_collapse : {"reseed", "drop"}, default="reseed"
+        ``"reseed"``: the collapsed expert takes half of the rows of the
+        expert with the largest weighted loss (residual sum of squares for the
+        regressor, log-loss for the classifier): that expert's rows are split
+        in two by weighted 2-means on the standardised columns used by
+        ``init="kmeans"``, and the half it fits worse moves to the collapsed
+        expert; the next M-step refits both. An expert is re-seeded at most
+        once per EM run. ``"drop"`` (what flexmix does): the expert, its gate
+        output and its responsibilities are removed, so ``n_experts_`` may be
+        smaller than ``n_experts``.
+
+    grow : {"refit", "freeze"}, default="refit"
+        Growing a fitted mixture: with ``warm_start=True`` and ``n_experts``
+        larger than ``n_experts_``, :meth:`fit` keeps the fitted experts and
+        gate, seeds every new expert with half of the rows of the expert that
+        fits worst (as ``on_collapse="reseed"``; its gate output starts as a
+        copy of that expert's, the two sharing its probability) and continues
+        EM. ``"refit"`` refits every expert; ``"freeze"`` leaves the fitted
+        experts (and their noise variances) bit-for-bit unchanged and fits only
+        the new experts and the gate. Freezing suits experts that are right
+        in their own region (e.g. a new regime appears in new data); a
+        fitted expert that straddles two regimes stays a compromise when
+        frozen, and ``"refit"`` does better there.
+
     Attributes
     ----------
     experts_ : list of estimators
@@ -120,7 +176,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         Column indices the gate sees (None: all).
 
     n_experts_ : int
-        Number of experts.
+        Number of fitted experts (smaller than ``n_experts`` when
+        ``on_collapse="drop"`` dropped some).
 
     noise_variance_ : ndarray of shape (n_experts,)
         Noise variance ``sigma_k^2`` of every expert.
@@ -135,8 +192,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         Final mean log-likelihood per unit of sample weight.
 
     log_likelihood_history_ : ndarray of shape (n_iter_,)
-        The objective after every EM iteration of the kept restart (equal to
-        the mean log-likelihood when the gate's ``alpha`` is 0).
+        The objective after every EM iteration of the kept restart: the mean
+        log-likelihood (the sparse-EM bound under ``top_k``) minus the gate's
+        penalties (``alpha`` and ``balance``) over the total sample weight.
+
+    expert_usage_ : ndarray of shape (n_experts_,)
+        Share of the training weight each expert holds after fitting,
+        ``sum_i w_i h_ik / sum_i w_i`` with the final responsibilities.
+
+    repairs_ : list of dict
+        The collapse repairs of the kept EM run, in order: ``{"iteration",
+        "expert", "action", "donor"}`` (``action`` is ``"reseed"`` or
+        ``"drop"``; ``donor`` the expert whose rows were split, or None).
 
     fit_time_ : float
         Seconds spent in the last :meth:`fit`.
@@ -350,6 +417,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return_std : bool, default=False
             Also return the standard deviation of the predictive mixture,
             ``sqrt(sum_k pi_k (sigma_k^2 + f_k^2) - mean^2)``.
+
+        Under ``top_k``, ``pi`` holds the gate probabilities of each row's
+        ``top_k`` experts renormalised (zero elsewhere), and each expert is
+        run only on the rows routed to it.
 
         Returns
         -------
