@@ -14,7 +14,7 @@ from sklearn.cluster import KMeans
 from sklearn.ensemble._base import _set_random_states
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
-from sklearn.utils import check_random_state
+from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _kernels
+from . import _kernels, _routing
 from ._gating import SoftmaxGate, _weighted_standardization
 from ._utils import blas_threads_for
 
@@ -236,6 +236,28 @@ def _quantile_init_labels(D, sample_weight, n_experts):
     return km.fit(D, sample_weight=sample_weight).labels_
 
 
+class _LazyInitColumns:
+    """The init columns scaled to unit weighted variance, built on first call.
+
+    Re-seeding and growth split an expert's rows with the deterministic
+    2-means of the initialisation; scaling (not centring: the split is
+    translation invariant) keeps a sparse ``X`` sparse, and nothing is built
+    for a fit that repairs nothing.
+    """
+
+    def __init__(self, estimator, X, y, sample_weight):
+        self._args = (estimator, X, y, sample_weight)
+        self._D = None
+
+    def __call__(self):
+        if self._D is None:
+            estimator, X, y, sample_weight = self._args
+            D = estimator._init_columns(X, y)
+            _, scale = _weighted_standardization(D, sample_weight)
+            self._D = D @ sp.diags(1.0 / scale) if sp.issparse(D) else D / scale
+        return self._D
+
+
 class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the mixtures of experts.
 
@@ -268,6 +290,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "top_k": [Interval(Integral, 1, None, closed="left"), None],
+        "min_expert_weight": [Interval(Real, 0, 1, closed="left")],
+        "on_collapse": [StrOptions({"reseed", "drop"})],
+        "grow": [StrOptions({"refit", "freeze"})],
     }
 
     @abstractmethod
@@ -297,6 +323,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         n_jobs=None,
         random_state=None,
         verbose=0,
+        top_k=None,
+        min_expert_weight=1e-3,
+        on_collapse="reseed",
+        grow="refit",
     ):
         # Don't instantiate estimators now: their parameters may still change.
         self.experts = experts
@@ -322,6 +352,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+        self.top_k = top_k
+        self.min_expert_weight = min_expert_weight
+        self.on_collapse = on_collapse
+        self.grow = grow
 
     def set_params(self, **params):
         """Set the parameters of this estimator.
@@ -389,6 +423,14 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     @abstractmethod
     def _log_lik_matrix(self, outputs, y, aux):
         """``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
+
+    @abstractmethod
+    def _row_losses(self, outputs, y):
+        """Per-row loss of every expert (squared residual, log-loss), (n, K).
+
+        Picks the expert that fits worst when an expert is re-seeded or the
+        mixture grows.
+        """
 
     _subset_rows = True  # fit experts only on the rows that carry weight
     _n_aux_parameters_per_expert = 0
@@ -528,8 +570,13 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     # ------------------------------------------------------------------
     # EM
     # ------------------------------------------------------------------
-    def _m_step_experts(self, experts, fitted, X, y, sample_weight, resp, assign, rng, empty):
+    def _m_step_experts(
+        self, experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen=None
+    ):
         """Refit every expert; return the fitted experts and their weights.
+
+        Experts with ``frozen[k]`` True are not refit (growth with
+        ``grow="freeze"``).
 
         ``experts`` are the current expert objects, already fitted when
         ``fitted`` is True. An expert with no training weight keeps its
@@ -542,6 +589,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         hard = None
         jobs = []
         for k, expert in enumerate(experts):
+            if frozen is not None and frozen[k]:
+                jobs.append(None)
+                continue
             if _accepts_sample_weight(expert):
                 w = weights[:, k]
             else:
@@ -572,12 +622,28 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         out = [experts[k] if job is None else next(it) for k, job in enumerate(jobs)]
         return out, weights
 
-    def _em_run(self, X, y, sample_weight, Z, z_stats, state, resp, rng, info):
-        """Run EM from ``resp`` (or from ``state`` when ``resp`` is None)."""
+    def _em_run(
+        self, X, y, sample_weight, Z, z_stats, state, resp, rng, info, D,
+        frozen=None, frozen_aux=None,
+    ):
+        """Run EM from ``resp`` (or from ``state`` when ``resp`` is None).
+
+        ``frozen`` marks experts that are not refit (their auxiliary
+        parameters stay at ``frozen_aux``); ``D`` are the standardised
+        columns used to split an expert's rows when an expert is re-seeded.
+        With ``top_k`` the E-step is sparse (:func:`_routing.e_step`) and the
+        objective is the sparse-EM bound.
+        """
         experts, gate, aux = state
+        experts = list(experts)
+        n_experts = len(experts)
+        frozen = (
+            np.zeros(n_experts, dtype=bool) if frozen is None else np.array(frozen, dtype=bool)
+        )
         total = sample_weight.sum()
         history = []
         empty = set()
+        repairs = []
         converged = False
         prev = -np.inf
         n_iter = 0
@@ -586,20 +652,26 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             # Warm start: one E-step with the fitted parameters.
             outputs = self._expert_outputs(experts, X, y, info)
             log_gate = _kernels.log_softmax_rows(gate._logits(Z))
-            resp, log_norm = _kernels.e_step(log_gate, self._log_lik_matrix(outputs, y, aux))
+            resp, log_norm = _routing.e_step(
+                log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
+            )
             prev = (sample_weight @ log_norm - gate._penalty) / total
         for n_iter in range(1, self.max_iter + 1):
             tic = time.perf_counter()
             assign = self._assignments(resp, rng, self.assignment)
             experts, weights = self._m_step_experts(
-                experts, fitted, X, y, sample_weight, resp, assign, rng, empty
+                experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen
             )
             fitted = True
             outputs = self._expert_outputs(experts, X, y, info)
             aux = self._update_aux(outputs, y, weights, aux, info)
+            if aux is not None and frozen.any():
+                aux[frozen] = frozen_aux[frozen]
             gate._fit_arrays(Z, assign, sample_weight, z_stats)
             log_gate = _kernels.log_softmax_rows(gate._logits(Z))
-            resp, log_norm = _kernels.e_step(log_gate, self._log_lik_matrix(outputs, y, aux))
+            resp, log_norm = _routing.e_step(
+                log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
+            )
             log_lik = sample_weight @ log_norm / total
             objective = log_lik - gate._penalty / total
             history.append(objective)
@@ -610,6 +682,20 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     f"objective {objective:.6f}, change {change:.3e}, "
                     f"{time.perf_counter() - tic:.3f}s"
                 )
+            repaired = False
+            if n_iter < self.max_iter:
+                # A repair needs an M-step after it: none at the last iteration.
+                repair = self._repair_collapse(
+                    resp, log_gate, outputs, y, sample_weight, D, experts, gate, aux,
+                    frozen, frozen_aux, empty, repairs, n_iter,
+                )
+                if repair is not None:
+                    resp, experts, aux, frozen, frozen_aux = repair
+                    repaired = True
+            if repaired:
+                # EM restarts from the repaired responsibilities.
+                prev = -np.inf
+                continue
             # Converged once the objective stops rising by tol. With exact
             # M-steps EM never decreases it; penalised or iterative experts
             # (LogisticRegression's own L2 and tol) make the M-step inexact
@@ -627,22 +713,86 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             "log_likelihood": log_lik,
             "resp": resp,
             "empty": empty,
+            "repairs": repairs,
         }
 
-    def _run_em_restarts(self, X, y, sample_weight, Z, z_stats, prototypes, rng, info):
-        """EM from the fitted state (warm start) or the best of ``n_init`` restarts."""
+    def _repair_collapse(
+        self, resp, log_gate, outputs, y, sample_weight, D, experts, gate, aux,
+        frozen, frozen_aux, empty, repairs, n_iter,
+    ):
+        """Re-seed or drop the experts whose share fell below ``min_expert_weight``.
+
+        Re-seeding (``on_collapse="reseed"``) gives a collapsed expert half of
+        the rows of the expert with the largest weighted loss
+        (:func:`_routing.seed_from_donor`); the next M-step refits both.
+        Frozen experts are never re-seeded, and an expert is re-seeded at
+        most once per EM run: one that collapses again is redundant, and
+        re-seeding it over and over would stall EM. Dropping (``on_collapse="drop"``) removes the expert, its
+        gate output and its responsibilities (rows renormalised).
+
+        Returns ``(resp, experts, aux, frozen, frozen_aux)`` after a repair,
+        None when nothing was done. ``repairs`` and ``empty`` are updated.
+        """
+        n_experts = resp.shape[1]
+        if self.min_expert_weight <= 0 or n_experts < 2:
+            return None
+        share = sample_weight @ resp / sample_weight.sum()
+        collapsed = np.flatnonzero(share < self.min_expert_weight)
+        if collapsed.size == 0:
+            return None
+        if self.on_collapse == "drop":
+            # Keep at least one expert: the largest one never goes.
+            collapsed = [k for k in collapsed if k != np.argmax(share)]
+            for k in sorted(collapsed, reverse=True):
+                resp = _routing.drop_column(resp, k, log_gate)
+                log_gate = np.delete(log_gate, k, axis=1)
+                repairs.append((n_iter, k, "drop", None, share[k], _estimator_name(experts[k])))
+                del experts[k]
+                _routing.drop_gate_output(gate, k)
+                if aux is not None:
+                    aux = np.delete(aux, k)
+                if frozen_aux is not None:
+                    frozen_aux = np.delete(frozen_aux, k)
+                frozen = np.delete(frozen, k)
+                kept = {e - (e > k) for e in empty if e != k}
+                empty.clear()
+                empty.update(kept)
+            return resp, experts, aux, frozen, frozen_aux
+        reseeded = {r[1] for r in repairs}
+        targets = [k for k in collapsed if not frozen[k] and k not in reseeded]
+        if not targets:
+            return None
+        donors = [j for j in range(n_experts) if j not in set(collapsed)]
+        if not donors:
+            return None
+        losses = self._row_losses(outputs, y)
+        resp = resp.copy()
+        done = False
+        for k in targets:
+            j = _routing.seed_from_donor(resp, k, donors, losses, sample_weight, D())
+            if j is None:
+                continue
+            repairs.append((n_iter, k, "reseed", j, share[k], _estimator_name(experts[k])))
+            empty.discard(k)
+            done = True
+        if not done:
+            return None
+        return resp, experts, aux, frozen, frozen_aux
+
+    def _run_em_restarts(self, X, y, sample_weight, Z, z_stats, prototypes, rng, info, D):
+        """EM from the fitted state (warm start, growing it if ``n_experts``
+        grew) or the best of ``n_init`` restarts."""
         n_experts = len(prototypes)
         warm = (
             self.warm_start
             and hasattr(self, "experts_")
-            and len(self.experts_) == n_experts
             and self.gate_.coef_.shape[1] == Z.shape[1]
+            and len(self.experts_) <= n_experts
         )
-        if warm:
+        if warm and len(self.experts_) == n_experts:
             # Continue from copies, so that a failure leaves the fitted
-            # experts and gate untouched.
-            # The copies take the current parameters (e.g. a new
-            # experts__alpha or gate__alpha set since the last fit).
+            # experts and gate untouched. The copies take the current
+            # parameters (e.g. experts__alpha or gate__alpha set since).
             gate = copy.deepcopy(self.gate_)
             gate.set_params(**_leaf_params(self.gate if self.gate is not None else SoftmaxGate()))
             gate.set_params(warm_start=True)
@@ -650,30 +800,28 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             for expert, proto in zip(experts, prototypes):
                 expert.set_params(**_leaf_params(proto))
             state = (experts, gate, self._aux())
-            run = self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info)
-        else:
-            run = None
-            for i_init in range(self.n_init):
-                experts = [clone(p) for p in prototypes]
-                for e in experts:
-                    _set_random_states(e, rng)
-                gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
-                gate.set_params(warm_start=True)
-                resp = self._initial_responsibilities(
-                    X, y, sample_weight, n_experts, rng, i_init
+            return self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info, D)
+        if warm:
+            return self._grow(X, y, sample_weight, Z, z_stats, prototypes, rng, info, D)
+        run = None
+        for i_init in range(self.n_init):
+            experts = [clone(p) for p in prototypes]
+            for e in experts:
+                _set_random_states(e, rng)
+            gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
+            gate.set_params(warm_start=True)
+            resp = self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)
+            trial = self._em_run(
+                X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info, D
+            )
+            if self.verbose:
+                print(
+                    f"Initialisation {i_init}: objective "
+                    f"{trial['objective']:.6f}, {trial['n_iter']} iterations, "
+                    f"converged={trial['converged']}"
                 )
-                trial = self._em_run(
-                    X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info
-                )
-                if self.verbose:
-                    print(
-                        f"Initialisation {i_init}: objective "
-                        f"{trial['objective']:.6f}, {trial['n_iter']} iterations, "
-                        f"converged={trial['converged']}"
-                    )
-                if run is None or trial["objective"] > run["objective"]:
-                    run = trial
-
+            if run is None or trial["objective"] > run["objective"]:
+                run = trial
         return run
 
     def _fit(self, X, y, sample_weight):
@@ -681,6 +829,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         t_start = time.perf_counter()
         with _restore_on_error(self):
             prototypes = self._expert_prototypes()
+            if self.gate is not None:
+                # The mixture fits the gate without its fit(): check it here.
+                self.gate._validate_params()
             X, y = validate_data(
                 self,
                 X,
@@ -726,12 +877,28 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             z_stats = _weighted_standardization(Z, sample_weight)
             rng = check_random_state(self.random_state)
 
+            # The scaled init columns, for re-seeding and growth: built only
+            # when a repair needs them.
+            D = _LazyInitColumns(self, X, y, sample_weight)
             with blas_threads_for(X.size):
                 run = self._run_em_restarts(
-                    X, y, sample_weight, Z, z_stats, prototypes, rng, info
+                    X, y, sample_weight, Z, z_stats, prototypes, rng, info, D
                 )
 
         experts, gate, aux = run["state"]
+        for n_iter, k, action, donor, share, name in run["repairs"]:
+            what = (
+                f"re-seeded with half of the rows of expert {donor}, the expert "
+                "with the largest weighted loss"
+                if action == "reseed"
+                else "dropped; the experts after it were renumbered"
+            )
+            warnings.warn(
+                f"Expert {k} ({name}) collapsed at EM iteration {n_iter}: its share "
+                f"of the training weight fell to {share:.3g}, below "
+                f"min_expert_weight={self.min_expert_weight}; it was {what}.",
+                UserWarning,
+            )
         for k in sorted(run["empty"]):
             warnings.warn(
                 f"Expert {k} ({_estimator_name(experts[k])}) owned no training "
@@ -740,6 +907,17 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 "data). Consider fewer experts or another init.",
                 UserWarning,
             )
+        usage = sample_weight @ run["resp"] / sample_weight.sum()
+        for k in np.flatnonzero(usage < self.min_expert_weight):
+            if k not in run["empty"] and len(experts) > 1:
+                warnings.warn(
+                    f"Expert {k} ({_estimator_name(experts[k])}) holds only "
+                    f"{usage[k]:.3g} of the training weight after fitting, below "
+                    f"min_expert_weight={self.min_expert_weight}, and could not be "
+                    "repaired (already re-seeded once in this run, frozen, or no "
+                    "EM iteration left); consider fewer experts.",
+                    UserWarning,
+                )
         if not run["converged"]:
             warnings.warn(
                 "EM did not converge in max_iter="
@@ -753,14 +931,70 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.experts_ = experts
         self.gate_ = gate
         self.gate_features_ = columns
-        self.n_experts_ = n_experts
+        self.n_experts_ = len(experts)
         self._set_aux(aux, info)
         self.converged_ = run["converged"]
         self.n_iter_ = run["n_iter"]
         self.log_likelihood_history_ = np.asarray(run["history"])
         self.log_likelihood_ = float(run["log_likelihood"])
+        self.expert_usage_ = usage
+        self.repairs_ = [
+            {"iteration": r[0], "expert": r[1], "action": r[2], "donor": r[3]}
+            for r in run["repairs"]
+        ]
         self.fit_time_ = time.perf_counter() - t_start
         return self
+
+    def _grow(self, X, y, sample_weight, Z, z_stats, prototypes, rng, info, D):
+        """Warm start with more experts: keep the fitted ones, seed the new ones.
+
+        The fitted mixture's responsibilities are computed on the training
+        data; every new expert takes half of the rows of the expert that fits
+        worst (largest weighted loss, :func:`_routing.seed_from_donor`), and
+        its gate output starts as a copy of that expert's, the two sharing
+        its probability. EM then continues; with ``grow="freeze"`` the fitted
+        experts (and their noise variances) are not refit.
+        """
+        n_old = len(self.experts_)
+        n_experts = len(prototypes)
+        experts = copy.deepcopy(self.experts_)
+        for p in prototypes[n_old:]:
+            e = clone(p)
+            _set_random_states(e, rng)
+            experts.append(e)
+        gate = copy.deepcopy(self.gate_)
+        gate.set_params(warm_start=True)
+        aux_old = self._aux()
+        outputs = self._expert_outputs(experts[:n_old], X, y, info)
+        log_gate = _kernels.log_softmax_rows(gate._logits(Z))
+        resp_old, _ = _routing.e_step(
+            log_gate, self._log_lik_matrix(outputs, y, aux_old), self.top_k
+        )
+        resp = np.zeros((X.shape[0], n_experts))
+        resp[:, :n_old] = resp_old
+        losses = np.zeros_like(resp)
+        losses[:, :n_old] = self._row_losses(outputs, y)
+        for t in range(n_old, n_experts):
+            donor = _routing.seed_from_donor(
+                resp, t, list(range(t)), losses, sample_weight, D()
+            )
+            if donor is None:
+                # Nothing can be split: the new expert starts on every row.
+                resp[:, t] = 1.0 / n_experts
+                resp[:, :t] *= 1.0 - 1.0 / n_experts
+                donor = int(np.argmax(sample_weight @ resp[:, :t]))
+            losses[:, t] = losses[:, donor]
+            _routing.split_gate_output(gate, donor, 1)
+        frozen = np.zeros(n_experts, dtype=bool)
+        frozen_aux = None
+        if self.grow == "freeze":
+            frozen[:n_old] = True
+            if aux_old is not None:
+                frozen_aux = np.concatenate([aux_old, np.zeros(n_experts - n_old)])
+        return self._em_run(
+            X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info, D,
+            frozen=frozen, frozen_aux=frozen_aux,
+        )
 
     @abstractmethod
     def _aux(self):
@@ -786,6 +1020,68 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     def _log_gate(self, X):
         Z = self._gate_input(X, self.gate_features_)
         return _kernels.log_softmax_rows(self.gate_._logits(Z))
+
+    def _routed_gate(self, X):
+        """Gate weights for prediction: renormalised over each row's ``top_k``."""
+        Z = self._gate_input(X, self.gate_features_)
+        return _routing.routed_gate(self.gate_._logits(Z), self.top_k)
+
+    def route(self, X):
+        """Route samples to experts: which experts serve each row, and how much.
+
+        Under ``top_k`` every row is served by its ``top_k`` most probable
+        experts, with the gate probabilities renormalised over them; without
+        it (``top_k=None``) every expert serves every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        routing : :class:`~sklearn.utils.Bunch`
+            With the fields
+
+            counts : ndarray of shape (n_experts_,)
+                How many rows each expert serves (a positive routed weight):
+                the number of rows that :meth:`predict` runs it on.
+            experts : ndarray of shape (n_samples, k)
+                Each row's experts, most probable first, with
+                ``k = min(top_k, n_experts_)`` (``n_experts_`` when dense).
+            weights : ndarray of shape (n_samples, n_experts_)
+                The routed gate weights that :meth:`predict` uses: zero
+                outside each row's experts, rows summing to one.
+            proba : ndarray of shape (n_samples, n_experts_)
+                The gate's full probabilities ``pi_k(x)``, as
+                :meth:`predict_gate`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.uniform(-3, 3, size=(300, 1))
+        >>> y = np.abs(X[:, 0]) + 0.1 * rng.randn(300)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=3, top_k=1, random_state=0)
+        >>> routing = moe.fit(X, y).route(X)
+        >>> int(routing.counts.sum())  # one expert per row
+        300
+        >>> routing.experts.shape, routing.proba.shape
+        ((300, 1), (300, 3))
+        """
+        X = self._check_X(X)
+        Z = self._gate_input(X, self.gate_features_)
+        logits = self.gate_._logits(Z)
+        weights = _routing.routed_gate(logits, self.top_k)
+        k = _routing.effective_k(self.top_k, self.n_experts_) or self.n_experts_
+        order = np.argsort(-weights, axis=1, kind="stable")[:, :k]
+        return Bunch(
+            counts=_routing.route_counts(weights),
+            experts=order,
+            weights=weights,
+            proba=_kernels.softmax_rows(logits),
+        )
 
     def predict_gate(self, X):
         """Gate probabilities ``pi_k(x)`` of every expert.
@@ -821,8 +1117,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         X = self._check_X(X)
         y = self._encode_y(y, X.shape[0])
         outputs = self._expert_outputs(self.experts_, X, y, self._fitted_info())
-        return _kernels.e_step(
-            self._log_gate(X), self._log_lik_matrix(outputs, y, self._aux())
+        return _routing.e_step(
+            self._log_gate(X), self._log_lik_matrix(outputs, y, self._aux()), self.top_k
         )
 
     def responsibilities(self, X, y):
@@ -840,6 +1136,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         -------
         resp : ndarray of shape (n_samples, n_experts)
             ``pi_k(x) p_k(y | x) / sum_j pi_j(x) p_j(y | x)``; rows sum to one.
+            Under ``top_k``, the sparse-EM posterior: kept on each row's
+            ``top_k`` most probable experts and renormalised.
         """
         return self._posterior(X, y)[0]
 
@@ -857,7 +1155,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
-            ``log sum_k pi_k(x) p_k(y | x)``.
+            ``log sum_k pi_k(x) p_k(y | x)``. Under ``top_k``, the sum runs over each
+            row's ``top_k`` most probable experts (by posterior): the
+            sparse-EM bound that fitting maximises, never above the dense
+            value.
         """
         return self._posterior(X, y)[1]
 

@@ -7,7 +7,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 
-from . import _kernels
+from . import _kernels, _routing
 from ._base import _BaseMixtureOfExperts, _estimator_name
 from ._gd import _GradientDescentMixin
 
@@ -50,7 +50,8 @@ class MixtureOfExpertsClassifier(
 
     gate : SoftmaxGate, default=None
         The gating network, cloned at fit. ``None`` means ``SoftmaxGate()``;
-        pass ``gate=SoftmaxGate()`` to tune ``gate__alpha``.
+        pass ``gate=SoftmaxGate()`` to tune ``gate__alpha``, and
+        ``SoftmaxGate(balance=...)`` to balance the experts' load.
 
     gate_features : array-like of int, str or bool, default=None
         Columns of ``X`` that the gate sees; ``None`` means all.
@@ -149,6 +150,9 @@ class MixtureOfExpertsClassifier(
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
 
+        fitted state; with a larger ``n_experts`` it grows the mixture (see
+        ``grow``).
+
     n_jobs : int, default=None
         Number of jobs fitting the experts in parallel (joblib).
 
@@ -158,6 +162,57 @@ class MixtureOfExpertsClassifier(
 
     verbose : int, default=0
         If positive, print one line per EM iteration.
+
+    top_k : int, default=None
+        Sparse routing. ``None`` is the dense mixture. With an int, each
+        prediction uses only the sample's ``top_k`` most probable experts, the
+        gate probabilities renormalised over them (the gate
+        ``softmax(KeepTopK(logits, top_k))`` of Shazeer et al., 2017), and
+        every expert runs only on the rows routed to it (one call per expert),
+        so prediction cost scales with ``top_k / n_experts``. Fitting is sparse
+        EM (Neal & Hinton, 1998): each sample's posterior is kept on its
+        ``top_k`` most probable experts (by posterior) and renormalised, and
+        each expert is refit only on the rows that carry weight for it. The
+        objective is then the sparse-EM bound
+        ``sum_i w_i log sum_{k in S_i} pi_k(x_i) p_k(y_i | x_i)`` (``S_i`` the
+        sample's ``top_k`` experts by posterior), never above the dense
+        log-likelihood and non-decreasing under exact M-steps;
+        :meth:`log_prob` and :meth:`responsibilities` (which see ``y``) use the
+        same sparse posterior. Values at least ``n_experts`` give the dense
+        model. See :meth:`route`.
+
+    min_expert_weight : float in [0, 1), default=1e-3
+        Collapse threshold: an expert whose share of the training weight
+        (``sum_i w_i h_ik / sum_i w_i``) falls below it after an E-step is
+        repaired as ``on_collapse`` says, with a warning naming the expert and
+        the action (and recorded in ``repairs_``). The objective may drop at a
+        repair (EM restarts from the repaired posteriors); it is
+        non-decreasing between repairs. ``0`` switches repairs off (an empty
+        expert then keeps its previous fit, with a warning).
+
+    on_collapse : {"reseed", "drop"}, default="reseed"
+        ``"reseed"``: the collapsed expert takes half of the rows of the
+        expert with the largest weighted loss (residual sum of squares for the
+        regressor, log-loss for the classifier): that expert's rows are split
+        in two by weighted 2-means on the standardised columns used by
+        ``init="kmeans"``, and the half it fits worse moves to the collapsed
+        expert; the next M-step refits both. An expert is re-seeded at most
+        once per EM run. ``"drop"`` (what flexmix does): the expert, its gate
+        output and its responsibilities are removed, so ``n_experts_`` may be
+        smaller than ``n_experts``.
+
+    grow : {"refit", "freeze"}, default="refit"
+        Growing a fitted mixture: with ``warm_start=True`` and ``n_experts``
+        larger than ``n_experts_``, :meth:`fit` keeps the fitted experts and
+        gate, seeds every new expert with half of the rows of the expert that
+        fits worst (as ``on_collapse="reseed"``; its gate output starts as a
+        copy of that expert's, the two sharing its probability) and continues
+        EM. ``"refit"`` refits every expert; ``"freeze"`` leaves the fitted
+        experts (and their noise variances) bit-for-bit unchanged and fits only
+        the new experts and the gate. Freezing suits experts that are right
+        in their own region (e.g. a new regime appears in new data); a
+        fitted expert that straddles two regimes stays a compromise when
+        frozen, and ``"refit"`` does better there.
 
     Attributes
     ----------
@@ -171,7 +226,8 @@ class MixtureOfExpertsClassifier(
         Column indices the gate sees (None: all).
 
     n_experts_ : int
-        Number of experts.
+        Number of fitted experts (smaller than ``n_experts`` when
+        ``on_collapse="drop"`` dropped some).
 
     classes_ : ndarray of shape (n_classes,)
         The class labels.
@@ -201,6 +257,15 @@ class MixtureOfExpertsClassifier(
 
     best_validation_score_ : float or None
         Largest of ``validation_scores_``; only set by ``solver="gd"``.
+
+    expert_usage_ : ndarray of shape (n_experts_,)
+        Share of the training weight each expert holds after fitting,
+        ``sum_i w_i h_ik / sum_i w_i`` with the final responsibilities.
+
+    repairs_ : list of dict
+        The collapse repairs of the kept EM run, in order: ``{"iteration",
+        "expert", "action", "donor"}`` (``action`` is ``"reseed"`` or
+        ``"drop"``; ``donor`` the expert whose rows were split, or None).
 
     fit_time_ : float
         Seconds spent in the last :meth:`fit` (or :meth:`partial_fit`).
@@ -258,6 +323,10 @@ class MixtureOfExpertsClassifier(
         n_jobs=None,
         random_state=None,
         verbose=0,
+        top_k=None,
+        min_expert_weight=1e-3,
+        on_collapse="reseed",
+        grow="refit",
     ):
         super().__init__(
             experts,
@@ -283,6 +352,10 @@ class MixtureOfExpertsClassifier(
             n_jobs=n_jobs,
             random_state=random_state,
             verbose=verbose,
+            top_k=top_k,
+            min_expert_weight=min_expert_weight,
+            on_collapse=on_collapse,
+            grow=grow,
         )
 
     # Every expert that accepts sample_weight sees every row (and class).
@@ -456,6 +529,9 @@ class MixtureOfExpertsClassifier(
     def _log_lik_matrix(self, outputs, y, aux):
         return outputs
 
+    def _row_losses(self, outputs, y):
+        return -outputs
+
     def _aux(self):
         return None
 
@@ -478,12 +554,19 @@ class MixtureOfExpertsClassifier(
         -------
         proba : ndarray of shape (n_samples, n_classes)
             ``sum_k pi_k(x) p_k(y | x)``, columns in the order of ``classes_``.
+            Under ``top_k``, ``pi`` is renormalised over each row's ``top_k``
+            experts and every expert runs only on the rows routed to it.
         """
         X = self._check_X(X)
-        gate = np.exp(self._log_gate(X))
-        proba = np.stack(
-            [self._expert_proba(e, X, self.classes_) for e in self.experts_]
-        )
+        gate = self._routed_gate(X)
+        rows = _routing.rows_per_expert(gate)
+        proba = np.zeros((len(self.experts_), X.shape[0], len(self.classes_)))
+        for k, expert in enumerate(self.experts_):
+            # Under top_k, expert k runs only on the rows routed to it.
+            if rows[k] is None:
+                proba[k] = self._expert_proba(expert, X, self.classes_)
+            elif rows[k].size:
+                proba[k, rows[k]] = self._expert_proba(expert, X[rows[k]], self.classes_)
         return _kernels.mix_proba(gate, proba)
 
     def predict_log_proba(self, X):

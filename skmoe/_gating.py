@@ -40,7 +40,9 @@ def _weighted_standardization(Z, sample_weight):
     return mean, scale
 
 
-def _gate_objective(params, Z, targets, sample_weight, mean, scale, alpha, total):
+def _gate_objective(
+    params, Z, targets, sample_weight, mean, scale, alpha, total, balance=0.0
+):
     """Penalised soft-target cross-entropy and gradient, in standardised space.
 
     ``params`` holds ``W_s`` (n_features, n_classes) then ``b_s`` (n_classes,),
@@ -48,7 +50,9 @@ def _gate_objective(params, Z, targets, sample_weight, mean, scale, alpha, total
     standardised matrix is never formed: the logits are
     ``Z @ (W_s / scale) + (b_s - mean @ (W_s / scale))``.
 
-    Returns the objective ``(CE + alpha/2 ||W_s||^2) / total`` and its gradient.
+    Returns the objective ``(CE + alpha/2 ||W_s||^2 + balance * P) / total``
+    and its gradient, with ``P`` the load-balancing penalty of
+    :func:`_kernels.balance_penalty_grad` (added only when ``balance > 0``).
     """
     n_features = Z.shape[1]
     n_classes = targets.shape[1]
@@ -59,12 +63,22 @@ def _gate_objective(params, Z, targets, sample_weight, mean, scale, alpha, total
     logits = np.ascontiguousarray(Z @ W)
     logits += b
     loss, G = _kernels.soft_target_loss_grad(logits, targets, sample_weight)
+    if balance > 0:
+        loss, G = _add_balance(loss, G, logits, sample_weight, balance)
     g_sum = G.sum(axis=0)
     grad_W = (np.asarray(Z.T @ G) - np.outer(mean, g_sum)) / scale[:, None]
     loss += 0.5 * alpha * np.dot(W_s.ravel(), W_s.ravel())
     grad_W += alpha * W_s
     grad = np.concatenate([grad_W.ravel(), g_sum])
     return loss / total, grad / total
+
+
+def _add_balance(loss, G, logits, sample_weight, balance):
+    """Add ``balance`` times the load-balancing penalty to a loss and its logit gradient."""
+    penalty, G_bal = _kernels.balance_penalty_grad(logits, sample_weight)
+    G_bal *= balance
+    G_bal += G
+    return loss + balance * penalty, G_bal
 
 
 class SoftmaxGate(BaseEstimator):
@@ -79,6 +93,7 @@ class SoftmaxGate(BaseEstimator):
 
         \\sum_i w_i \\sum_k -r_{ik} \\log \\pi_k(z_i)
         + \\frac{\\alpha}{2} \\lVert W_s \\rVert_F^2
+        - \\beta \\frac{T}{K} \\sum_k \\log\\left(K \\bar\\pi_k\\right)
 
     where :math:`W_s` are the coefficients for the inputs standardised with
     their (weighted) mean and standard deviation. The penalty is therefore
@@ -88,6 +103,19 @@ class SoftmaxGate(BaseEstimator):
     not penalised. ``alpha=1`` is on the scale of
     :class:`~sklearn.linear_model.LogisticRegression`'s default ``C=1``
     applied to standardised inputs.
+
+    The last term, of strength :math:`\\beta` (``balance``), balances the
+    load of the experts: with :math:`T = \\sum_i w_i` and the mean gate
+    probabilities :math:`\\bar\\pi_k = \\sum_i w_i \\pi_k(z_i) / T` over the
+    :math:`K` outputs, it is :math:`\\beta\\, T\\, \\mathrm{KL}(u \\,\\|\\,
+    \\bar\\pi)` with :math:`u` the uniform distribution: zero when every
+    expert gets the same average share, positive otherwise, and infinite
+    as a share goes to zero. It is the negative log-density of a symmetric
+    Dirichlet prior with concentration :math:`1 + \\beta T / K` on
+    :math:`\\bar\\pi` (up to a constant); it pulls the average use of the
+    experts toward uniform without forcing any single sample's gate to be
+    flat. Because it scales with :math:`T`, ``balance`` is per unit of
+    sample weight, like the cross-entropy.
 
     The loss and its gradient with respect to the logits are computed by a
     compiled kernel; the two matrix products go to BLAS; the data is never
@@ -110,6 +138,13 @@ class SoftmaxGate(BaseEstimator):
     warm_start : bool, default=False
         Start the optimiser from the previous solution when refitting with
         the same number of features and classes.
+
+    balance : float, default=0.0
+        Strength :math:`\\beta` of the load-balancing penalty
+        ``-(T / K) sum_k log(K * pbar_k)`` on the mean gate probabilities
+        (see above). ``0`` switches it off. In a mixture of experts, values
+        around 0.01 to 0.1 keep small experts alive; large values force
+        equal shares.
 
     Attributes
     ----------
@@ -162,13 +197,17 @@ class SoftmaxGate(BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
+        "balance": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(self, alpha=1.0, *, max_iter=200, tol=1e-6, warm_start=False):
+    def __init__(
+        self, alpha=1.0, *, max_iter=200, tol=1e-6, warm_start=False, balance=0.0
+    ):
         self.alpha = alpha
         self.max_iter = max_iter
         self.tol = tol
         self.warm_start = warm_start
+        self.balance = balance
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, Z, R, sample_weight=None):
@@ -253,7 +292,10 @@ class SoftmaxGate(BaseEstimator):
         result = minimize(
             _gate_objective,
             x0,
-            args=(Z, R, sample_weight, mean, scale, float(self.alpha), total),
+            args=(
+                Z, R, sample_weight, mean, scale, float(self.alpha), total,
+                float(self.balance),
+            ),
             jac=True,
             method="L-BFGS-B",
             options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
@@ -267,7 +309,13 @@ class SoftmaxGate(BaseEstimator):
         self.classes_ = np.arange(n_classes)
         self.objective_ = float(result.fun)
         self.n_iter_ = int(result.nit)
+        # Everything the mixture subtracts from its log-likelihood: the L2
+        # penalty, plus the balance penalty when it is switched on.
         self._penalty = 0.5 * float(self.alpha) * float(np.sum(W_s * W_s))
+        if self.balance > 0:
+            self._penalty += float(self.balance) * _kernels.balance_penalty_grad(
+                self._logits(Z), sample_weight
+            )[0]
         return self
 
     def _logits(self, Z):

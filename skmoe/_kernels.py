@@ -357,3 +357,200 @@ def mix_proba(gate, proba):
             for j in range(c):
                 out[i, j] += g * proba[k, i, j]
     return out
+
+
+# ----------------------------------------------------------------------
+# Sparse routing (top-k experts) and load balancing
+# ----------------------------------------------------------------------
+@njit(cache=True)
+def _row_top_k(a, i, k, chosen):
+    """Mark in ``chosen`` the ``k`` largest entries of row ``i`` of ``a``.
+
+    Ties go to the lower column index, so the choice is deterministic.
+    ``chosen`` is a boolean scratch vector of length ``a.shape[1]``; it is
+    reset here. Returns the largest chosen value.
+    """
+    m = a.shape[1]
+    for j in range(m):
+        chosen[j] = False
+    top = -np.inf
+    for r in range(k):
+        best = -1
+        vbest = -np.inf
+        for j in range(m):
+            if not chosen[j] and (best == -1 or a[i, j] > vbest):
+                best = j
+                vbest = a[i, j]
+        chosen[best] = True
+        if r == 0:
+            top = vbest
+    return top
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def top_k_softmax(logits, k):
+    """Softmax over each row's ``k`` largest logits, zero elsewhere.
+
+    This is the sparse gate ``softmax(KeepTopK(logits, k))`` of Shazeer et
+    al. (2017): the gate probabilities of the ``k`` most probable experts,
+    renormalised to sum to one.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_experts), float64
+        Gate logits (or log-probabilities: the result is the same). ``-inf``
+        allowed; a row whose chosen entries are all ``-inf`` gets a uniform
+        weight on them.
+    k : int
+        Number of experts kept per row, ``1 <= k <= n_experts``. Ties go to
+        the lower expert index.
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, n_experts)
+        Non-negative rows summing to one, with at most ``k`` non-zeros.
+    """
+    n, m = logits.shape
+    out = np.zeros((n, m))
+    chosen = np.empty(m, dtype=np.bool_)
+    for i in range(n):
+        amax = _row_top_k(logits, i, k, chosen)
+        if amax == -np.inf:
+            for j in range(m):
+                if chosen[j]:
+                    out[i, j] = 1.0 / k
+            continue
+        s = 0.0
+        for j in range(m):
+            if chosen[j]:
+                e = np.exp(logits[i, j] - amax)
+                out[i, j] = e
+                s += e
+        inv = 1.0 / s
+        for j in range(m):
+            out[i, j] *= inv
+    return out
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def sparse_e_step(log_gate, log_lik, k):
+    """E-step of sparse EM: each row's posterior kept on its ``k`` best experts.
+
+    The experts kept for row ``i`` are the ``k`` with the largest joint
+    ``log pi_k(x_i) + log p_k(y_i | x_i)`` (the largest posteriors); the
+    posterior is renormalised over them, and
+    ``log_norm[i] = log sum_{k kept} pi_k(x_i) p_k(y_i | x_i)`` is the
+    sparse-EM bound on the row's log-likelihood (Neal & Hinton, 1998): it
+    never exceeds the dense ``log sum_k``, and equals it when ``k`` is the
+    number of experts.
+
+    Parameters
+    ----------
+    log_gate : ndarray of shape (n_samples, n_experts), float64
+        Log gate probabilities.
+    log_lik : ndarray of shape (n_samples, n_experts), float64
+        Expert log-likelihoods; ``-inf`` allowed.
+    k : int
+        Number of experts kept per row, ``1 <= k <= n_experts``.
+
+    Returns
+    -------
+    resp : ndarray of shape (n_samples, n_experts)
+        Responsibilities with at most ``k`` non-zeros per row, summing to one.
+        A row where every expert gives zero likelihood falls back to the
+        gate's top ``k`` (renormalised).
+    log_norm : ndarray of shape (n_samples,)
+        The sparse bound per row (``-inf`` for such a row).
+    """
+    n, m = log_gate.shape
+    resp = np.zeros((n, m))
+    log_norm = np.empty(n)
+    joint = np.empty((1, m))
+    chosen = np.empty(m, dtype=np.bool_)
+    for i in range(n):
+        for j in range(m):
+            joint[0, j] = log_gate[i, j] + log_lik[i, j]
+        amax = _row_top_k(joint, 0, k, chosen)
+        fallback = amax == -np.inf
+        if fallback:
+            # No expert explains y_i: keep the gate's top k, as e_step does.
+            for j in range(m):
+                joint[0, j] = log_gate[i, j]
+            amax = _row_top_k(joint, 0, k, chosen)
+            if amax == -np.inf:
+                for j in range(m):
+                    if chosen[j]:
+                        resp[i, j] = 1.0 / k
+                log_norm[i] = -np.inf
+                continue
+        s = 0.0
+        for j in range(m):
+            if chosen[j]:
+                e = np.exp(joint[0, j] - amax)
+                resp[i, j] = e
+                s += e
+        inv = 1.0 / s
+        for j in range(m):
+            resp[i, j] *= inv
+        log_norm[i] = -np.inf if fallback else amax + np.log(s)
+    return resp, log_norm
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def balance_penalty_grad(logits, sample_weight):
+    """Load-balancing penalty on the mean gate probabilities, and its gradient.
+
+    With ``pi_i = softmax(logits_i)``, ``T = sum_i w_i`` and the mean gate
+    probabilities ``pbar_k = sum_i w_i pi_ik / T``, the penalty is
+
+    ``P = T * KL(uniform || pbar) = -(T / K) * sum_k log(K * pbar_k)``,
+
+    which is zero when the experts are used equally on average and positive
+    otherwise (a symmetric Dirichlet prior on ``pbar``). Its gradient with
+    respect to the logits is
+    ``dP / dlogits[i, j] = w_i pi_ij (c_j - sum_k c_k pi_ik)`` with
+    ``c_k = -1 / (K pbar_k)``. ``pbar_k`` is floored at 1e-300, so the
+    penalty stays finite.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_experts), float64
+        Finite gate logits.
+    sample_weight : ndarray of shape (n_samples,), float64
+        Non-negative sample weights with a positive sum.
+
+    Returns
+    -------
+    penalty : float
+        ``P``.
+    grad : ndarray of shape (n_samples, n_experts)
+        Its gradient with respect to ``logits``.
+    """
+    n, m = logits.shape
+    proba = np.empty((n, m))
+    pbar = np.zeros(m)
+    total = 0.0
+    for i in range(n):
+        lse = _row_logsumexp(logits, i)
+        w = sample_weight[i]
+        total += w
+        for j in range(m):
+            p = np.exp(logits[i, j] - lse)
+            proba[i, j] = p
+            pbar[j] += w * p
+    c = np.empty(m)
+    penalty = 0.0
+    for j in range(m):
+        pb = max(pbar[j] / total, 1e-300)
+        penalty -= np.log(m * pb)
+        c[j] = -1.0 / (m * pb)
+    penalty *= total / m
+    grad = proba  # overwritten row by row
+    for i in range(n):
+        w = sample_weight[i]
+        dot = 0.0
+        for j in range(m):
+            dot += c[j] * proba[i, j]
+        for j in range(m):
+            grad[i, j] = w * proba[i, j] * (c[j] - dot)
+    return penalty, grad

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import column_or_1d
 
-from . import _kernels
+from . import _kernels, _routing
 from ._base import _BaseMixtureOfExperts, _estimator_name
 from ._gd import _GradientDescentMixin
 
@@ -64,6 +64,10 @@ class MixtureOfExpertsRegressor(
         in :class:`~sklearn.model_selection.GridSearchCV`. A strong penalty
         smooths the boundaries between the experts; sharp regime changes
         want a small ``alpha``.
+        Load balancing is the gate's ``balance`` penalty
+        (``gate=SoftmaxGate(balance=0.1)``), which pulls the mean gate
+        probabilities toward equal use of the experts; it is part of the
+        objective that EM maximises.
 
     gate_features : array-like of int, str or bool, default=None
         Columns of ``X`` that the gate sees: indices, names (when ``X`` is a
@@ -171,6 +175,9 @@ class MixtureOfExpertsRegressor(
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
 
+        fitted experts, gate and variances (``n_init`` is then ignored). With
+        a larger ``n_experts`` it grows the mixture (see ``grow``).
+
     reg_variance : float, default=1e-6
         Floor on every expert's noise variance, relative to the (weighted)
         variance of ``y``: ``sigma_k^2 >= reg_variance * Var(y)``. An expert
@@ -190,6 +197,57 @@ class MixtureOfExpertsRegressor(
         If positive, print one line per EM iteration (iteration,
         log-likelihood, objective, change, seconds).
 
+    top_k : int, default=None
+        Sparse routing. ``None`` is the dense mixture. With an int, each
+        prediction uses only the sample's ``top_k`` most probable experts, the
+        gate probabilities renormalised over them (the gate
+        ``softmax(KeepTopK(logits, top_k))`` of Shazeer et al., 2017), and
+        every expert runs only on the rows routed to it (one call per expert),
+        so prediction cost scales with ``top_k / n_experts``. Fitting is sparse
+        EM (Neal & Hinton, 1998): each sample's posterior is kept on its
+        ``top_k`` most probable experts (by posterior) and renormalised, and
+        each expert is refit only on the rows that carry weight for it. The
+        objective is then the sparse-EM bound
+        ``sum_i w_i log sum_{k in S_i} pi_k(x_i) p_k(y_i | x_i)`` (``S_i`` the
+        sample's ``top_k`` experts by posterior), never above the dense
+        log-likelihood and non-decreasing under exact M-steps;
+        :meth:`log_prob` and :meth:`responsibilities` (which see ``y``) use the
+        same sparse posterior. Values at least ``n_experts`` give the dense
+        model. See :meth:`route`.
+
+    min_expert_weight : float in [0, 1), default=1e-3
+        Collapse threshold: an expert whose share of the training weight
+        (``sum_i w_i h_ik / sum_i w_i``) falls below it after an E-step is
+        repaired as ``on_collapse`` says, with a warning naming the expert and
+        the action (and recorded in ``repairs_``). The objective may drop at a
+        repair (EM restarts from the repaired posteriors); it is
+        non-decreasing between repairs. ``0`` switches repairs off (an empty
+        expert then keeps its previous fit, with a warning).
+
+    on_collapse : {"reseed", "drop"}, default="reseed"
+        ``"reseed"``: the collapsed expert takes half of the rows of the
+        expert with the largest weighted loss (residual sum of squares for the
+        regressor, log-loss for the classifier): that expert's rows are split
+        in two by weighted 2-means on the standardised columns used by
+        ``init="kmeans"``, and the half it fits worse moves to the collapsed
+        expert; the next M-step refits both. An expert is re-seeded at most
+        once per EM run. ``"drop"`` (what flexmix does): the expert, its gate
+        output and its responsibilities are removed, so ``n_experts_`` may be
+        smaller than ``n_experts``.
+
+    grow : {"refit", "freeze"}, default="refit"
+        Growing a fitted mixture: with ``warm_start=True`` and ``n_experts``
+        larger than ``n_experts_``, :meth:`fit` keeps the fitted experts and
+        gate, seeds every new expert with half of the rows of the expert that
+        fits worst (as ``on_collapse="reseed"``; its gate output starts as a
+        copy of that expert's, the two sharing its probability) and continues
+        EM. ``"refit"`` refits every expert; ``"freeze"`` leaves the fitted
+        experts (and their noise variances) bit-for-bit unchanged and fits only
+        the new experts and the gate. Freezing suits experts that are right
+        in their own region (e.g. a new regime appears in new data); a
+        fitted expert that straddles two regimes stays a compromise when
+        frozen, and ``"refit"`` does better there.
+
     Attributes
     ----------
     experts_ : list of estimators
@@ -202,7 +260,8 @@ class MixtureOfExpertsRegressor(
         Column indices the gate sees (None: all).
 
     n_experts_ : int
-        Number of experts.
+        Number of fitted experts (smaller than ``n_experts`` when
+        ``on_collapse="drop"`` dropped some).
 
     noise_variance_ : ndarray of shape (n_experts,)
         Noise variance ``sigma_k^2`` of every expert.
@@ -234,6 +293,15 @@ class MixtureOfExpertsRegressor(
 
     best_validation_score_ : float or None
         Largest of ``validation_scores_``; only set by ``solver="gd"``.
+
+    expert_usage_ : ndarray of shape (n_experts_,)
+        Share of the training weight each expert holds after fitting,
+        ``sum_i w_i h_ik / sum_i w_i`` with the final responsibilities.
+
+    repairs_ : list of dict
+        The collapse repairs of the kept EM run, in order: ``{"iteration",
+        "expert", "action", "donor"}`` (``action`` is ``"reseed"`` or
+        ``"drop"``; ``donor`` the expert whose rows were split, or None).
 
     fit_time_ : float
         Seconds spent in the last :meth:`fit` (or :meth:`partial_fit`).
@@ -310,6 +378,10 @@ class MixtureOfExpertsRegressor(
         n_jobs=None,
         random_state=None,
         verbose=0,
+        top_k=None,
+        min_expert_weight=1e-3,
+        on_collapse="reseed",
+        grow="refit",
     ):
         super().__init__(
             experts,
@@ -335,6 +407,10 @@ class MixtureOfExpertsRegressor(
             n_jobs=n_jobs,
             random_state=random_state,
             verbose=verbose,
+            top_k=top_k,
+            min_expert_weight=min_expert_weight,
+            on_collapse=on_collapse,
+            grow=grow,
         )
         self.reg_variance = reg_variance
 
@@ -445,10 +521,22 @@ class MixtureOfExpertsRegressor(
             return sp.hstack([X, y[:, None]], format="csr")
         return np.column_stack([X, y])
 
-    def _expert_outputs(self, experts, X, y=None, info=None):
-        pred = np.empty((X.shape[0], len(experts)))
+    def _expert_outputs(self, experts, X, y=None, info=None, rows=None):
+        """Every expert's predictions; with ``rows``, expert ``k`` runs on ``rows[k]`` only.
+
+        ``rows[k]`` is None (every row) or row indices; the other entries are 0.
+        """
+        if rows is None:
+            pred = np.empty((X.shape[0], len(experts)))
+            for k, expert in enumerate(experts):
+                pred[:, k] = np.ravel(expert.predict(X))
+            return pred
+        pred = np.zeros((X.shape[0], len(experts)))
         for k, expert in enumerate(experts):
-            pred[:, k] = np.ravel(expert.predict(X))
+            if rows[k] is None:
+                pred[:, k] = np.ravel(expert.predict(X))
+            elif rows[k].size:
+                pred[rows[k], k] = np.ravel(expert.predict(X[rows[k]]))
         return pred
 
     def _update_aux(self, outputs, y, weights, aux, info):
@@ -479,6 +567,10 @@ class MixtureOfExpertsRegressor(
         variance[owned] = rss[owned] / wsum[owned]
         return np.maximum(variance, info["variance_floor"])
 
+    def _row_losses(self, outputs, y):
+        r = y[:, None] - outputs
+        return r * r
+
     def _aux(self):
         return self.noise_variance_.copy()
 
@@ -502,6 +594,10 @@ class MixtureOfExpertsRegressor(
             Also return the standard deviation of the predictive mixture,
             ``sqrt(sum_k pi_k (sigma_k^2 + f_k^2) - mean^2)``.
 
+        Under ``top_k``, ``pi`` holds the gate probabilities of each row's
+        ``top_k`` experts renormalised (zero elsewhere), and each expert is
+        run only on the rows routed to it.
+
         Returns
         -------
         y_mean : ndarray of shape (n_samples,)
@@ -512,8 +608,10 @@ class MixtureOfExpertsRegressor(
             when ``return_std`` is True.
         """
         X = self._check_X(X)
-        gate = np.exp(self._log_gate(X))
-        pred = self._expert_outputs(self.experts_, X)
+        gate = self._routed_gate(X)
+        pred = self._expert_outputs(
+            self.experts_, X, rows=_routing.rows_per_expert(gate)
+        )
         if not return_std:
             return _kernels.mix_mean(gate, pred)
         mean, var = _kernels.mix_mean_var(gate, pred, self.noise_variance_)

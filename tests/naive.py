@@ -49,7 +49,7 @@ def mix_proba(gate, proba):
     return np.einsum("ik,kic->ic", gate, proba)
 
 
-def gate_objective(W, b, Z, R, sample_weight, alpha):
+def gate_objective(W, b, Z, R, sample_weight, alpha, balance=0.0):
     """Penalised soft-target cross-entropy of a gate given in *standardised* units.
 
     ``W`` are the coefficients of ``(Z - mean) / std`` (weighted statistics).
@@ -60,6 +60,7 @@ def gate_objective(W, b, Z, R, sample_weight, alpha):
     std[std == 0] = 1.0
     logits = ((Z - mean) / std) @ W + b
     loss = -np.sum(sample_weight[:, None] * R * log_softmax_rows(logits))
+    loss += balance * balance_penalty(logits, sample_weight)
     return (loss + 0.5 * alpha * np.sum(W**2)) / total
 
 
@@ -118,3 +119,45 @@ def mixture_batch_objective(W_s, b_s, Z, log_lik, sample_weight, mean, scale, al
     joint = log_softmax_rows(Zs @ W_s + b_s) + log_lik
     nll = -np.sum(sample_weight * logsumexp(joint, axis=1)) / sample_weight.sum()
     return nll + 0.5 * alpha / total * np.sum(W_s**2)
+
+
+def _top_k_mask(a, k):
+    """Boolean mask of each row's k largest entries (ties: lower index)."""
+    order = np.argsort(-a, axis=1, kind="stable")[:, :k]
+    mask = np.zeros(a.shape, dtype=bool)
+    np.put_along_axis(mask, order, True, axis=1)
+    return mask
+
+
+def top_k_softmax(logits, k):
+    mask = _top_k_mask(logits, k)
+    kept = np.where(mask, logits, -np.inf)
+    out = np.empty_like(logits)
+    for i in range(len(logits)):
+        if np.all(kept[i][mask[i]] == -np.inf):
+            out[i] = mask[i] / k
+        else:
+            out[i] = np.exp(kept[i] - logsumexp(kept[i]))
+    return out
+
+
+def sparse_e_step(log_gate, log_lik, k):
+    joint = log_gate + log_lik
+    mask = _top_k_mask(joint, k)
+    kept = np.where(mask, joint, -np.inf)
+    log_norm = logsumexp(kept, axis=1)
+    with np.errstate(invalid="ignore"):
+        resp = np.exp(kept - log_norm[:, None])
+    dead = ~np.isfinite(log_norm)
+    if dead.any():
+        resp[dead] = top_k_softmax(log_gate[dead], k)
+    return resp, log_norm
+
+
+def balance_penalty(logits, sample_weight):
+    """-(T / K) sum_k log(K pbar_k), pbar the weighted mean gate probabilities."""
+    p = softmax_rows(logits)
+    total = sample_weight.sum()
+    pbar = sample_weight @ p / total
+    K = logits.shape[1]
+    return -(total / K) * np.sum(np.log(K * pbar))

@@ -25,8 +25,10 @@ ESTIMATORS = [
         make_pipeline(StandardScaler(), Ridge(alpha=1e-3)), n_experts=2, **FAST
     ),
     MixtureOfExpertsRegressor([LinearRegression(), DecisionTreeRegressor(max_depth=2)], **FAST),
+    MixtureOfExpertsRegressor(n_experts=3, top_k=1, **FAST),
     MixtureOfExpertsClassifier(**FAST),
     MixtureOfExpertsClassifier(DecisionTreeClassifier(max_depth=3), n_experts=2, **FAST),
+    MixtureOfExpertsClassifier(n_experts=3, top_k=2, **FAST),
     MixtureOfExpertsClassifier(
         make_pipeline(StandardScaler(), LogisticRegression()), n_experts=2, **FAST
     ),

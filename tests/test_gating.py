@@ -105,3 +105,55 @@ def test_gate_checks_n_features_at_predict():
     gate = SoftmaxGate().fit(Z, R)
     with pytest.raises(ValueError, match="features"):
         gate.predict_proba(Z[:, :2])
+
+
+def test_gate_objective_with_balance_matches_reference_and_gradient():
+    Z, R, rng = _problem(n=60)
+    Z[:, 0] = Z[:, 0] * 10 + 2000
+    sw = rng.uniform(0.2, 3, size=60)
+    mean, scale = _weighted_standardization(Z, sw)
+    W, b = rng.normal(size=(3, 3)), rng.normal(size=3)
+    x0 = np.concatenate([W.ravel(), b])
+    args = (Z, R, sw, mean, scale, 0.7, sw.sum(), 2.5)
+    assert_allclose(
+        _gate_objective(x0, *args)[0],
+        naive.gate_objective(W, b, Z, R, sw, 0.7, balance=2.5),
+        rtol=1e-12,
+    )
+    err = check_grad(lambda v: _gate_objective(v, *args)[0], lambda v: _gate_objective(v, *args)[1], x0)
+    # check_grad's forward differences carry an O(step * curvature) error;
+    # central differences pin the gradient down to 1e-8.
+    grad = _gate_objective(x0, *args)[1]
+    assert err < 1e-5 * np.linalg.norm(grad)
+    h = 1e-5
+    central = np.array([
+        (_gate_objective(x0 + h * e, *args)[0] - _gate_objective(x0 - h * e, *args)[0]) / (2 * h)
+        for e in np.eye(x0.size)
+    ])
+    assert_allclose(central, grad, atol=1e-8)
+    # The balance term alone, through the full chain (standardisation included).
+    no_bal = args[:-1] + (0.0,)
+    diff = lambda v: _gate_objective(v, *args)[0] - _gate_objective(v, *no_bal)[0]  # noqa: E731
+    diff_grad = lambda v: _gate_objective(v, *args)[1] - _gate_objective(v, *no_bal)[1]  # noqa: E731
+    g = diff_grad(x0)
+    assert np.linalg.norm(g) > 1e-3
+    assert check_grad(diff, diff_grad, x0) < 1e-5 * np.linalg.norm(g)
+
+
+def test_balance_pulls_mean_gate_probabilities_toward_uniform():
+    # Targets that use expert 0 for 80% of the rows.
+    rng = np.random.RandomState(0)
+    Z = rng.normal(size=(500, 2))
+    R = naive.softmax_rows(np.column_stack([2 * Z[:, 0] + 2, -Z[:, 0], Z[:, 1] - 1]))
+    kl = []
+    for balance in [0.0, 0.1, 1.0, 10.0]:
+        gate = SoftmaxGate(alpha=0.1, balance=balance, tol=1e-9, max_iter=2000).fit(Z, R)
+        pbar = gate.predict_proba(Z).mean(axis=0)
+        kl.append(-np.mean(np.log(3 * pbar)))
+        # The penalty the mixture subtracts is recomputed at the solution.
+        W_s = gate.coef_.T * Z.std(axis=0)[:, None]
+        l2 = 0.5 * 0.1 * np.sum(W_s**2)
+        assert_allclose(gate._penalty, l2 + balance * 500 * kl[-1], rtol=1e-6)
+    assert kl[0] > 0.05
+    assert np.all(np.diff(kl) < 0)
+    assert kl[-1] < 0.01 * kl[0]

@@ -117,6 +117,76 @@ def test_kernels_are_cached_to_disk():
     # cache=True on every kernel: a new process loads them instead of compiling.
     for name in ["log_softmax_rows", "softmax_rows", "e_step", "soft_target_loss_grad",
                  "gaussian_log_lik", "weighted_sq_residuals", "mix_mean_var", "mix_mean",
-                 "mix_proba", "logsumexp_rows"]:
+                 "mix_proba", "logsumexp_rows", "top_k_softmax", "sparse_e_step",
+                 "balance_penalty_grad"]:
         kernel = getattr(_kernels, name)
         assert kernel._cache is not None and type(kernel._cache).__name__ == "FunctionCache", name
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_top_k_softmax_matches_reference(extreme, k):
+    rng = np.random.RandomState(5)
+    a = _logits(rng, extreme=extreme)
+    a[7] = [0.5, 0.5, 0.5, 0.5]  # ties go to the lower index
+    a[8, 1:] = -np.inf
+    out = _kernels.top_k_softmax(a, k)
+    assert_allclose(out, naive.top_k_softmax(a, k), rtol=1e-10, atol=1e-12)
+    assert np.all(np.count_nonzero(out, axis=1) <= k)
+    assert_allclose(out.sum(axis=1), 1.0, rtol=1e-12)
+    assert_allclose(out[7], np.r_[np.full(k, 1 / k), np.zeros(4 - k)])
+    # k = n_experts is the dense softmax.
+    assert_allclose(_kernels.top_k_softmax(a, 4), naive.softmax_rows(a), rtol=1e-10, atol=1e-12)
+
+
+def test_top_k_softmax_row_of_minus_inf_is_uniform_on_kept():
+    a = np.array([[-np.inf, -np.inf, -np.inf]])
+    assert_allclose(_kernels.top_k_softmax(a, 2), [[0.5, 0.5, 0.0]])
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_sparse_e_step_matches_reference(extreme, k):
+    rng = np.random.RandomState(6)
+    log_gate = naive.log_softmax_rows(_logits(rng, extreme=extreme))
+    log_lik = rng.normal(size=log_gate.shape) * 50
+    log_lik[3, 1] = -np.inf
+    log_lik[4, :3] = -np.inf
+    log_lik[9] = -np.inf  # no expert explains y: falls back to the gate's top k
+    resp, log_norm = _kernels.sparse_e_step(np.ascontiguousarray(log_gate), log_lik, k)
+    ref_resp, ref_norm = naive.sparse_e_step(log_gate, log_lik, k)
+    assert_allclose(resp, ref_resp, rtol=1e-10, atol=1e-12)
+    assert_allclose(log_norm, ref_norm, rtol=1e-10)
+    assert log_norm[9] == -np.inf
+    assert np.all(np.count_nonzero(resp, axis=1) <= k)
+    assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-12)
+    # The sparse bound never exceeds the dense log-likelihood; equal at k = K.
+    with np.errstate(invalid="ignore"):
+        dense_resp, dense = naive.e_step(log_gate, log_lik)
+    finite = np.isfinite(dense)
+    assert np.all(log_norm[finite] <= dense[finite] + 1e-12)
+    if k == 4:
+        assert_allclose(log_norm, dense, rtol=1e-10)
+        assert_allclose(resp[finite], dense_resp[finite], atol=1e-12)
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_balance_penalty_matches_reference_and_its_gradient(extreme):
+    from scipy.optimize import check_grad
+
+    rng = np.random.RandomState(7)
+    logits = _logits(rng, n=30, extreme=extreme) * (10 if extreme else 1)
+    sw = rng.uniform(0.2, 2, size=30)
+    pen, grad = _kernels.balance_penalty_grad(logits, sw)
+    assert_allclose(pen, naive.balance_penalty(logits, sw), rtol=1e-10)
+    assert np.isfinite(pen) and pen >= 0
+    assert_allclose(_kernels.balance_penalty_grad(np.zeros((5, 3)), np.ones(5))[0], 0.0, atol=1e-14)
+    small = np.ascontiguousarray(logits[:8, :3] / (1e3 if extreme else 1))
+
+    def f(v):
+        return _kernels.balance_penalty_grad(v.reshape(8, 3), sw[:8])[0]
+
+    def g(v):
+        return _kernels.balance_penalty_grad(v.reshape(8, 3), sw[:8])[1].ravel()
+
+    assert check_grad(f, g, small.ravel()) < 1e-6

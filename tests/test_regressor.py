@@ -317,7 +317,9 @@ def test_collapsed_expert_warns_and_stays_finite():
     resp[:, 0] = 1.0  # expert 2 and 3 start with nothing
     resp[:, 1] = 0.0
     with pytest.warns(UserWarning, match=r"Expert 1 \(LinearRegression\) owned no training weight"):
-        moe = MixtureOfExpertsRegressor(n_experts=3, init=resp, max_iter=5).fit(X, y)
+        moe = MixtureOfExpertsRegressor(
+            n_experts=3, init=resp, max_iter=5, min_expert_weight=0
+        ).fit(X, y)
     assert np.all(np.isfinite(moe.predict(X, return_std=True)[1]))
 
 
