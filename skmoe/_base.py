@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _kernels
+from . import _linear, _threaded
 from ._gating import SoftmaxGate, _weighted_standardization
 
 # Share of the total training weight under which an expert counts as empty.
@@ -426,12 +426,27 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     continue
                 w = sample_weight
             jobs.append((expert, w))
+        # LinearRegression / Ridge experts: all weighted least-squares
+        # systems at once (same coefficients as their own fit, to 1e-8).
+        batch = [
+            k for k, job in enumerate(jobs) if job is not None and _linear.batchable(job[0])
+        ]
+        done = set()
+        if batch and y.ndim == 1:
+            ok = _linear.fit_linear_experts(
+                [jobs[k][0] for k in batch], X, y, np.column_stack([jobs[k][1] for k in batch])
+            )
+            done = {k for k, fitted in zip(batch, ok) if fitted}
         refit = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_expert)(expert, X, y, w, self._subset_rows)
-            for expert, w in filter(None, jobs)
+            delayed(_fit_expert)(job[0], X, y, job[1], self._subset_rows)
+            for k, job in enumerate(jobs)
+            if job is not None and k not in done
         )
         it = iter(refit)
-        out = [experts[k] if job is None else next(it) for k, job in enumerate(jobs)]
+        out = [
+            experts[k] if job is None else job[0] if k in done else next(it)
+            for k, job in enumerate(jobs)
+        ]
         return out, weights
 
     def _em_run(self, X, y, sample_weight, Z, z_stats, state, resp, rng, info):
@@ -447,8 +462,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         if fitted:
             # Warm start: one E-step with the fitted parameters.
             outputs = self._expert_outputs(experts, X, y, info)
-            log_gate = _kernels.log_softmax_rows(gate._logits(Z))
-            resp, log_norm = _kernels.e_step(log_gate, self._log_lik_matrix(outputs, y, aux))
+            log_gate = _threaded.log_softmax_rows(gate._logits(Z))
+            resp, log_norm = _threaded.e_step(log_gate, self._log_lik_matrix(outputs, y, aux))
             prev = (sample_weight @ log_norm - gate._penalty) / total
         for n_iter in range(1, self.max_iter + 1):
             tic = time.perf_counter()
@@ -460,8 +475,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             outputs = self._expert_outputs(experts, X, y, info)
             aux = self._update_aux(outputs, y, weights, aux, info)
             gate._fit_arrays(Z, assign, sample_weight, z_stats)
-            log_gate = _kernels.log_softmax_rows(gate._logits(Z))
-            resp, log_norm = _kernels.e_step(log_gate, self._log_lik_matrix(outputs, y, aux))
+            log_gate = _threaded.log_softmax_rows(gate._logits(Z))
+            resp, log_norm = _threaded.e_step(log_gate, self._log_lik_matrix(outputs, y, aux))
             log_lik = sample_weight @ log_norm / total
             objective = log_lik - gate._penalty / total
             history.append(objective)
@@ -531,7 +546,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 gate = copy.deepcopy(self.gate_)
                 gate.set_params(warm_start=True)
                 state = (copy.deepcopy(self.experts_), gate, self._aux())
-                run = self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info)
+                with _threaded.single_threaded_blas():
+                    run = self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info)
             else:
                 run = None
                 for i_init in range(self.n_init):
@@ -543,9 +559,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     resp = self._initial_responsibilities(
                         X, y, sample_weight, n_experts, rng, i_init
                     )
-                    trial = self._em_run(
-                        X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info
-                    )
+                    with _threaded.single_threaded_blas():
+                        trial = self._em_run(
+                            X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info
+                        )
                     if self.verbose:
                         print(
                             f"Initialisation {i_init}: objective "
@@ -605,7 +622,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
 
     def _log_gate(self, X):
         Z = self._gate_input(X, self.gate_features_)
-        return _kernels.log_softmax_rows(self.gate_._logits(Z))
+        return _threaded.log_softmax_rows(self.gate_._logits(Z))
 
     def predict_gate(self, X):
         """Gate probabilities ``pi_k(x)`` of every expert.
@@ -641,7 +658,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         X = self._check_X(X)
         y = self._encode_y(y, X.shape[0])
         outputs = self._expert_outputs(self.experts_, X, y, self._fitted_info())
-        return _kernels.e_step(
+        return _threaded.e_step(
             self._log_gate(X), self._log_lik_matrix(outputs, y, self._aux())
         )
 

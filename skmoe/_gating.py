@@ -12,7 +12,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _kernels
+from . import _kernels, _threaded
 
 
 def _weighted_standardization(Z, sample_weight):
@@ -53,8 +53,9 @@ def _gate_objective(params, Z, targets, sample_weight, mean, scale, alpha, total
     b = b_s - mean @ W
     logits = Z @ W
     logits += b
-    loss, G = _kernels.soft_target_loss_grad(logits, targets, sample_weight)
-    g_sum = G.sum(axis=0)
+    # The kernel overwrites ``logits`` with the gradient w.r.t. the logits.
+    loss, g_sum = _threaded.soft_target_grad_inplace(logits, targets, sample_weight)
+    G = logits
     grad_W = (Z.T @ G - np.outer(mean, g_sum)) / scale[:, None]
     loss += 0.5 * alpha * np.dot(W_s.ravel(), W_s.ravel())
     grad_W += alpha * W_s
@@ -242,14 +243,15 @@ class SoftmaxGate(BaseEstimator):
             freq = sample_weight @ R / total
             x0[n_features * n_classes :] = np.log(np.maximum(freq, 1e-12))
 
-        result = minimize(
-            _gate_objective,
-            x0,
-            args=(Z, R, sample_weight, mean, scale, float(self.alpha), total),
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
-        )
+        with _threaded.single_threaded_blas():
+            result = minimize(
+                _gate_objective,
+                x0,
+                args=(Z, R, sample_weight, mean, scale, float(self.alpha), total),
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
+            )
         W_s = result.x[: n_features * n_classes].reshape(n_features, n_classes)
         b_s = result.x[n_features * n_classes :]
         W = W_s / scale[:, None]
@@ -299,7 +301,7 @@ class SoftmaxGate(BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Row-wise log-softmax of the logits.
         """
-        return _kernels.log_softmax_rows(self._logits(self._validate_Z(Z)))
+        return _threaded.log_softmax_rows(self._logits(self._validate_Z(Z)))
 
     def predict_proba(self, Z):
         """Gate probabilities.

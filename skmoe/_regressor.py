@@ -8,7 +8,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import column_or_1d
 
-from . import _kernels
+from . import _linear, _threaded
 from ._base import _BaseMixtureOfExperts, _estimator_name
 
 
@@ -282,13 +282,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     def _expert_outputs(self, experts, X, y=None, info=None):
         pred = np.empty((X.shape[0], len(experts)))
+        # Linear experts in one product; the others through predict.
+        done = _linear.predict_linear(experts, X, pred)
         for k, expert in enumerate(experts):
-            pred[:, k] = np.ravel(expert.predict(X))
+            if not done[k]:
+                pred[:, k] = np.ravel(expert.predict(X))
         return pred
 
     def _update_aux(self, outputs, y, weights, aux, info):
         wsum = weights.sum(axis=0)
-        rss = _kernels.weighted_sq_residuals(y, outputs, np.ascontiguousarray(weights))
+        rss = _threaded.weighted_sq_residuals(y, outputs, np.ascontiguousarray(weights))
         variance = np.empty(len(wsum))
         owned = wsum > 0
         variance[owned] = rss[owned] / wsum[owned]
@@ -303,7 +306,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return np.maximum(variance, self.reg_variance)
 
     def _log_lik_matrix(self, outputs, y, aux):
-        return _kernels.gaussian_log_lik(y, outputs, aux)
+        return _threaded.gaussian_log_lik(y, outputs, aux)
 
     def _aux(self):
         return self.noise_variance_.copy()
@@ -340,8 +343,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         gate = np.exp(self._log_gate(X))
         pred = self._expert_outputs(self.experts_, X)
         if not return_std:
-            return _kernels.mix_mean(gate, pred)
-        mean, var = _kernels.mix_mean_var(gate, pred, self.noise_variance_)
+            return _threaded.mix_mean(gate, pred)
+        mean, var = _threaded.mix_mean_var(gate, pred, self.noise_variance_)
         return mean, np.sqrt(np.maximum(var, 0.0))
 
     def predict_experts(self, X):
