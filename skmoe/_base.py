@@ -549,20 +549,24 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 with _threaded.single_threaded_blas():
                     run = self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info)
             else:
-                run = None
-                for i_init in range(self.n_init):
-                    experts = [clone(p) for p in prototypes]
-                    for e in experts:
-                        _set_random_states(e, rng)
-                    gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
-                    gate.set_params(warm_start=True)
-                    resp = self._initial_responsibilities(
-                        X, y, sample_weight, n_experts, rng, i_init
+                # One RandomState per restart, drawn up front, so that the
+                # restarts can run in parallel (n_jobs) with the same results
+                # as in series. A single restart keeps using `rng` itself.
+                if self.n_init == 1:
+                    rngs = [rng]
+                else:
+                    seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+                    rngs = [np.random.RandomState(seed) for seed in seeds]
+                args = (prototypes, X, y, sample_weight, Z, z_stats, n_experts, info)
+                if self.n_init == 1:
+                    trials = [self._restart(*args, rngs[0], 0)]
+                else:
+                    trials = Parallel(n_jobs=self.n_jobs)(
+                        delayed(self._restart)(*args, rngs[i_init], i_init)
+                        for i_init in range(self.n_init)
                     )
-                    with _threaded.single_threaded_blas():
-                        trial = self._em_run(
-                            X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info
-                        )
+                run = None
+                for i_init, trial in enumerate(trials):
                     if self.verbose:
                         print(
                             f"Initialisation {i_init}: objective "
@@ -600,6 +604,19 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.log_likelihood_ = float(run["log_likelihood"])
         self.fit_time_ = time.perf_counter() - t_start
         return self
+
+    def _restart(self, prototypes, X, y, sample_weight, Z, z_stats, n_experts, info, rng, i_init):
+        """One EM run from a fresh initialisation (restart ``i_init``)."""
+        experts = [clone(p) for p in prototypes]
+        for e in experts:
+            _set_random_states(e, rng)
+        gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
+        gate.set_params(warm_start=True)
+        resp = self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)
+        with _threaded.single_threaded_blas():
+            return self._em_run(
+                X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info
+            )
 
     @abstractmethod
     def _aux(self):

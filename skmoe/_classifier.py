@@ -65,6 +65,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
 
     n_init : int, default=1
         Number of restarts; the one with the highest objective is kept.
+        The restarts run in parallel when ``n_jobs`` allows, each with its
+        own random stream drawn from ``random_state``.
 
     max_iter : int, default=100
         Maximum number of EM iterations per restart.
@@ -77,7 +79,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         fitted state.
 
     n_jobs : int, default=None
-        Number of jobs fitting the experts in parallel (joblib).
+        Number of jobs fitting the experts, and the ``n_init`` restarts, in
+        parallel (joblib, through :mod:`sklearn.utils.parallel`; use
+        ``joblib.parallel_config(backend="dask")`` to run on a
+        dask.distributed cluster). Results do not depend on it.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, stochastic assignments and the experts'

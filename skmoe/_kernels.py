@@ -387,7 +387,12 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+# No "reassoc" here: it would let LLVM fold the two-part reduction
+# (x - k*hi) - k*lo into x - k*(hi + lo) and lose the split of log 2.
+_EXP_FASTMATH = {"nsz", "arcp", "contract"}
+
+
+@njit(cache=True, fastmath=_EXP_FASTMATH)
 def _exp_nonpos(x):
     """``exp(x)`` for ``x <= 0`` (or ``-inf``), in plain arithmetic.
 

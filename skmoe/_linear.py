@@ -29,7 +29,7 @@ from . import _threaded
 _CHUNK = 8192
 # Above this condition number of the column-scaled normal equations the
 # expert takes scikit-learn's own fit (normal equations square it).
-_MAX_COND = 1e6
+_MAX_COND = 1e4
 
 
 def batchable(expert):

@@ -79,6 +79,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     n_init : int, default=1
         Number of restarts; the one with the highest objective is kept.
+        The restarts run in parallel when ``n_jobs`` allows, each with its
+        own random stream drawn from ``random_state``.
 
     max_iter : int, default=100
         Maximum number of EM iterations per restart.
@@ -96,9 +98,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         rows exactly never has an infinite likelihood.
 
     n_jobs : int, default=None
-        Number of jobs fitting the experts in parallel (joblib). ``None``
-        means 1 unless in a :func:`joblib.parallel_backend` context.
-        Results do not depend on it.
+        Number of jobs fitting the experts, and the ``n_init`` restarts, in
+        parallel (joblib, through :mod:`sklearn.utils.parallel`; use
+        ``joblib.parallel_config(backend="dask")`` to run on a
+        dask.distributed cluster). ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context. Results do not depend on it.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, stochastic assignments and the experts'
