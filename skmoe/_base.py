@@ -612,7 +612,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             _set_random_states(e, rng)
         gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
         gate.set_params(warm_start=True)
-        resp = self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)
+        with _threaded.single_threaded():
+            resp = self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)
         with _threaded.single_threaded_blas():
             return self._em_run(
                 X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info

@@ -246,3 +246,32 @@ def test_fit_on_a_dask_distributed_cluster_gives_the_serial_model(piecewise):
             on_dask = MixtureOfExpertsRegressor(n_jobs=2, **params).fit(X, y)
     _assert_same_model(serial, on_dask)
     assert_array_equal(serial.predict(X), on_dask.predict(X))
+
+
+def test_gate_hessian_matches_finite_differences_and_newton_equals_lbfgs(monkeypatch):
+    from scipy.optimize import approx_fprime
+
+    from skmoe import SoftmaxGate
+    from skmoe import _gating
+
+    rng = np.random.RandomState(0)
+    n, d, K = 3000, 3, 4
+    Z = rng.normal(size=(n, d)) * [1.0, 10.0, 0.1] + [0.0, 5.0, 1.0]
+    R = rng.dirichlet(np.ones(K), size=n)
+    sw = rng.uniform(0.5, 2, size=n)
+    mean, scale = _gating._weighted_standardization(Z, sw)
+    args = (Z, R, sw, mean, scale, 0.7, sw.sum())
+    x = rng.normal(size=(d + 1) * K) * 0.3
+    H = _gating._gate_hessian(x, *args)
+    H_fd = np.array([
+        approx_fprime(x, lambda v: _gating._gate_objective(v, *args)[1][i], 1e-6)
+        for i in range(x.size)
+    ])
+    assert_allclose(H, H_fd, atol=1e-6)
+    assert _gating._newton_pays(d, K)
+    newton = SoftmaxGate(alpha=0.7, tol=1e-9).fit(Z, R, sample_weight=sw)
+    monkeypatch.setattr(_gating, "_newton_pays", lambda *a: False)
+    lbfgs = SoftmaxGate(alpha=0.7, tol=1e-9).fit(Z, R, sample_weight=sw)
+    assert newton.n_iter_ < lbfgs.n_iter_
+    assert_allclose(newton.objective_, lbfgs.objective_, rtol=1e-12)
+    assert_allclose(newton.coef_, lbfgs.coef_, rtol=1e-5, atol=1e-6)
