@@ -26,9 +26,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _kernels, _routing
+from . import _kernels, _linear, _routing, _threaded
 from ._gating import SoftmaxGate, _weighted_standardization
-from ._utils import blas_threads_for
 
 # Share of the total training weight under which an expert counts as empty.
 _EMPTY_EXPERT_SHARE = 1e-10
@@ -614,12 +613,29 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     continue
                 w = sample_weight
             jobs.append((expert, w))
+        # LinearRegression / Ridge experts: all weighted least-squares
+        # systems at once (same coefficients as their own fit, to 1e-8). Dense
+        # X only: sparse (typically wide one-hot) data keeps the experts' own
+        # sparse solvers.
+        batch = [] if sp.issparse(X) else [
+            k for k, job in enumerate(jobs) if job is not None and _linear.batchable(job[0])
+        ]
+        done = set()
+        if batch and y.ndim == 1:
+            ok = _linear.fit_linear_experts(
+                [jobs[k][0] for k in batch], X, y, np.column_stack([jobs[k][1] for k in batch])
+            )
+            done = {k for k, fitted in zip(batch, ok) if fitted}
         refit = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_expert)(expert, X, y, w, self._subset_rows)
-            for expert, w in filter(None, jobs)
+            delayed(_fit_expert)(job[0], X, y, job[1], self._subset_rows)
+            for k, job in enumerate(jobs)
+            if job is not None and k not in done
         )
         it = iter(refit)
-        out = [experts[k] if job is None else next(it) for k, job in enumerate(jobs)]
+        out = [
+            experts[k] if job is None else job[0] if k in done else next(it)
+            for k, job in enumerate(jobs)
+        ]
         return out, weights
 
     def _em_run(
@@ -651,7 +667,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         if fitted:
             # Warm start: one E-step with the fitted parameters.
             outputs = self._expert_outputs(experts, X, y, info)
-            log_gate = _kernels.log_softmax_rows(gate._logits(Z))
+            log_gate = _threaded.log_softmax_rows(gate._logits(Z))
             resp, log_norm = _routing.e_step(
                 log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
             )
@@ -668,7 +684,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             if aux is not None and frozen.any():
                 aux[frozen] = frozen_aux[frozen]
             gate._fit_arrays(Z, assign, sample_weight, z_stats)
-            log_gate = _kernels.log_softmax_rows(gate._logits(Z))
+            log_gate = _threaded.log_softmax_rows(gate._logits(Z))
             resp, log_norm = _routing.e_step(
                 log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
             )
@@ -781,7 +797,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
 
     def _run_em_restarts(self, X, y, sample_weight, Z, z_stats, prototypes, rng, info, D):
         """EM from the fitted state (warm start, growing it if ``n_experts``
-        grew) or the best of ``n_init`` restarts."""
+        grew) or the best of ``n_init`` restarts, in parallel when ``n_jobs``
+        allows."""
         n_experts = len(prototypes)
         warm = (
             self.warm_start
@@ -800,20 +817,29 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             for expert, proto in zip(experts, prototypes):
                 expert.set_params(**_leaf_params(proto))
             state = (experts, gate, self._aux())
-            return self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info, D)
+            with _threaded.single_threaded_blas():
+                return self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info, D)
         if warm:
-            return self._grow(X, y, sample_weight, Z, z_stats, prototypes, rng, info, D)
-        run = None
-        for i_init in range(self.n_init):
-            experts = [clone(p) for p in prototypes]
-            for e in experts:
-                _set_random_states(e, rng)
-            gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
-            gate.set_params(warm_start=True)
-            resp = self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)
-            trial = self._em_run(
-                X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info, D
+            with _threaded.single_threaded_blas():
+                return self._grow(X, y, sample_weight, Z, z_stats, prototypes, rng, info, D)
+        # One RandomState per restart, drawn up front, so that the restarts
+        # can run in parallel (n_jobs) with the same results as in series. A
+        # single restart keeps using `rng` itself.
+        if self.n_init == 1:
+            rngs = [rng]
+        else:
+            seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+            rngs = [np.random.RandomState(seed) for seed in seeds]
+        args = (prototypes, X, y, sample_weight, Z, z_stats, n_experts, info, D)
+        if self.n_init == 1:
+            trials = [self._restart(*args, rngs[0], 0)]
+        else:
+            trials = Parallel(n_jobs=self.n_jobs)(
+                delayed(self._restart)(*args, rngs[i_init], i_init)
+                for i_init in range(self.n_init)
             )
+        run = None
+        for i_init, trial in enumerate(trials):
             if self.verbose:
                 print(
                     f"Initialisation {i_init}: objective "
@@ -880,10 +906,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             # The scaled init columns, for re-seeding and growth: built only
             # when a repair needs them.
             D = _LazyInitColumns(self, X, y, sample_weight)
-            with blas_threads_for(X.size):
-                run = self._run_em_restarts(
-                    X, y, sample_weight, Z, z_stats, prototypes, rng, info, D
-                )
+            run = self._run_em_restarts(
+                X, y, sample_weight, Z, z_stats, prototypes, rng, info, D
+            )
 
         experts, gate, aux = run["state"]
         for n_iter, k, action, donor, share, name in run["repairs"]:
@@ -996,6 +1021,22 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             frozen=frozen, frozen_aux=frozen_aux,
         )
 
+    def _restart(
+        self, prototypes, X, y, sample_weight, Z, z_stats, n_experts, info, D, rng, i_init
+    ):
+        """One EM run from a fresh initialisation (restart ``i_init``)."""
+        experts = [clone(p) for p in prototypes]
+        for e in experts:
+            _set_random_states(e, rng)
+        gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
+        gate.set_params(warm_start=True)
+        with _threaded.single_threaded():
+            resp = self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)
+        with _threaded.single_threaded_blas():
+            return self._em_run(
+                X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info, D
+            )
+
     @abstractmethod
     def _aux(self):
         """Fitted auxiliary parameters, for a warm start."""
@@ -1019,7 +1060,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
 
     def _log_gate(self, X):
         Z = self._gate_input(X, self.gate_features_)
-        return _kernels.log_softmax_rows(self.gate_._logits(Z))
+        return _threaded.log_softmax_rows(self.gate_._logits(Z))
 
     def _routed_gate(self, X):
         """Gate weights for prediction: renormalised over each row's ``top_k``."""

@@ -70,9 +70,11 @@ class MixtureOfExpertsClassifier(
 
     n_init : int, default=1
         Number of restarts; the one with the highest objective (the mean
-        log-likelihood minus the gate's penalty) is kept. With ``init`` given
-        as an array every restart starts from it, so ``n_init > 1`` only
-        matters for stochastic assignments.
+        log-likelihood minus the gate's penalty) is kept. The restarts run in
+        parallel when ``n_jobs`` allows, each with its own random stream
+        drawn from ``random_state``. With ``init`` given as an array every
+        restart starts from it, so ``n_init > 1`` only matters for stochastic
+        assignments.
 
     max_iter : int, default=100
         Maximum number of EM iterations per restart; for ``solver="gd"``,
@@ -154,7 +156,10 @@ class MixtureOfExpertsClassifier(
         ``grow``).
 
     n_jobs : int, default=None
-        Number of jobs fitting the experts in parallel (joblib).
+        Number of jobs fitting the experts, and the ``n_init`` restarts, in
+        parallel (joblib, through :mod:`sklearn.utils.parallel`; use
+        ``joblib.parallel_config(backend="dask")`` to run on a
+        dask.distributed cluster). Results do not depend on it.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, stochastic assignments and the experts'

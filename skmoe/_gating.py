@@ -13,8 +13,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _kernels
-from ._utils import blas_threads_for
+from . import _kernels, _threaded
 
 
 def _weighted_standardization(Z, sample_weight):
@@ -62,10 +61,16 @@ def _gate_objective(
     b = b_s - mean @ W
     logits = np.ascontiguousarray(Z @ W)
     logits += b
-    loss, G = _kernels.soft_target_loss_grad(logits, targets, sample_weight)
     if balance > 0:
-        loss, G = _add_balance(loss, G, logits, sample_weight, balance)
-    g_sum = G.sum(axis=0)
+        # Before the in-place kernel below overwrites the logits.
+        penalty, G_bal = _kernels.balance_penalty_grad(logits, sample_weight)
+    # The kernel overwrites ``logits`` with the gradient w.r.t. the logits.
+    loss, g_sum = _threaded.soft_target_grad_inplace(logits, targets, sample_weight)
+    G = logits
+    if balance > 0:
+        G += balance * G_bal
+        loss += balance * penalty
+        g_sum = G.sum(axis=0)
     grad_W = (np.asarray(Z.T @ G) - np.outer(mean, g_sum)) / scale[:, None]
     loss += 0.5 * alpha * np.dot(W_s.ravel(), W_s.ravel())
     grad_W += alpha * W_s
@@ -73,12 +78,103 @@ def _gate_objective(
     return loss / total, grad / total
 
 
-def _add_balance(loss, G, logits, sample_weight, balance):
-    """Add ``balance`` times the load-balancing penalty to a loss and its logit gradient."""
-    penalty, G_bal = _kernels.balance_penalty_grad(logits, sample_weight)
-    G_bal *= balance
-    G_bal += G
-    return loss + balance * penalty, G_bal
+# Rows per chunk when accumulating the gate's Hessian.
+_HESS_CHUNK = 8192
+
+
+def _newton_pays(n_features, n_classes):
+    """Whether exact-Hessian Newton beats L-BFGS for this gate size.
+
+    The Hessian costs about ``(n_classes + 1) * (n_features + 1) / 4``
+    objective evaluations; Newton needs 1-3 iterations from an EM warm start
+    where L-BFGS, whose curvature memory starts empty at every call, needs
+    10-20 evaluations.
+    """
+    return (n_classes + 1) * (n_features + 1) <= 64
+
+
+def _gate_hessian(params, Z, targets, sample_weight, mean, scale, alpha, total, balance=0.0):
+    """Hessian of the cross-entropy and L2 terms of :func:`_gate_objective`.
+
+    ``sum_i w_i s_i (diag(p_i) - p_i p_i^T) kron z_i z_i^T`` over the
+    standardised inputs with a column of ones, plus ``alpha`` on the
+    coefficients, divided by ``total``; accumulated over chunks of rows (no
+    ``n x n_classes x n_features`` array). Terms that other code adds to
+    ``_gate_objective`` are not in it: Newton's line search then still
+    decreases the full objective, with a less exact step.
+    """
+    n, d = Z.shape
+    K = targets.shape[1]
+    W = params[: d * K].reshape(d, K) / scale[:, None]
+    logits = Z @ W
+    logits += params[d * K :] - mean @ W
+    P = _threaded.log_softmax_rows(logits)
+    np.exp(P, out=P)
+    q = sample_weight * targets.sum(axis=1)
+    m = K * (d + 1)
+    # H[(k, a), (l, b)] = sum_i z_ia z_ib q_i (delta_kl p_ik - p_ik p_il),
+    # z the standardised inputs with a 1 appended: a diagonal part (one
+    # weighted Gram per class) minus one product of two n x m matrices,
+    # built chunk by chunk.
+    H = np.zeros((m, m))
+    buf = np.empty((min(_HESS_CHUNK, n), d + 1))
+    for c0 in range(0, n, _HESS_CHUNK):
+        c1 = min(c0 + _HESS_CHUNK, n)
+        Zs = buf[: c1 - c0]
+        chunk = Z[c0:c1]
+        np.subtract(chunk.toarray() if sp.issparse(chunk) else chunk, mean, out=Zs[:, :d])
+        Zs[:, :d] /= scale
+        Zs[:, d] = 1.0
+        Pc = P[c0:c1]
+        Qc = Pc * q[c0:c1, None]
+        U = (Qc[:, :, None] * Zs[:, None, :]).reshape(c1 - c0, m)
+        V = (Pc[:, :, None] * Zs[:, None, :]).reshape(c1 - c0, m)
+        H -= U.T @ V
+        for k in range(K):
+            blk = slice(k * (d + 1), (k + 1) * (d + 1))
+            H[blk, blk] += (Zs * Qc[:, k : k + 1]).T @ Zs
+    # From the (class, feature) order to _gate_objective's (feature, class).
+    H = H.reshape(K, d + 1, K, d + 1).transpose(1, 0, 3, 2).reshape(m, m)
+    H = 0.5 * (H + H.T)
+    idx = np.arange(d * K)
+    H[idx, idx] += alpha
+    return H / total
+
+
+def _newton(x0, args, max_iter, gtol, ftol=1e-12):
+    """Newton's method with a backtracking line search on ``_gate_objective``.
+
+    Stops as scipy's L-BFGS-B does in :class:`SoftmaxGate`: largest gradient
+    component at most ``gtol``, or a relative decrease at most ``ftol``.
+    The softmax's shift invariance makes the Hessian singular: the step uses
+    its pseudo-inverse. Returns ``(x, f, n_iter)``, or None when a step fails
+    to decrease the objective (the caller then runs L-BFGS).
+    """
+    x = x0.copy()
+    f, g = _gate_objective(x, *args)
+    for it in range(max_iter):
+        if np.max(np.abs(g)) <= gtol:
+            return x, f, it
+        vals, vecs = np.linalg.eigh(_gate_hessian(x, *args))
+        keep = vals > 1e-10 * max(vals[-1], 1e-300)
+        step = -(vecs[:, keep] @ ((vecs[:, keep].T @ g) / vals[keep]))
+        slope = float(g @ step)
+        if not slope < 0.0:
+            return None
+        t = 1.0
+        while True:
+            f_new, g_new = _gate_objective(x + t * step, *args)
+            if f_new <= f + 1e-4 * t * slope:
+                break
+            t *= 0.5
+            if t < 1e-10:
+                return None
+        x = x + t * step
+        decrease = (f - f_new) / max(abs(f), abs(f_new), 1.0)
+        f, g = f_new, g_new
+        if decrease <= ftol:
+            return x, f, it + 1
+    return x, f, max_iter
 
 
 class SoftmaxGate(BaseEstimator):
@@ -119,7 +215,11 @@ class SoftmaxGate(BaseEstimator):
 
     The loss and its gradient with respect to the logits are computed by a
     compiled kernel; the two matrix products go to BLAS; the data is never
-    replicated once per class. The optimiser is scipy's L-BFGS.
+    replicated once per class. Small gates (``(n_classes + 1) *
+    (n_features + 1) <= 64``) are fitted by Newton's method with the exact
+    Hessian and a line search, which needs 1-3 iterations from the warm
+    start of an EM iteration; larger ones by scipy's L-BFGS. Both stop at
+    the same ``tol``.
 
     Parameters
     ----------
@@ -129,7 +229,7 @@ class SoftmaxGate(BaseEstimator):
         coefficients diverge on separable targets; ``max_iter`` bounds them).
 
     max_iter : int, default=200
-        Maximum number of L-BFGS iterations per call to :meth:`fit`.
+        Maximum number of Newton or L-BFGS iterations per call to :meth:`fit`.
 
     tol : float, default=1e-6
         Stop when the largest component of the projected gradient of the
@@ -164,7 +264,7 @@ class SoftmaxGate(BaseEstimator):
         Final value of the penalised objective divided by the total weight.
 
     n_iter_ : int
-        Number of L-BFGS iterations run by the last :meth:`fit`.
+        Number of Newton or L-BFGS iterations run by the last :meth:`fit`.
 
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
@@ -253,8 +353,7 @@ class SoftmaxGate(BaseEstimator):
         sample_weight = _check_sample_weight(
             sample_weight, Z, dtype=np.float64, ensure_non_negative=True
         )
-        with blas_threads_for(Z.size):
-            self._fit_arrays(Z, R, sample_weight)
+        self._fit_arrays(Z, R, sample_weight)
         return self
 
     def _fit_arrays(self, Z, R, sample_weight, standardization=None):
@@ -289,26 +388,33 @@ class SoftmaxGate(BaseEstimator):
             freq = sample_weight @ R / total
             x0[n_features * n_classes :] = np.log(np.maximum(freq, 1e-12))
 
-        result = minimize(
-            _gate_objective,
-            x0,
-            args=(
-                Z, R, sample_weight, mean, scale, float(self.alpha), total,
-                float(self.balance),
-            ),
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
+        args = (
+            Z, R, sample_weight, mean, scale, float(self.alpha), total, float(self.balance)
         )
-        W_s = result.x[: n_features * n_classes].reshape(n_features, n_classes)
-        b_s = result.x[n_features * n_classes :]
+        with _threaded.single_threaded_blas():
+            newton = None
+            if _newton_pays(n_features, n_classes):
+                newton = _newton(x0, args, self.max_iter, self.tol)
+            if newton is None:
+                result = minimize(
+                    _gate_objective,
+                    x0,
+                    args=args,
+                    jac=True,
+                    method="L-BFGS-B",
+                    options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
+                )
+                newton = (result.x, result.fun, result.nit)
+        x, fun, nit = newton
+        W_s = x[: n_features * n_classes].reshape(n_features, n_classes)
+        b_s = x[n_features * n_classes :]
         W = W_s / scale[:, None]
         self.coef_ = np.ascontiguousarray(W.T)
         self.intercept_ = b_s - mean @ W
         self.n_classes_ = n_classes
         self.classes_ = np.arange(n_classes)
-        self.objective_ = float(result.fun)
-        self.n_iter_ = int(result.nit)
+        self.objective_ = float(fun)
+        self.n_iter_ = int(nit)
         # Everything the mixture subtracts from its log-likelihood: the L2
         # penalty, plus the balance penalty when it is switched on.
         self._penalty = 0.5 * float(self.alpha) * float(np.sum(W_s * W_s))
@@ -358,7 +464,7 @@ class SoftmaxGate(BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Row-wise log-softmax of the logits.
         """
-        return _kernels.log_softmax_rows(self._logits(self._validate_Z(Z)))
+        return _threaded.log_softmax_rows(self._logits(self._validate_Z(Z)))
 
     def predict_proba(self, Z):
         """Gate probabilities.

@@ -554,3 +554,261 @@ def balance_penalty_grad(logits, sample_weight):
         for j in range(m):
             grad[i, j] = w * proba[i, j] * (c[j] - dot)
     return penalty, grad
+
+# ----------------------------------------------------------------------
+# Range kernels for the hot path.
+#
+# Each one computes rows ``start:stop`` of its result into arrays allocated
+# by the caller and releases the GIL, so that ``skmoe._threaded`` can run
+# disjoint row ranges on several threads (``numba``'s own ``parallel=True``
+# lowering stops LLVM from vectorising these loops).  Row ``i`` of every
+# result is computed the same way whatever the range, and the reductions are
+# made per fixed block of ``_TB`` rows (``start`` is always a multiple of
+# ``_TB``), so the results do not depend on how the rows are split.
+#
+# With a handful of experts, loops over the entries of one row are too short
+# for SIMD: the kernels copy ``_TB`` rows into a transposed scratch
+# ``T[k, j]`` so that the inner loops run over rows, contiguously.  numba
+# calls libm's scalar ``exp``, which LLVM cannot vectorise; ``_exp_nonpos``
+# is an ``exp`` in plain arithmetic that it can.
+# ----------------------------------------------------------------------
+
+_TB = 256
+
+# exp(x) = 2**k * exp(r), k = round(x / log 2), |r| <= log(2) / 2, with log 2
+# split in two (fdlibm's constants) so that r is exact.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+
+
+# No "reassoc" in ``_exp_nonpos`` and the kernels it is inlined into: it
+# would let LLVM fold the two-part reduction (x - k*hi) - k*lo into
+# x - k*(hi + lo) and lose the split of log 2 (errors of 1e-14 at x = -50).
+_EXP_FASTMATH = {"nsz", "arcp", "contract"}
+
+
+@njit(cache=True, fastmath=_EXP_FASTMATH, inline="always")
+def _exp_nonpos(x):
+    """``exp(x)`` for ``x <= 0`` (or ``-inf``), in plain arithmetic.
+
+    Range reduction, a degree-13 Taylor polynomial on ``|r| <= log(2)/2``
+    and an exponent built from its bits: within about 2 ULPs of
+    ``numpy.exp``. Below ``-708`` (where ``exp`` becomes subnormal) it
+    returns 0, and ``exp(-inf) = 0`` exactly.
+    """
+    under = x < -708.0
+    if under:
+        x = -708.0
+    k = np.floor(x * _LOG2E + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
+        1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
+            1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
+                1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))))
+    scale = np.int64((np.int64(k) + 1023) << 52).view(np.float64)
+    out = p * scale
+    if under:
+        out = 0.0
+    return out
+
+
+@njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True)
+def exp_nonpos(x):
+    """``exp`` of a 1-D array of non-positive values (tests ``_exp_nonpos``)."""
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = _exp_nonpos(x[i])
+    return out
+
+
+@njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True)
+def log_softmax_range(a, out, start, stop):
+    """Rows ``start:stop`` of :func:`log_softmax_rows` into ``out``."""
+    m = a.shape[1]
+    T = np.empty((m, _TB))
+    amax = np.empty(_TB)
+    s = np.empty(_TB)
+    uniform = -np.log(m)
+    for b0 in range(start, stop, _TB):
+        nb = min(b0 + _TB, stop) - b0
+        for j in range(nb):
+            for k in range(m):
+                T[k, j] = a[b0 + j, k]
+        for j in range(nb):
+            amax[j] = T[0, j]
+            s[j] = 0.0
+        for k in range(1, m):
+            for j in range(nb):
+                amax[j] = max(amax[j], T[k, j])
+        for k in range(m):
+            for j in range(nb):
+                s[j] += _exp_nonpos(T[k, j] - amax[j])
+        for j in range(nb):
+            i = b0 + j
+            lse = amax[j] + np.log(s[j])
+            for k in range(m):
+                out[i, k] = a[i, k] - lse
+        for j in range(nb):
+            if amax[j] == -np.inf:
+                for k in range(m):
+                    out[b0 + j, k] = uniform
+
+
+@njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True)
+def e_step_range(log_gate, log_lik, resp, log_norm, start, stop):
+    """Rows ``start:stop`` of :func:`e_step` into ``resp`` and ``log_norm``."""
+    m = log_gate.shape[1]
+    T = np.empty((m, _TB))
+    amax = np.empty(_TB)
+    s = np.empty(_TB)
+    for b0 in range(start, stop, _TB):
+        nb = min(b0 + _TB, stop) - b0
+        for j in range(nb):
+            for k in range(m):
+                T[k, j] = log_gate[b0 + j, k] + log_lik[b0 + j, k]
+        for j in range(nb):
+            amax[j] = T[0, j]
+            s[j] = 0.0
+        for k in range(1, m):
+            for j in range(nb):
+                amax[j] = max(amax[j], T[k, j])
+        for k in range(m):
+            for j in range(nb):
+                e = _exp_nonpos(T[k, j] - amax[j])
+                T[k, j] = e
+                s[j] += e
+        for j in range(nb):
+            i = b0 + j
+            log_norm[i] = amax[j] + np.log(s[j])
+            inv = 1.0 / s[j]
+            for k in range(m):
+                resp[i, k] = T[k, j] * inv
+        for j in range(nb):
+            if amax[j] == -np.inf:
+                # No expert explains the row: fall back to the gate.
+                i = b0 + j
+                log_norm[i] = -np.inf
+                for k in range(m):
+                    resp[i, k] = np.exp(log_gate[i, k])
+
+
+@njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True)
+def soft_target_range(logits, targets, sample_weight, block_loss, block_sum, start, stop):
+    """Rows ``start:stop`` of the soft-target loss; the gradient overwrites ``logits``.
+
+    The in-place form of :func:`soft_target_loss_grad` used inside the gate's
+    optimiser. Row ``i`` of ``logits`` becomes ``w_i (s_i p_i - t_i)``;
+    block ``b`` (rows ``b*_TB:(b+1)*_TB``) stores its loss in
+    ``block_loss[b]`` and the column sums of its gradient in
+    ``block_sum[b]``. ``start`` must be a multiple of ``_TB``.
+    """
+    m = logits.shape[1]
+    T = np.empty((m, _TB))
+    amax = np.empty(_TB)
+    s = np.empty(_TB)
+    for b0 in range(start, stop, _TB):
+        nb = min(b0 + _TB, stop) - b0
+        blk = b0 // _TB
+        for j in range(nb):
+            for k in range(m):
+                T[k, j] = logits[b0 + j, k]
+        for j in range(nb):
+            amax[j] = T[0, j]
+            s[j] = 0.0
+        for k in range(1, m):
+            for j in range(nb):
+                amax[j] = max(amax[j], T[k, j])
+        for k in range(m):
+            for j in range(nb):
+                e = _exp_nonpos(T[k, j] - amax[j])
+                T[k, j] = e
+                s[j] += e
+        loss = 0.0
+        for k in range(m):
+            block_sum[blk, k] = 0.0
+        for j in range(nb):
+            i = b0 + j
+            w = sample_weight[i]
+            lse = amax[j] + np.log(s[j])
+            tsum = 0.0
+            row_loss = 0.0
+            for k in range(m):
+                t = targets[i, k]
+                tsum += t
+                row_loss += t * (lse - logits[i, k])  # finite logits
+            loss += w * row_loss
+            scale = w * tsum / s[j]
+            for k in range(m):
+                g = scale * T[k, j] - w * targets[i, k]
+                logits[i, k] = g
+                block_sum[blk, k] += g
+        block_loss[blk] = loss
+
+
+@njit(cache=True, fastmath=FASTMATH, nogil=True)
+def gaussian_log_lik_range(y, pred, half_log, inv_var, out, start, stop):
+    """Rows ``start:stop`` of :func:`gaussian_log_lik` into ``out``.
+
+    ``half_log[k] = (log(2 pi) + log(variance[k])) / 2`` and
+    ``inv_var[k] = 1 / (2 variance[k])``.
+    """
+    m = pred.shape[1]
+    for i in range(start, stop):
+        yi = y[i]
+        for k in range(m):
+            r = yi - pred[i, k]
+            out[i, k] = -half_log[k] - r * r * inv_var[k]
+
+
+@njit(cache=True, fastmath=FASTMATH, nogil=True)
+def weighted_sq_residuals_range(y, pred, weights, block_sum, start, stop):
+    """Per-block :func:`weighted_sq_residuals` of rows ``start:stop``.
+
+    Block ``b`` (rows ``b*_TB:(b+1)*_TB``) stores its sums in
+    ``block_sum[b]``. ``start`` must be a multiple of ``_TB``.
+    """
+    m = pred.shape[1]
+    for b0 in range(start, stop, _TB):
+        blk = b0 // _TB
+        for k in range(m):
+            block_sum[blk, k] = 0.0
+        for i in range(b0, min(b0 + _TB, stop)):
+            yi = y[i]
+            for k in range(m):
+                r = yi - pred[i, k]
+                block_sum[blk, k] += weights[i, k] * r * r
+
+
+@njit(cache=True, fastmath=FASTMATH, nogil=True)
+def mix_mean_var_range(gate, pred, variance, mean, var, start, stop):
+    """Rows ``start:stop`` of :func:`mix_mean_var` into ``mean`` and ``var``."""
+    m = pred.shape[1]
+    mu = np.empty(_TB)
+    v = np.empty(_TB)
+    for b0 in range(start, stop, _TB):
+        nb = min(b0 + _TB, stop) - b0
+        for j in range(nb):
+            mu[j] = 0.0
+            v[j] = 0.0
+        for j in range(nb):
+            for k in range(m):
+                mu[j] += gate[b0 + j, k] * pred[b0 + j, k]
+        for j in range(nb):
+            for k in range(m):
+                d = pred[b0 + j, k] - mu[j]
+                v[j] += gate[b0 + j, k] * (variance[k] + d * d)
+        for j in range(nb):
+            mean[b0 + j] = mu[j]
+            var[b0 + j] = v[j]
+
+
+@njit(cache=True, fastmath=FASTMATH, nogil=True)
+def mix_mean_range(gate, pred, mean, start, stop):
+    """Rows ``start:stop`` of :func:`mix_mean` into ``mean``."""
+    m = pred.shape[1]
+    for i in range(start, stop):
+        mu = 0.0
+        for k in range(m):
+            mu += gate[i, k] * pred[i, k]
+        mean[i] = mu

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import column_or_1d
 
-from . import _kernels, _routing
+from . import _kernels, _linear, _routing, _threaded
 from ._base import _BaseMixtureOfExperts, _estimator_name
 from ._gd import _GradientDescentMixin
 
@@ -90,9 +90,11 @@ class MixtureOfExpertsRegressor(
 
     n_init : int, default=1
         Number of restarts; the one with the highest objective (the mean
-        log-likelihood minus the gate's penalty) is kept. With ``init`` given
-        as an array every restart starts from it, so ``n_init > 1`` only
-        matters for stochastic assignments.
+        log-likelihood minus the gate's penalty) is kept. The restarts run in
+        parallel when ``n_jobs`` allows, each with its own random stream
+        drawn from ``random_state``. With ``init`` given as an array every
+        restart starts from it, so ``n_init > 1`` only matters for stochastic
+        assignments.
 
     max_iter : int, default=100
         Maximum number of EM iterations per restart; for ``solver="gd"``,
@@ -185,9 +187,11 @@ class MixtureOfExpertsRegressor(
         floor does not depend on the units of ``y``.
 
     n_jobs : int, default=None
-        Number of jobs fitting the experts in parallel (joblib). ``None``
-        means 1 unless in a :func:`joblib.parallel_backend` context.
-        Results do not depend on it.
+        Number of jobs fitting the experts, and the ``n_init`` restarts, in
+        parallel (joblib, through :mod:`sklearn.utils.parallel`; use
+        ``joblib.parallel_config(backend="dask")`` to run on a
+        dask.distributed cluster). ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context. Results do not depend on it.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, stochastic assignments and the experts'
@@ -525,11 +529,14 @@ class MixtureOfExpertsRegressor(
         """Every expert's predictions; with ``rows``, expert ``k`` runs on ``rows[k]`` only.
 
         ``rows[k]`` is None (every row) or row indices; the other entries are 0.
+        Linear experts on every row are predicted together in one product.
         """
         if rows is None:
             pred = np.empty((X.shape[0], len(experts)))
+            done = _linear.predict_linear(experts, X, pred)
             for k, expert in enumerate(experts):
-                pred[:, k] = np.ravel(expert.predict(X))
+                if not done[k]:
+                    pred[:, k] = np.ravel(expert.predict(X))
             return pred
         pred = np.zeros((X.shape[0], len(experts)))
         for k, expert in enumerate(experts):
@@ -541,7 +548,7 @@ class MixtureOfExpertsRegressor(
 
     def _update_aux(self, outputs, y, weights, aux, info):
         wsum = weights.sum(axis=0)
-        rss = _kernels.weighted_sq_residuals(y, outputs, np.ascontiguousarray(weights))
+        rss = _threaded.weighted_sq_residuals(y, outputs, np.ascontiguousarray(weights))
         variance = np.empty(len(wsum))
         owned = wsum > 0
         variance[owned] = rss[owned] / wsum[owned]
@@ -556,7 +563,7 @@ class MixtureOfExpertsRegressor(
         return np.maximum(variance, info["variance_floor"])
 
     def _log_lik_matrix(self, outputs, y, aux):
-        return _kernels.gaussian_log_lik(y, outputs, aux)
+        return _threaded.gaussian_log_lik(y, outputs, aux)
 
     def _aux_batch_stats(self, outputs, y, weights):
         return _kernels.weighted_sq_residuals(y, outputs, weights), weights.sum(axis=0)
@@ -613,8 +620,8 @@ class MixtureOfExpertsRegressor(
             self.experts_, X, rows=_routing.rows_per_expert(gate)
         )
         if not return_std:
-            return _kernels.mix_mean(gate, pred)
-        mean, var = _kernels.mix_mean_var(gate, pred, self.noise_variance_)
+            return _threaded.mix_mean(gate, pred)
+        mean, var = _threaded.mix_mean_var(gate, pred, self.noise_variance_)
         return mean, np.sqrt(np.maximum(var, 0.0))
 
     def predict_experts(self, X):

@@ -1,0 +1,209 @@
+"""Multi-threaded drivers of the range kernels in ``_kernels.py``.
+
+Each function here has the signature and the result of the serial kernel of
+the same name in ``_kernels.py`` (up to a few ULPs: the range kernels use a
+vectorisable ``exp``).  The rows are cut into at most
+``numba.get_num_threads()`` contiguous ranges (whole blocks of
+``_kernels._TB`` rows, and at least ``_MIN_ROWS`` rows each); the compiled
+range kernels release the GIL, so the ranges run on a small thread pool.
+Every row is computed the same way whatever the cut, and reductions are added
+per fixed block in order, so the results are bit-identical for any number of
+threads (``NUMBA_NUM_THREADS`` or :func:`numba.set_num_threads` choose it).
+"""
+
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from . import _kernels
+
+_TB = _kernels._TB
+# Below this many rows per thread, a thread costs more than it saves.
+_MIN_ROWS = 32768
+
+_pool = None
+_pool_pid = None
+_pool_lock = threading.Lock()
+
+
+def _get_pool():
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():  # a forked child needs its own
+            _pool = ThreadPoolExecutor(
+                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="skmoe"
+            )
+            _pool_pid = os.getpid()
+        return _pool
+
+
+_controller = None
+_limits = threading.local()
+
+
+@contextlib.contextmanager
+def _limited(user_api):
+    """Limit ``user_api`` (None: all) to one thread; cheap when nested."""
+    global _controller
+    key = user_api or "all"
+    depth = getattr(_limits, key, 0)
+    if depth or getattr(_limits, "all", 0):
+        # Already limited by an enclosing block: entering threadpoolctl
+        # again costs ~0.5 ms, which small fits pay hundreds of times.
+        setattr(_limits, key, depth + 1)
+        try:
+            yield
+        finally:
+            setattr(_limits, key, depth)
+        return
+    if _controller is None:
+        _controller = ThreadpoolController()
+    setattr(_limits, key, 1)
+    try:
+        with _controller.limit(limits=1, user_api=user_api):
+            yield
+    finally:
+        setattr(_limits, key, 0)
+
+
+def single_threaded_blas():
+    """Context manager: BLAS on one thread inside the block.
+
+    The gate's optimiser makes hundreds of skinny products (``Z @ W``,
+    ``Z.T @ G``) per fit. A multi-threaded BLAS wakes its threads for each
+    one, and on a busy machine (more runnable threads than cores) waiting
+    for them costs far more than the product: a 100,000-row mixture fit
+    measured 16x slower with 2 BLAS threads than with one on a loaded
+    2-core machine. The row-wise kernels have their own threads.
+    """
+    return _limited("blas")
+
+
+def single_threaded():
+    """Context manager: BLAS and OpenMP on one thread inside the block.
+
+    For the initialisation (k-means on the data): scikit-learn's Lloyd
+    iterations are OpenMP loops, and on a busy machine their threads' waits
+    cost far more than they save on the sizes skmoe gives them (1 s instead
+    of a few ms for 1,000 rows, measured on a loaded 2-core machine).
+    """
+    return _limited(None)
+
+
+def _ranges(n):
+    """Contiguous row ranges, whole blocks each, one per thread."""
+    n_threads = min(numba.get_num_threads(), max(1, n // _MIN_ROWS))
+    if n_threads <= 1:
+        return [(0, n)]
+    n_blocks = -(-n // _TB)
+    per = -(-n_blocks // n_threads)
+    return [
+        (b * _TB, min((b + per) * _TB, n)) for b in range(0, n_blocks, per)
+    ]
+
+
+def _run(kernel, n, *args):
+    ranges = _ranges(n)
+    if len(ranges) == 1:
+        kernel(*args, 0, n)
+        return
+    pool = _get_pool()
+    futures = [pool.submit(kernel, *args, a, b) for a, b in ranges[1:]]
+    kernel(*args, *ranges[0])
+    for f in futures:
+        f.result()
+
+
+def run_chunks(func, n, chunk, *args):
+    """Run ``func(*args, start, stop)`` over row ranges made of whole chunks.
+
+    Like the kernels' ranges, but for Python functions that release the GIL
+    in BLAS (``func`` must give per-chunk results, so that the split does
+    not matter).
+    """
+    n_threads = min(numba.get_num_threads(), max(1, n // _MIN_ROWS))
+    n_chunks = -(-n // chunk)
+    n_threads = min(n_threads, n_chunks)
+    if n_threads <= 1:
+        func(*args, 0, n)
+        return
+    per = -(-n_chunks // n_threads)
+    ranges = [(c * chunk, min((c + per) * chunk, n)) for c in range(0, n_chunks, per)]
+    pool = _get_pool()
+    futures = [pool.submit(func, *args, a, b) for a, b in ranges[1:]]
+    func(*args, *ranges[0])
+    for f in futures:
+        f.result()
+
+
+def log_softmax_rows(a):
+    """Row-wise log-softmax; see :func:`skmoe._kernels.log_softmax_rows`."""
+    out = np.empty(a.shape)
+    _run(_kernels.log_softmax_range, a.shape[0], a, out)
+    return out
+
+
+def e_step(log_gate, log_lik):
+    """Responsibilities and log-normalisers; see :func:`skmoe._kernels.e_step`."""
+    n = log_gate.shape[0]
+    resp = np.empty(log_gate.shape)
+    log_norm = np.empty(n)
+    _run(_kernels.e_step_range, n, log_gate, log_lik, resp, log_norm)
+    return resp, log_norm
+
+
+def soft_target_grad_inplace(logits, targets, sample_weight):
+    """Soft-target loss; ``logits`` is overwritten with the gradient.
+
+    See :func:`skmoe._kernels.soft_target_loss_grad`: returns the loss and
+    the column sums of the gradient, and leaves the gradient with respect to
+    the logits in ``logits``.
+    """
+    n, m = logits.shape
+    n_blocks = -(-n // _TB)
+    block_loss = np.empty(n_blocks)
+    block_sum = np.empty((n_blocks, m))
+    _run(
+        _kernels.soft_target_range, n, logits, targets, sample_weight, block_loss, block_sum
+    )
+    # Fixed-order sums over the blocks (np.add.reduce's pairwise order depends
+    # only on the shape).
+    return float(np.add.reduce(block_loss)), np.add.reduce(block_sum, axis=0)
+
+
+def gaussian_log_lik(y, pred, variance):
+    """Gaussian log-densities; see :func:`skmoe._kernels.gaussian_log_lik`."""
+    half_log = 0.5 * (np.log(2.0 * np.pi) + np.log(variance))
+    inv_var = 0.5 / variance
+    out = np.empty(pred.shape)
+    _run(_kernels.gaussian_log_lik_range, pred.shape[0], y, pred, half_log, inv_var, out)
+    return out
+
+
+def weighted_sq_residuals(y, pred, weights):
+    """Weighted residual sums of squares; see :func:`skmoe._kernels.weighted_sq_residuals`."""
+    n, m = pred.shape
+    block_sum = np.empty((-(-n // _TB), m))
+    _run(_kernels.weighted_sq_residuals_range, n, y, pred, weights, block_sum)
+    return np.add.reduce(block_sum, axis=0)
+
+
+def mix_mean_var(gate, pred, variance):
+    """Mixture mean and variance; see :func:`skmoe._kernels.mix_mean_var`."""
+    n = pred.shape[0]
+    mean = np.empty(n)
+    var = np.empty(n)
+    _run(_kernels.mix_mean_var_range, n, gate, pred, variance, mean, var)
+    return mean, var
+
+
+def mix_mean(gate, pred):
+    """Gate-weighted mean; see :func:`skmoe._kernels.mix_mean`."""
+    mean = np.empty(pred.shape[0])
+    _run(_kernels.mix_mean_range, pred.shape[0], gate, pred, mean)
+    return mean
