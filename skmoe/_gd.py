@@ -607,6 +607,13 @@ class _GradientDescentMixin:
                 multi_output=True,
                 reset=first,
             )
+            if X.shape[0] < 2:
+                # A batch of one row is refused (issue 3): collect rows into
+                # mini-batches of at least two.
+                raise ValueError(
+                    f"partial_fit needs a batch of at least 2 samples; got "
+                    f"{X.shape[0]}. Collect single rows into mini-batches."
+                )
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )

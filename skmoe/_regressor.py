@@ -470,7 +470,8 @@ class MixtureOfExpertsRegressor(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            A batch of training data.
+            A batch of training data, of at least 2 rows (the first call:
+            at least ``max(2, n_experts)``). A sparse matrix is accepted.
 
         y : array-like of shape (n_samples,)
             Target values of the batch.

@@ -245,16 +245,20 @@ def test_memory_does_not_grow_with_partial_fit_calls():
     assert moe.log_likelihood_history_.shape == (1,)
 
 
-def test_partial_fit_accepts_a_later_batch_of_one_row():
+def test_partial_fit_refuses_a_batch_of_one_row_and_keeps_its_state():
     X, y = make_piecewise(n=300)
     moe = _gd_regressor().partial_fit(X, y)
-    moe.partial_fit(X[:1], y[:1])
+    before = pickle.dumps(moe)
+    with pytest.raises(ValueError, match="partial_fit needs a batch of at least 2 samples; got 1"):
+        moe.partial_fit(X[:1], y[:1])
+    assert pickle.dumps(moe) == before
+    moe.partial_fit(X[:2], y[:2])  # two rows are a batch
     assert np.all(np.isfinite(moe.predict(X)))
     clf = MixtureOfExpertsClassifier(GaussianNB(), solver="gd", random_state=0)
     Xc, yc = _three_class(300)
-    clf.partial_fit(Xc, yc, classes=[0, 1, 2])
-    clf.partial_fit(Xc[:1], yc[:1])  # one row, one class
-    assert np.all(np.isfinite(clf.predict_proba(Xc)))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        clf.partial_fit(Xc[:1], yc[:1], classes=[0, 1, 2])
+    assert not hasattr(clf, "n_features_in_")
 
 
 def test_classifier_partial_fit_stream_with_missing_classes_per_batch():
@@ -335,10 +339,10 @@ def test_first_partial_fit_errors_leave_the_estimator_unfitted():
     with pytest.raises(ValueError, match=r"labels not in classes: \[2\]"):
         clf.partial_fit(X, y, classes=[0, 1])
     with pytest.raises(ValueError, match=r"at least max\(2, n_experts\)=3 samples"):
-        clf.partial_fit(X[:1], y[:1], classes=[0, 1, 2])
+        clf.partial_fit(X[:2], y[:2], classes=[0, 1, 2])
     reg = _gd_regressor()
     with pytest.raises(ValueError, match=r"at least max\(2, n_experts\)=3 samples"):
-        reg.partial_fit(X[:1], y[:1])
+        reg.partial_fit(X[:2], y[:2])
     for est in (clf, reg):
         assert not any(k.endswith("_") and not k.startswith("_") for k in vars(est))
     # and it still works afterwards
