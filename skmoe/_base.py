@@ -1084,16 +1084,16 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         routing : :class:`~sklearn.utils.Bunch`
             With the fields
 
-            counts : ndarray of shape (n_experts_,)
+            counts : ndarray of shape (`n_experts_`,)
                 How many rows each expert serves (a positive routed weight):
                 the number of rows that :meth:`predict` runs it on.
             experts : ndarray of shape (n_samples, k)
                 Each row's experts, most probable first, with
                 ``k = min(top_k, n_experts_)`` (``n_experts_`` when dense).
-            weights : ndarray of shape (n_samples, n_experts_)
+            weights : ndarray of shape (n_samples, `n_experts_`)
                 The routed gate weights that :meth:`predict` uses: zero
                 outside each row's experts, rows summing to one.
-            proba : ndarray of shape (n_samples, n_experts_)
+            proba : ndarray of shape (n_samples, `n_experts_`)
                 The gate's full probabilities ``pi_k(x)``, as
                 :meth:`predict_gate`.
 

@@ -263,7 +263,7 @@ class MixtureOfExpertsClassifier(
     best_validation_score_ : float or None
         Largest of ``validation_scores_``; only set by ``solver="gd"``.
 
-    expert_usage_ : ndarray of shape (n_experts_,)
+    expert_usage_ : ndarray of shape (`n_experts_`,)
         Share of the training weight each expert holds after fitting,
         ``sum_i w_i h_ik / sum_i w_i`` with the final responsibilities.
 
