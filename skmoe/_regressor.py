@@ -593,6 +593,10 @@ class MixtureOfExpertsRegressor(
     def predict(self, X, return_std=False):
         """Predict the mixture mean, and optionally its standard deviation.
 
+        Under ``top_k``, ``pi`` holds the gate probabilities of each row's
+        ``top_k`` experts renormalised (zero elsewhere), and each expert is
+        run only on the rows routed to it.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -601,10 +605,6 @@ class MixtureOfExpertsRegressor(
         return_std : bool, default=False
             Also return the standard deviation of the predictive mixture,
             ``sqrt(sum_k pi_k (sigma_k^2 + f_k^2) - mean^2)``.
-
-        Under ``top_k``, ``pi`` holds the gate probabilities of each row's
-        ``top_k`` experts renormalised (zero elsewhere), and each expert is
-        run only on the rows routed to it.
 
         Returns
         -------
