@@ -42,7 +42,6 @@ intersphinx_mapping = {}
 
 html_theme = "pydata_sphinx_theme"
 html_title = "skmoe"
-html_static_path = ["_static"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_prev_next": False,
