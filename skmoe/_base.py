@@ -198,6 +198,11 @@ def _first_principal_axis(D, mean, sample_weight, total, n_iter=100):
     return axis
 
 
+# Lloyd iterations of the deterministic k-means start (it rarely needs more;
+# at a million rows each one costs about 0.1 s).
+_INIT_LLOYD_ITER = 30
+
+
 def _quantile_init_labels(D, sample_weight, n_experts):
     """Deterministic, weight-aware initial partition.
 
@@ -231,8 +236,16 @@ def _quantile_init_labels(D, sample_weight, n_experts):
             q = min(np.searchsorted(cw, total * (k + 0.5) / n_experts), len(t) - 1)
             row = D[order[q]]
             centers[k] = np.asarray(row.todense() if sp.issparse(row) else row).ravel()
-    km = KMeans(n_clusters=n_experts, init=centers, n_init=1, tol=0.0, algorithm="lloyd")
-    return km.fit(D, sample_weight=sample_weight).labels_
+    # tol=0 (scikit-learn's tol is relative to the unweighted variance, which
+    # a weight and a duplicated row change differently); a start for EM does
+    # not need Lloyd run to its end, so at most _INIT_LLOYD_ITER iterations.
+    km = KMeans(
+        n_clusters=n_experts, init=centers, n_init=1, tol=0.0, algorithm="lloyd",
+        max_iter=_INIT_LLOYD_ITER,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return km.fit(D, sample_weight=sample_weight).labels_
 
 
 class _LazyInitColumns:
@@ -275,6 +288,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "gate_max_iter": [
+            Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None
+        ],
         "warm_start": ["boolean"],
         "solver": [StrOptions({"em", "gd"})],
         "optimizer": [StrOptions({"adam", "sgd"})],
@@ -308,6 +324,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         n_init=1,
         max_iter=100,
         tol=1e-6,
+        gate_max_iter="auto",
         warm_start=False,
         solver="em",
         optimizer="adam",
@@ -337,6 +354,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
+        self.gate_max_iter = gate_max_iter
         self.warm_start = warm_start
         self.solver = solver
         self.optimizer = optimizer
@@ -664,6 +682,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         prev = -np.inf
         n_iter = 0
         fitted = resp is None
+        exact_gate = False
         if fitted:
             # Warm start: one E-step with the fitted parameters.
             outputs = self._expert_outputs(experts, X, y, info)
@@ -683,7 +702,18 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             aux = self._update_aux(outputs, y, weights, aux, info)
             if aux is not None and frozen.any():
                 aux[frozen] = frozen_aux[frozen]
-            gate._fit_arrays(Z, assign, sample_weight, z_stats)
+            # A generalised M-step: a few optimiser iterations from the
+            # previous gate (``gate_max_iter``), enough to raise the objective.
+            # The M-step after a repair starts far from its optimum (a new
+            # expert's gate output is a copy of its donor's): that one is
+            # exact. (The first M-step of a run is not: from hard initial
+            # labels, an exact unpenalised gate turns sharp at once and EM
+            # then needs more iterations.)
+            gate._fit_arrays(
+                Z, assign, sample_weight, z_stats,
+                max_iter=None if exact_gate else self.gate_max_iter,
+            )
+            exact_gate = False
             log_gate = _threaded.log_softmax_rows(gate._logits(Z))
             resp, log_norm = _routing.e_step(
                 log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
@@ -711,6 +741,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             if repaired:
                 # EM restarts from the repaired responsibilities.
                 prev = -np.inf
+                exact_gate = True
                 continue
             # Converged once the objective stops rising by tol. With exact
             # M-steps EM never decreases it; penalised or iterative experts

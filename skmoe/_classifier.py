@@ -85,6 +85,11 @@ class MixtureOfExpertsClassifier(
         (see :class:`MixtureOfExpertsRegressor`). For ``solver="gd"``, the
         improvement required at least once every ``n_iter_no_change`` epochs.
 
+    gate_max_iter : int, "auto" or None, default="auto"
+        Iterations of the gate's optimiser per EM iteration, from the
+        previous gate (a generalised EM step); ``None`` runs it to
+        convergence. See :class:`MixtureOfExpertsRegressor`.
+
     warm_start : bool, default=False
         If True and the model is fitted, :meth:`fit` continues EM from the
         fitted state. With ``solver="gd"`` it continues from the fitted
@@ -314,6 +319,7 @@ class MixtureOfExpertsClassifier(
         n_init=1,
         max_iter=100,
         tol=1e-6,
+        gate_max_iter="auto",
         warm_start=False,
         solver="em",
         optimizer="adam",
@@ -343,6 +349,7 @@ class MixtureOfExpertsClassifier(
             n_init=n_init,
             max_iter=max_iter,
             tol=tol,
+            gate_max_iter=gate_max_iter,
             warm_start=warm_start,
             solver=solver,
             optimizer=optimizer,

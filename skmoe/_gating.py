@@ -59,6 +59,14 @@ def _gate_objective(
     b_s = params[n_features * n_classes :]
     W = W_s / scale[:, None]
     b = b_s - mean @ W
+    if balance <= 0 and not sp.issparse(Z):
+        # One pass over Z for the logits and the gradient (chunks in cache).
+        loss, g_sum, ZtG = _threaded.gate_loss_grad(Z, W, b, targets, sample_weight)
+        grad_W = (ZtG - np.outer(mean, g_sum)) / scale[:, None]
+        loss += 0.5 * alpha * np.dot(W_s.ravel(), W_s.ravel())
+        grad_W += alpha * W_s
+        grad = np.concatenate([grad_W.ravel(), g_sum])
+        return loss / total, grad / total
     logits = np.ascontiguousarray(Z @ W)
     logits += b
     if balance > 0:
@@ -80,6 +88,8 @@ def _gate_objective(
 
 # Rows per chunk when accumulating the gate's Hessian.
 _HESS_CHUNK = 8192
+# L-BFGS iterations of a generalised M-step (``max_iter="auto"``).
+_AUTO_LBFGS_ITER = 5
 
 
 def _newton_pays(n_features, n_classes):
@@ -96,46 +106,55 @@ def _newton_pays(n_features, n_classes):
 def _gate_hessian(params, Z, targets, sample_weight, mean, scale, alpha, total, balance=0.0):
     """Hessian of the cross-entropy and L2 terms of :func:`_gate_objective`.
 
-    ``sum_i w_i s_i (diag(p_i) - p_i p_i^T) kron z_i z_i^T`` over the
-    standardised inputs with a column of ones, plus ``alpha`` on the
-    coefficients, divided by ``total``; accumulated over chunks of rows (no
-    ``n x n_classes x n_features`` array). Terms that other code adds to
+    ``sum_i w_i s_i (diag(p_i) - p_i p_i^T) kron u_i u_i^T`` over the
+    standardised inputs with a column of ones ``u_i``, plus ``alpha`` on the
+    coefficients, divided by ``total``. Terms that other code adds to
     ``_gate_objective`` are not in it: Newton's line search then still
     decreases the full objective, with a less exact step.
+
+    The sum is taken over the raw inputs ``v_i = [z_i, 1]`` (``u_i = A v_i``
+    with ``A`` the standardisation) and only over the distinct entries of
+    the two symmetric factors (``k <= l`` and ``a <= b``), in one compiled
+    pass over the rows (:func:`_kernels.gate_hessian_sums`: no ``n x
+    n_classes x n_features`` array, no standardised copy of ``Z``); the
+    blocks are then mapped to standardised space, ``A H_kl A^T``.
     """
     n, d = Z.shape
     K = targets.shape[1]
     W = params[: d * K].reshape(d, K) / scale[:, None]
     logits = Z @ W
     logits += params[d * K :] - mean @ W
-    P = _threaded.log_softmax_rows(logits)
+    P = _threaded.log_softmax_rows(np.ascontiguousarray(logits))
     np.exp(P, out=P)
-    q = sample_weight * targets.sum(axis=1)
+    q = sample_weight * (targets @ np.ones(K))
+    pk, pl = np.triu_indices(K)
+    fa, fb = np.triu_indices(d + 1)
+    if sp.issparse(Z):
+        # Newton runs only for small gates: densify chunk by chunk.
+        S = np.zeros((pk.size, fa.size))
+        for c0 in range(0, n, _HESS_CHUNK):
+            c1 = min(c0 + _HESS_CHUNK, n)
+            S += _kernels.gate_hessian_sums(
+                Z[c0:c1].toarray(), P[c0:c1], q[c0:c1], pk, pl, fa, fb
+            )
+    else:
+        S = _kernels.gate_hessian_sums(Z, P, q, pk, pl, fa, fb)
+    # Symmetric (d + 1) x (d + 1) blocks in raw space, then A B A^T.
+    B = np.zeros((pk.size, d + 1, d + 1))
+    B[:, fa, fb] = S
+    B[:, fb, fa] = S
+    A = np.zeros((d + 1, d + 1))
+    A[np.arange(d), np.arange(d)] = 1.0 / scale
+    A[:d, d] = -mean / scale
+    A[d, d] = 1.0
+    B = np.einsum("ab,pbc,ec->pae", A, B, A)
+    H4 = np.empty((K, K, d + 1, d + 1))
+    H4[pk, pl] = B
+    H4[pl, pk] = B
+    # From the (class, class, feature, feature) blocks to _gate_objective's
+    # (feature, class) order of the parameters.
     m = K * (d + 1)
-    # H[(k, a), (l, b)] = sum_i z_ia z_ib q_i (delta_kl p_ik - p_ik p_il),
-    # z the standardised inputs with a 1 appended: a diagonal part (one
-    # weighted Gram per class) minus one product of two n x m matrices,
-    # built chunk by chunk.
-    H = np.zeros((m, m))
-    buf = np.empty((min(_HESS_CHUNK, n), d + 1))
-    for c0 in range(0, n, _HESS_CHUNK):
-        c1 = min(c0 + _HESS_CHUNK, n)
-        Zs = buf[: c1 - c0]
-        chunk = Z[c0:c1]
-        np.subtract(chunk.toarray() if sp.issparse(chunk) else chunk, mean, out=Zs[:, :d])
-        Zs[:, :d] /= scale
-        Zs[:, d] = 1.0
-        Pc = P[c0:c1]
-        Qc = Pc * q[c0:c1, None]
-        U = (Qc[:, :, None] * Zs[:, None, :]).reshape(c1 - c0, m)
-        V = (Pc[:, :, None] * Zs[:, None, :]).reshape(c1 - c0, m)
-        H -= U.T @ V
-        for k in range(K):
-            blk = slice(k * (d + 1), (k + 1) * (d + 1))
-            H[blk, blk] += (Zs * Qc[:, k : k + 1]).T @ Zs
-    # From the (class, feature) order to _gate_objective's (feature, class).
-    H = H.reshape(K, d + 1, K, d + 1).transpose(1, 0, 3, 2).reshape(m, m)
-    H = 0.5 * (H + H.T)
+    H = H4.transpose(2, 0, 3, 1).reshape(m, m)
     idx = np.arange(d * K)
     H[idx, idx] += alpha
     return H / total
@@ -356,12 +375,14 @@ class SoftmaxGate(BaseEstimator):
         self._fit_arrays(Z, R, sample_weight)
         return self
 
-    def _fit_arrays(self, Z, R, sample_weight, standardization=None):
+    def _fit_arrays(self, Z, R, sample_weight, standardization=None, max_iter=None):
         """Fit on validated float64 C-contiguous arrays (no checks).
 
         Used by the mixtures, which validate their data once per fit and pass
         the ``(mean, scale)`` of ``Z`` so that it is computed once per fit, not
-        once per EM iteration.
+        once per EM iteration. ``max_iter`` overrides ``self.max_iter`` (the
+        mixtures' ``gate_max_iter``): ``"auto"`` is one Newton iteration, or
+        ``_AUTO_LBFGS_ITER`` L-BFGS iterations for gates too large for Newton.
         """
         n_features = Z.shape[1]
         n_classes = R.shape[1]
@@ -391,10 +412,18 @@ class SoftmaxGate(BaseEstimator):
         args = (
             Z, R, sample_weight, mean, scale, float(self.alpha), total, float(self.balance)
         )
+        use_newton = _newton_pays(n_features, n_classes)
+        if max_iter is None:
+            n_newton = n_lbfgs = self.max_iter
+        elif max_iter == "auto":
+            n_newton = 1
+            n_lbfgs = min(_AUTO_LBFGS_ITER, self.max_iter)
+        else:
+            n_newton = n_lbfgs = min(max_iter, self.max_iter)
         with _threaded.single_threaded_blas():
             newton = None
-            if _newton_pays(n_features, n_classes):
-                newton = _newton(x0, args, self.max_iter, self.tol)
+            if use_newton:
+                newton = _newton(x0, args, n_newton, self.tol)
             if newton is None:
                 result = minimize(
                     _gate_objective,
@@ -402,7 +431,7 @@ class SoftmaxGate(BaseEstimator):
                     args=args,
                     jac=True,
                     method="L-BFGS-B",
-                    options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-12},
+                    options={"maxiter": n_lbfgs, "gtol": self.tol, "ftol": 1e-12},
                 )
                 newton = (result.x, result.fun, result.nit)
         x, fun, nit = newton

@@ -496,6 +496,69 @@ def sparse_e_step(log_gate, log_lik, k):
     return resp, log_norm
 
 
+@njit(cache=True, fastmath=FASTMATH, nogil=True)
+def gate_hessian_sums(Z, prob, weight, pk, pl, fa, fb):
+    """The distinct sums of the softmax Hessian over raw inputs.
+
+    ``S[p, j] = sum_i c_i[p] v_i[fa[j]] v_i[fb[j]]`` with ``v_i = [Z[i], 1]``
+    and ``c_i[p] = weight[i] * (delta_kl prob[i, k] - prob[i, k] prob[i, l])``
+    for the pair ``(k, l) = (pk[p], pl[p])``: the entries ``k <= l``,
+    ``a <= b`` of ``sum_i w_i (diag(p_i) - p_i p_i^T) kron v_i v_i^T``, in one
+    pass over the rows (no ``n x n_pairs`` or ``n x n_features^2`` array).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features), float64
+    prob : ndarray of shape (n_samples, n_classes), float64
+        Softmax probabilities.
+    weight : ndarray of shape (n_samples,), float64
+    pk, pl : ndarray of shape (n_pairs,), int64
+        Class pairs, ``pk <= pl``.
+    fa, fb : ndarray of shape (n_products,), int64
+        Feature pairs over ``n_features + 1`` (the last one is the constant).
+
+    Returns
+    -------
+    S : ndarray of shape (n_pairs, n_products)
+    """
+    n, d = Z.shape
+    n_pairs = pk.shape[0]
+    n_prod = fa.shape[0]
+    S = np.zeros((n_pairs, n_prod))
+    # Blocks of rows, transposed, so that the inner products run over rows.
+    V = np.empty((d + 1, _TB))
+    VV = np.empty((n_prod, _TB))
+    C = np.empty((n_pairs, _TB))
+    for j in range(_TB):
+        V[d, j] = 1.0
+    for b0 in range(0, n, _TB):
+        nb = min(b0 + _TB, n) - b0
+        for j in range(nb):
+            for a in range(d):
+                V[a, j] = Z[b0 + j, a]
+        for q in range(n_prod):
+            a = fa[q]
+            b = fb[q]
+            for j in range(nb):
+                VV[q, j] = V[a, j] * V[b, j]
+        for p in range(n_pairs):
+            k = pk[p]
+            l = pl[p]
+            for j in range(nb):
+                i = b0 + j
+                cp = -prob[i, k] * prob[i, l]
+                if k == l:
+                    cp += prob[i, k]
+                C[p, j] = weight[i] * cp
+        for p in range(n_pairs):
+            for q in range(n_prod):
+                acc = 0.0
+                for j in range(nb):
+                    acc += C[p, j] * VV[q, j]
+                S[p, q] += acc
+    return S
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def balance_penalty_grad(logits, sample_weight):
     """Load-balancing penalty on the mean gate probabilities, and its gradient.

@@ -13,7 +13,7 @@ loop:
 import numpy as np
 import scipy.sparse as sp
 
-from . import _kernels
+from . import _kernels, _threaded
 
 
 def effective_k(top_k, n_experts):
@@ -38,7 +38,7 @@ def e_step(log_gate, log_lik, top_k):
     """Dense E-step, or the sparse one keeping each row's ``top_k`` posteriors."""
     k = effective_k(top_k, log_gate.shape[1])
     if k is None:
-        return _kernels.e_step(log_gate, log_lik)
+        return _threaded.e_step(log_gate, log_lik)
     return _kernels.sparse_e_step(log_gate, log_lik, k)
 
 

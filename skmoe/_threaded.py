@@ -176,6 +176,53 @@ def soft_target_grad_inplace(logits, targets, sample_weight):
     return float(np.add.reduce(block_loss)), np.add.reduce(block_sum, axis=0)
 
 
+# Rows per chunk of the fused gate pass: the chunk of ``Z`` (and its logits)
+# stays in cache between the two products. A multiple of ``_TB``.
+_GATE_CHUNK = 4096
+
+
+def _gate_chunks(Z, W, b, targets, sample_weight, block_loss, block_sum, ZtG, start, stop):
+    """Logits, soft-target kernel and ``Z^T G`` of rows ``start:stop``, chunk by chunk."""
+    for c0 in range(start, stop, _GATE_CHUNK):
+        c1 = min(c0 + _GATE_CHUNK, stop)
+        Zc = Z[c0:c1]
+        G = Zc @ W
+        G += b
+        b0 = c0 // _TB
+        b1 = -(-c1 // _TB)
+        _kernels.soft_target_range(
+            G, targets[c0:c1], sample_weight[c0:c1], block_loss[b0:b1], block_sum[b0:b1],
+            0, c1 - c0,
+        )
+        ZtG[c0 // _GATE_CHUNK] = Zc.T @ G
+
+
+def gate_loss_grad(Z, W, b, targets, sample_weight):
+    """Soft-target loss of the logits ``Z @ W + b`` and its gradient, in one pass.
+
+    For a dense ``Z``: returns the loss, the column sums of the gradient
+    ``G`` with respect to the logits, and ``Z^T G``, reading ``Z`` once (each
+    chunk of rows is used for both products while it is in cache) and
+    without an ``n x n_classes`` array. Chunks run on the threads of this
+    module; the per-chunk results are added in a fixed order, so the result
+    does not depend on the number of threads.
+    """
+    n = Z.shape[0]
+    n_blocks = -(-n // _TB)
+    block_loss = np.empty(n_blocks)
+    block_sum = np.empty((n_blocks, W.shape[1]))
+    ZtG = np.empty((-(-n // _GATE_CHUNK), Z.shape[1], W.shape[1]))
+    run_chunks(
+        _gate_chunks, n, _GATE_CHUNK, Z, W, b, targets, sample_weight,
+        block_loss, block_sum, ZtG,
+    )
+    return (
+        float(np.add.reduce(block_loss)),
+        np.add.reduce(block_sum, axis=0),
+        np.add.reduce(ZtG, axis=0),
+    )
+
+
 def gaussian_log_lik(y, pred, variance):
     """Gaussian log-densities; see :func:`skmoe._kernels.gaussian_log_lik`."""
     half_log = 0.5 * (np.log(2.0 * np.pi) + np.log(variance))

@@ -55,7 +55,8 @@ def test_em_iteration_matches_numpy_reference():
     X, y = make_piecewise(n=200)
     resp = naive.softmax_rows(np.column_stack([X[:, 0], -X[:, 0]]))
     moe = MixtureOfExpertsRegressor(
-        n_experts=2, init=resp, max_iter=1, gate=SoftmaxGate(alpha=0.0, tol=1e-10)
+        n_experts=2, init=resp, max_iter=1, gate=SoftmaxGate(alpha=0.0, tol=1e-10),
+        gate_max_iter=None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
