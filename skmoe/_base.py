@@ -180,9 +180,12 @@ def _first_principal_axis(D, mean, sample_weight, total, n_iter=100):
     """
     n_cols = D.shape[1]
     if not sp.issparse(D) and n_cols <= 64:
-        Dc = D - mean
-        cov = (Dc * sample_weight[:, None]).T @ Dc / total
-        return np.linalg.eigh(cov)[1][:, -1]
+        # Centred weighted covariance, chunk by chunk (no copy of D).
+        cov = np.zeros((n_cols, n_cols))
+        for c0 in range(0, D.shape[0], _CHUNK_ROWS):
+            Dc = D[c0 : c0 + _CHUNK_ROWS] - mean
+            cov += (Dc * sample_weight[c0 : c0 + _CHUNK_ROWS, None]).T @ Dc
+        return np.linalg.eigh(cov / total)[1][:, -1]
     axis = np.full(n_cols, 1.0 / np.sqrt(n_cols))
     for _ in range(n_iter):
         u = np.asarray(D @ axis).ravel() - mean @ axis
@@ -197,6 +200,9 @@ def _first_principal_axis(D, mean, sample_weight, total, n_iter=100):
         axis = new
     return axis
 
+
+# Rows per chunk of the passes over the data that would otherwise copy it.
+_CHUNK_ROWS = 8192
 
 # Lloyd iterations of the deterministic k-means start (it rarely needs more;
 # at a million rows each one costs about 0.1 s).
@@ -239,9 +245,11 @@ def _quantile_init_labels(D, sample_weight, n_experts):
     # tol=0 (scikit-learn's tol is relative to the unweighted variance, which
     # a weight and a duplicated row change differently); a start for EM does
     # not need Lloyd run to its end, so at most _INIT_LLOYD_ITER iterations.
+    # copy_x=False: k-means centres D in place and restores it, instead of
+    # copying it (D is the caller's own scaled copy).
     km = KMeans(
         n_clusters=n_experts, init=centers, n_init=1, tol=0.0, algorithm="lloyd",
-        max_iter=_INIT_LLOYD_ITER,
+        max_iter=_INIT_LLOYD_ITER, copy_x=False,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -551,7 +559,12 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             # k-means is translation invariant: scaling is all it needs, and
             # it keeps sparse data sparse.
             _, scale = _weighted_standardization(D, sample_weight)
-            D = D @ sp.diags(1.0 / scale) if sp.issparse(D) else D / scale
+            if sp.issparse(D):
+                D = D @ sp.diags(1.0 / scale)
+            elif np.may_share_memory(D, X):
+                D = D / scale  # never scale the caller's data in place
+            else:
+                D /= scale  # our own copy: no second one
             if i_init == 0:
                 labels = _quantile_init_labels(D, sample_weight, n_experts)
             else:
@@ -640,9 +653,16 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         ]
         done = set()
         if batch and y.ndim == 1:
+            if batch == list(range(len(jobs))) and all(
+                jobs[k][1].base is weights for k in batch
+            ):
+                batch_weights = weights  # every expert, its own column: no copy
+            else:
+                batch_weights = np.column_stack([jobs[k][1] for k in batch])
             ok = _linear.fit_linear_experts(
-                [jobs[k][0] for k in batch], X, y, np.column_stack([jobs[k][1] for k in batch])
+                [jobs[k][0] for k in batch], X, y, batch_weights
             )
+            batch_weights = None
             done = {k for k, fitted in zip(batch, ok) if fitted}
         refit = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_expert)(job[0], X, y, job[1], self._subset_rows)
@@ -671,6 +691,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         experts, gate, aux = state
         experts = list(experts)
         n_experts = len(experts)
+        if isinstance(resp, list):
+            resp = resp.pop()
         frozen = (
             np.zeros(n_experts, dtype=bool) if frozen is None else np.array(frozen, dtype=bool)
         )
@@ -691,8 +713,12 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
             )
             prev = (sample_weight @ log_norm - gate._penalty) / total
+        outputs = log_gate = weights = None
         for n_iter in range(1, self.max_iter + 1):
             tic = time.perf_counter()
+            # Drop the previous iteration's n x n_experts arrays before the
+            # M-step makes new ones (peak memory).
+            outputs = log_gate = weights = None
             assign = self._assignments(resp, rng, self.assignment)
             experts, weights = self._m_step_experts(
                 experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen
@@ -700,6 +726,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             fitted = True
             outputs = self._expert_outputs(experts, X, y, info)
             aux = self._update_aux(outputs, y, weights, aux, info)
+            weights = None
             if aux is not None and frozen.any():
                 aux[frozen] = frozen_aux[frozen]
             # A generalised M-step: a few optimiser iterations from the
@@ -715,9 +742,15 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             )
             exact_gate = False
             log_gate = _threaded.log_softmax_rows(gate._logits(Z))
+            # The new responsibilities overwrite the old ones (no longer
+            # needed once the gate is fitted), unless the M-step's weights
+            # were drawn from them (assign is then another array).
+            buffer = resp if assign is resp and resp.flags.c_contiguous else None
+            assign = None
             resp, log_norm = _routing.e_step(
-                log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
+                log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k, out=buffer
             )
+            buffer = None
             log_lik = sample_weight @ log_norm / total
             objective = log_lik - gate._penalty / total
             history.append(objective)
@@ -1062,7 +1095,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
         gate.set_params(warm_start=True)
         with _threaded.single_threaded():
-            resp = self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)
+            # A one-element list that _em_run empties: no reference to the
+            # initial responsibilities outlives their first use.
+            resp = [self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)]
         with _threaded.single_threaded_blas():
             return self._em_run(
                 X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info, D

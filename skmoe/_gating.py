@@ -24,8 +24,15 @@ def _weighted_standardization(Z, sample_weight):
     """
     total = sample_weight.sum()
     mean = np.asarray(sample_weight @ Z).ravel() / total
-    squares = Z.multiply(Z) if sp.issparse(Z) else Z * Z
-    var = np.asarray(sample_weight @ squares).ravel() / total - mean * mean
+    if sp.issparse(Z):
+        var = np.asarray(sample_weight @ Z.multiply(Z)).ravel()
+    else:
+        # Chunk by chunk: no squared copy of Z.
+        var = np.zeros(Z.shape[1])
+        for c0 in range(0, Z.shape[0], _HESS_CHUNK):
+            chunk = Z[c0 : c0 + _HESS_CHUNK]
+            var += sample_weight[c0 : c0 + _HESS_CHUNK] @ (chunk * chunk)
+    var = var / total - mean * mean
     # The one-pass variance loses digits when |mean| >> std: recompute
     # those columns exactly (rare; it costs one centred pass over them).
     suspicious = var <= 1e-8 * mean * mean

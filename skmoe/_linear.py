@@ -48,7 +48,7 @@ def batchable(expert):
     return False
 
 
-def _chunk_grams(X, y, sqrt_w, means, grams, start, stop):
+def _chunk_grams(X, y, weights, means, grams, start, stop):
     """Add the centred weighted Gram matrices of rows ``start:stop``."""
     d = X.shape[1]
     block = np.empty((min(_CHUNK, stop - start), d + 1))
@@ -59,8 +59,9 @@ def _chunk_grams(X, y, sqrt_w, means, grams, start, stop):
         chunk[:, :d] = X[c0:c1]
         chunk[:, d] = y[c0:c1]
         g = grams[c0 // _CHUNK]
-        for k in range(sqrt_w.shape[1]):
-            s = (chunk - means[k]) * sqrt_w[c0:c1, k : k + 1]
+        sqrt_w = np.sqrt(weights[c0:c1])
+        for k in range(weights.shape[1]):
+            s = (chunk - means[k]) * sqrt_w[:, k : k + 1]
             g[k] = s.T @ s
 
 
@@ -100,11 +101,10 @@ def fit_linear_experts(experts, X, y, weights):
             means[:, d] = y @ weights
             means /= wsum[:, None]
             means[~intercepts] = 0.0
-        sqrt_w = np.sqrt(weights)
         n_chunks = -(-n // _CHUNK)
         grams = np.empty((n_chunks, K, d + 1, d + 1))
         _threaded.run_chunks(
-            _chunk_grams, n, _CHUNK, X, y, sqrt_w, means, grams
+            _chunk_grams, n, _CHUNK, X, y, weights, means, grams
         )
         # Fixed-order sum over the chunks.
         gram = np.add.reduce(grams, axis=0)

@@ -34,11 +34,14 @@ def routed_gate(logits, top_k):
     return _kernels.top_k_softmax(logits, k)
 
 
-def e_step(log_gate, log_lik, top_k):
-    """Dense E-step, or the sparse one keeping each row's ``top_k`` posteriors."""
+def e_step(log_gate, log_lik, top_k, out=None):
+    """Dense E-step, or the sparse one keeping each row's ``top_k`` posteriors.
+
+    ``out`` (dense E-step only): a buffer for the responsibilities.
+    """
     k = effective_k(top_k, log_gate.shape[1])
     if k is None:
-        return _threaded.e_step(log_gate, log_lik)
+        return _threaded.e_step(log_gate, log_lik, out=out)
     return _kernels.sparse_e_step(log_gate, log_lik, k)
 
 

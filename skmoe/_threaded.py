@@ -148,10 +148,14 @@ def log_softmax_rows(a):
     return out
 
 
-def e_step(log_gate, log_lik):
-    """Responsibilities and log-normalisers; see :func:`skmoe._kernels.e_step`."""
+def e_step(log_gate, log_lik, out=None):
+    """Responsibilities and log-normalisers; see :func:`skmoe._kernels.e_step`.
+
+    ``out``: an array of the shape of ``log_gate`` (not one of the inputs)
+    to write the responsibilities into.
+    """
     n = log_gate.shape[0]
-    resp = np.empty(log_gate.shape)
+    resp = np.empty(log_gate.shape) if out is None else out
     log_norm = np.empty(n)
     _run(_kernels.e_step_range, n, log_gate, log_lik, resp, log_norm)
     return resp, log_norm

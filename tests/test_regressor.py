@@ -432,3 +432,21 @@ def test_tiny_non_uniform_weights_are_not_silently_dropped():
     sw = np.where(np.arange(60) % 2, 1e-9, 3e-9)
     with pytest.raises(ValueError, match="does not accept sample_weight"):
         MixtureOfExpertsRegressor(KNeighborsRegressor(5)).fit(X, y, sample_weight=sw)
+
+
+@pytest.mark.parametrize("init", ["kmeans", "random"])
+def test_fit_never_modifies_the_callers_data(init):
+    # The k-means start scales and centres its working copy in place; the
+    # user's X (which the classifier uses directly as that copy's source)
+    # and y must come back bit for bit.
+    from skmoe import MixtureOfExpertsClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 3)) * [1.0, 50.0, 0.01] + [0.0, 100.0, 5.0]
+    y = X[:, 0] + 0.01 * X[:, 1]
+    labels = (y > np.median(y)).astype(int)
+    X0, y0 = X.copy(), y.copy()
+    MixtureOfExpertsRegressor(n_experts=2, init=init, random_state=0).fit(X, y)
+    MixtureOfExpertsClassifier(n_experts=2, init=init, random_state=0).fit(X, labels)
+    assert_array_equal(X, X0)
+    assert_array_equal(y, y0)
