@@ -51,6 +51,21 @@ def test_exp_nonpos_matches_numpy():
     assert got[-1] == 0.0 and got[0] == 1.0
 
 
+def test_log_bits_within_two_ulps_of_numpy():
+    rng = np.random.RandomState(0)
+    x = np.concatenate([
+        rng.uniform(1.0, 64.0, size=200_000),  # the kernels' range: sums in [1, K]
+        10.0 ** rng.uniform(-300, 300, size=50_000),
+        [1.0, 2.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 3), 2.2250738585072014e-308,
+         1.7976931348623157e308, np.nextafter(1.0, 2), np.nextafter(1.0, 0)],
+    ])
+    got = _kernels.log_pos(x)
+    ref = np.log(x)
+    assert got[0 + 200_000 + 50_000] == 0.0
+    ulps = np.abs(got - ref) / np.spacing(np.maximum(np.abs(ref), 1e-300))
+    assert ulps.max() <= 2.0
+
+
 @pytest.mark.parametrize("m", [1, 2, 5, 8])
 def test_threaded_kernels_match_reference(m, two_threads):
     rng = np.random.RandomState(m)
