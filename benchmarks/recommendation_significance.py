@@ -11,6 +11,11 @@ others: a paired bootstrap over *users* (every resampled user brings all of
 their held-out ratings, so the correlation between one user's ratings is
 respected), 2,000 resamples, 95% percentile intervals.
 
+It also records what the two regression mixtures split on (their experts'
+noise and level, how their responsibilities follow the rating or the gate)
+and a few facts about the ratings (half-star use on MovieLens, lecturers
+nested in departments on InstEval) that ``README.md``'s analysis cites.
+
 Run: ``python benchmarks/recommendation_significance.py``. Writes
 ``results/recommendation_significance.json``.
 """
@@ -90,6 +95,51 @@ def ndcg_per_user(codes, y_true, y_pred):
     return out
 
 
+def mixture_diagnostics(est, train, test):
+    """What the EM split is: by the gate's inputs or by the rating's value?"""
+    moe = est[-1]
+    X_tr, X_te = est[:-1].transform(train), est[:-1].transform(test)
+    y_tr = train["rating"].to_numpy()
+    H, G = moe.responsibilities(X_tr, y_tr), moe.predict_gate(X_tr)
+    F = moe.predict_experts(X_te)
+    return dict(
+        noise_sd=np.sqrt(moe.noise_variance_).tolist(),
+        expert_mean_prediction_test=F.mean(0).tolist(),
+        corr_expert_predictions_test=float(np.corrcoef(F.T)[0, 1]),
+        # expert 0's responsibility against the rating and against the gate
+        corr_responsibility_rating=float(np.corrcoef(H[:, 0], y_tr)[0, 1]),
+        corr_responsibility_gate=float(np.corrcoef(H[:, 0], G[:, 0])[0, 1]),
+        gate_mean_entropy_nats=float(-(G * np.log(np.maximum(G, 1e-300))).sum(1).mean()),
+        n_iter=int(moe.n_iter_),
+    )
+
+
+def data_facts(df, train, test):
+    """Facts about the ratings that the analysis in README.md relies on."""
+    values, counts = np.unique(df["rating"], return_counts=True)
+    out = dict(rating_value_shares={f"{v:g}": round(float(c) / len(df), 4)
+                                    for v, c in zip(values, counts)})
+    half = (train["rating"] * 2) % 2 == 1
+    if half.any():  # MovieLens: who uses half stars?
+        share = half.groupby(train["user"]).mean()
+        whole_only = test["user"].map(share).fillna(-1).to_numpy() == 0
+        test_half = ((test["rating"] * 2) % 2 == 1).to_numpy()
+        out.update(
+            users_without_half_stars_in_training=round(float((share == 0).mean()), 4),
+            test_share_from_those_users=round(float(whole_only.mean()), 4),
+            half_star_share_of_their_test_ratings=round(float(test_half[whole_only].mean()), 4),
+            half_star_share_of_other_test_ratings=round(float(test_half[~whole_only].mean()), 4),
+        )
+    if "dept" in df:  # InstEval: are lecturers nested in departments?
+        out.update(
+            lecturers_in_more_than_one_dept=int(
+                (df.groupby("item", observed=True)["dept"].nunique() > 1).sum()),
+            students_in_more_than_one_dept=round(float(
+                (df.groupby("user", observed=True)["dept"].nunique() > 1).mean()), 4),
+        )
+    return out
+
+
 def run(name, saved):
     df, spec = R.load(name)
     spec["title"] = name
@@ -101,7 +151,7 @@ def run(name, saved):
     n_users = codes.max() + 1
     count = np.bincount(codes, minlength=n_users).astype(float)
 
-    stats, checks = {}, {}
+    stats, checks, diagnostics = {}, {}, {}
     for row in saved[name]["models"]:
         mname = row["model"]
         pipe, grid, _, kind = specs[mname]
@@ -113,6 +163,8 @@ def run(name, saved):
             warnings.simplefilter("ignore")
             pipe.fit(train, target)
         pred, lpd, lp_rating = per_row_scores(pipe, kind, train, test, spec, levels)
+        if mname in ("moe_side", "moe_users"):
+            diagnostics[mname] = mixture_diagnostics(pipe, train, test)
         err = pred - y_te
         stats[mname] = dict(
             sq=per_user(codes, err ** 2), ab=per_user(codes, np.abs(err)),
@@ -161,7 +213,8 @@ def run(name, saved):
     versus_logistic = {"moe_classes": compare("moe_classes", "logistic")}
     return dict(n_test=len(y_te), n_test_users=int(n_users),
                 n_ndcg_users=int(has_ndcg.sum()), reproduction=checks,
-                versus_ridge=versus_ridge, versus_logistic=versus_logistic)
+                versus_ridge=versus_ridge, versus_logistic=versus_logistic,
+                mixtures=diagnostics, data=data_facts(df, train, test))
 
 
 def main():
