@@ -109,7 +109,8 @@ def mixture_diagnostics(est, train, test):
         # expert 0's responsibility against the rating and against the gate
         corr_responsibility_rating=float(np.corrcoef(H[:, 0], y_tr)[0, 1]),
         corr_responsibility_gate=float(np.corrcoef(H[:, 0], G[:, 0])[0, 1]),
-        gate_mean_entropy_nats=float(-(G * np.log(np.maximum(G, 1e-300))).sum(1).mean()),
+        gate_mean_entropy_nats=float(
+            -(G * np.log(np.maximum(G, 1e-300))).sum(1).mean()),
         n_iter=int(moe.n_iter_),
     )
 
@@ -127,8 +128,10 @@ def data_facts(df, train, test):
         out.update(
             users_without_half_stars_in_training=round(float((share == 0).mean()), 4),
             test_share_from_those_users=round(float(whole_only.mean()), 4),
-            half_star_share_of_their_test_ratings=round(float(test_half[whole_only].mean()), 4),
-            half_star_share_of_other_test_ratings=round(float(test_half[~whole_only].mean()), 4),
+            half_star_share_of_their_test_ratings=round(
+                float(test_half[whole_only].mean()), 4),
+            half_star_share_of_other_test_ratings=round(
+                float(test_half[~whole_only].mean()), 4),
         )
     if "dept" in df:  # InstEval: are lecturers nested in departments?
         out.update(
@@ -184,7 +187,8 @@ def run(name, saved):
     # Paired bootstrap over users: one multinomial draw of user counts per
     # resample, applied to every model (paired), B x U weights.
     rng = np.random.RandomState(0)
-    W = rng.multinomial(n_users, np.full(n_users, 1 / n_users), size=N_BOOT).astype(float)
+    W = rng.multinomial(n_users, np.full(n_users, 1 / n_users), size=N_BOOT)
+    W = W.astype(float)
     has_ndcg = ~np.isnan(stats["ridge"]["ndcg"])
 
     def boot(s):
