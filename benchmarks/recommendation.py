@@ -301,7 +301,7 @@ def gate_plot(name, search, test, spec, path):
         counts = [int((test[spec["group"]] == k).sum()) for k in keys]
     means = np.array(means)
     order = np.argsort(means[:, 0])
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     left = np.zeros(len(labels))
     for k in range(means.shape[1]):
         ax.barh(np.arange(len(labels)), means[order, k], left=left[order],
@@ -312,7 +312,7 @@ def gate_plot(name, search, test, spec, path):
     ax.set_xlabel("mean gate probability on held-out ratings")
     ax.set_xlim(0, 1)
     ax.set_title(f"{spec['title']}: gate of {name} by {spec['group']}")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -36,8 +36,9 @@ autodoc_default_options = {"members": True, "inherited-members": True}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
-# No network here: intersphinx inventories are not fetched, so references to
-# scikit-learn, numpy and scipy render as plain text rather than failing.
+# No network here: intersphinx inventories are not fetched; references to
+# scikit-learn, joblib and Python's exceptions are resolved by
+# _resolve_sklearn_reference below, any others render as plain text.
 intersphinx_mapping = {}
 
 html_theme = "pydata_sphinx_theme"
@@ -46,6 +47,8 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_prev_next": False,
 }
+# Pages without sub-pages: no empty "Section Navigation" column beside them.
+html_sidebars = {"install": [], "user_guide": [], "changes": []}
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
@@ -62,10 +65,12 @@ nitpicky = False
 
 
 # Docstrings inherited from scikit-learn (``score``, ``set_*_request``) cite
-# scikit-learn's own labels and glossary terms. With no network at build time
-# no intersphinx inventory can be fetched, so these known targets are resolved
-# to scikit-learn's pages here; any other missing reference still fails the
-# build (-W).
+# scikit-learn's own labels and glossary terms, and our docstrings name
+# scikit-learn, joblib and Python objects (``Ridge``, ``GridSearchCV``,
+# ``TypeError``). With no network at build time no intersphinx inventory can
+# be fetched, so these targets are resolved to the projects' pages here
+# (scikit-learn's documented public paths: ``modules/generated/<path>.html``);
+# any other missing reference still fails the build (-W).
 _SKLEARN_DOCS = "https://scikit-learn.org/stable/"
 _SKLEARN_LABELS = {
     "r2_score": "modules/model_evaluation.html#r2-score",
@@ -73,16 +78,43 @@ _SKLEARN_LABELS = {
     "metadata_routing": "metadata_routing.html",
 }
 _SKLEARN_TERMS = {"meta-estimator"}
+_JOBLIB_DOCS = "https://joblib.readthedocs.io/en/stable/generated/"
+_PYTHON_DOCS = "https://docs.python.org/3/library/"
+
+
+def _python_object_uri(reftype, target):
+    """The page of a scikit-learn, joblib or builtin object, or None."""
+    import builtins
+
+    parts = target.split(".")
+    if parts[0] == "sklearn":
+        if reftype == "mod":
+            return _SKLEARN_DOCS + "api/" + ".".join(parts[:2]) + ".html"
+        if len(parts) >= 3 and parts[-2][:1].isupper():  # a method or attribute
+            return (_SKLEARN_DOCS + "modules/generated/" + ".".join(parts[:-1])
+                    + ".html#" + target)
+        return _SKLEARN_DOCS + "modules/generated/" + target + ".html"
+    if parts[0] == "joblib" and len(parts) == 2:
+        return _JOBLIB_DOCS + target + ".html"
+    obj = getattr(builtins, target, None) if len(parts) == 1 else None
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        return _PYTHON_DOCS + "exceptions.html#" + target
+    return None
 
 
 def _resolve_sklearn_reference(app, env, node, contnode):
     from docutils import nodes
 
     target = node.get("reftarget", "")
-    if node.get("reftype") == "ref" and target in _SKLEARN_LABELS:
+    reftype = node.get("reftype")
+    if reftype == "ref" and target in _SKLEARN_LABELS:
         uri = _SKLEARN_DOCS + _SKLEARN_LABELS[target]
-    elif node.get("reftype") == "term" and target in _SKLEARN_TERMS:
+    elif reftype == "term" and target in _SKLEARN_TERMS:
         uri = _SKLEARN_DOCS + "glossary.html#term-" + target
+    elif node.get("refdomain") == "py":
+        uri = _python_object_uri(reftype, target)
+        if uri is None:
+            return None
     else:
         return None
     reference = nodes.reference("", "", internal=False, refuri=uri)

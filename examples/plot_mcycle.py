@@ -45,24 +45,39 @@ mean, std = moe.predict(grid, return_std=True)
 gp_mean, gp_std = gp.predict(grid, return_std=True)
 
 fig, (ax, ax_gate) = plt.subplots(
-    2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]}
 )
-ax.scatter(X, y, s=10, color="k", label="data")
+ax.scatter(X, y, s=10, color="k", label="data", zorder=3)
 ax.plot(grid, mean, color="C0", lw=2, label="mixture of 4 linear experts")
 ax.fill_between(grid[:, 0], mean - 2 * std, mean + 2 * std, color="C0", alpha=0.2,
-                label="mixture: mean +- 2 std")
+                label="mixture: mean ± 2 std")
 ax.plot(grid, gp_mean, color="C1", lw=1.5, label="Gaussian process")
 ax.fill_between(grid[:, 0], gp_mean - 2 * gp_std, gp_mean + 2 * gp_std, color="C1",
-                alpha=0.15, label="GP: mean +- 2 std")
+                alpha=0.15, label="GP: mean ± 2 std")
 ax.plot(grid, line.predict(grid), "k--", lw=1, label="single linear model")
 ax.set_ylabel("acceleration (g)")
-ax.legend(fontsize=8, loc="lower left")
-ax_gate.stackplot(grid[:, 0], moe.predict_gate(grid).T, alpha=0.8)
+# The lower right corner is empty: the data never go below -60 g after 40 ms.
+ax.legend(fontsize=8, loc="lower right")
+
+# Gate: one colour per expert, in a palette of its own (not the C0/C1 of the
+# curves above), each expert labelled with its noise level where it owns the
+# data.
+sd = np.sqrt(moe.noise_variance_)
+gate = moe.predict_gate(grid)
+ax_gate.stackplot(grid[:, 0], gate.T, colors=plt.cm.Set2(np.arange(moe.n_experts_)))
+for k in range(moe.n_experts_):
+    owned = grid[gate[:, k] > 0.5, 0]
+    if len(owned):
+        ax_gate.text(np.median(owned), 0.5, f"noise sd\n{sd[k]:.1f} g", ha="center",
+                     va="center", fontsize=8)
 ax_gate.set_ylabel("gate")
+ax_gate.set_ylim(0, 1)
 ax_gate.set_xlabel("time after impact (ms)")
 fig.tight_layout()
 plt.show()
 
 # %%
-# The mixture's band is narrow where the quiet expert owns the data and wide
-# in the noisy tail, which one Gaussian process noise level cannot express.
+# The mixture's band is narrow where the quiet expert (noise sd about 1.4 g)
+# owns the data, before the impact shows, and wide afterwards, which one
+# Gaussian process noise level cannot express: the GP's band is as wide in the
+# first milliseconds as in the noisy tail.

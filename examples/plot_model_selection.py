@@ -36,10 +36,14 @@ for name, values in scores.items():
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
+ax.axvline(4, color="0.6", ls=":", label="true number of pieces")
 for name, values in scores.items():
-    ax.plot(list(ks), values, "o-", label=name)
+    line, = ax.plot(list(ks), values, "o-", label=name)
+    best = int(np.argmin(values))
+    ax.plot(ks[best], values[best], "o", ms=12, mfc="none", color=line.get_color())
 ax.set_xlabel("n_experts")
 ax.set_ylabel("criterion (lower is better)")
-ax.legend()
+ax.set_title("circled: each criterion's minimum")
+ax.legend(loc="upper right")
 fig.tight_layout()
 plt.show()

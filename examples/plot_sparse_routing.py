@@ -17,10 +17,12 @@ without the balance penalty.
 
 # %%
 import time
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skmoe import MixtureOfExpertsRegressor, SoftmaxGate
@@ -36,27 +38,44 @@ expert = HistGradientBoostingRegressor(max_iter=15, max_leaf_nodes=15, max_bins=
 
 
 def fit(balance):
-    return MixtureOfExpertsRegressor(
-        expert, n_experts=8, gate=SoftmaxGate(alpha=0.1, balance=balance),
-        max_iter=5, random_state=0,
-    ).fit(X_train, y_train)
+    # Five EM iterations are enough for this picture; EM has not converged yet
+    # and would say so with a ConvergenceWarning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MixtureOfExpertsRegressor(
+            expert, n_experts=8, gate=SoftmaxGate(alpha=0.1, balance=balance),
+            max_iter=5, random_state=0,
+        ).fit(X_train, y_train)
 
 
 moe = fit(balance=0.0)
 
 # %%
-# Dense against top-2 prediction with the same fitted mixture.
+# Dense against top-2 prediction with the same fitted mixture. Each mode is
+# called once untimed first (the routing kernels are compiled on first use),
+# then the best of 5 calls is kept.
 timings = {}
 for top_k in (None, 2):
     moe.set_params(top_k=top_k)
-    tic = time.perf_counter()
-    for _ in range(3):
-        pred = moe.predict(X_test)
-    timings[top_k] = (time.perf_counter() - tic) / 3
+    pred = moe.predict(X_test)
+    times = []
+    for _ in range(5):
+        tic = time.perf_counter()
+        moe.predict(X_test)
+        times.append(time.perf_counter() - tic)
+    timings[top_k] = min(times)
     r2 = 1 - np.mean((y_test - pred) ** 2) / np.var(y_test)
-    print(f"top_k={top_k}: held-out R^2 {r2:.4f}, predict {timings[top_k] * 1e3:.0f} ms")
+    print(f"top_k={top_k}: held-out R^2 {r2:.4f}, "
+          f"predict {timings[top_k] * 1e3:.1f} ms")
 routes = moe.route(X_test)
 print("rows served per expert under top_k=2:", routes["counts"])
+print(f"speed-up {timings[None] / timings[2]:.1f}x (n_experts / top_k = 4)")
+
+# %%
+# Each expert runs on a quarter of the rows on average; with 1,500 test rows
+# and small boosted trees the fixed cost of every call keeps the speed-up
+# below ``n_experts / top_k``. ``benchmarks/routing.py`` measures it on
+# 100,000 rows.
 
 # %%
 # Expert usage: the share of the training weight each expert holds.
@@ -73,6 +92,13 @@ ax_use.axhline(1 / 8, color="k", ls="--", lw=1, label="uniform")
 ax_use.set_xlabel("expert")
 ax_use.set_ylabel("share of training weight")
 ax_use.set_title("expert usage")
-ax_use.legend(fontsize=8)
+ax_use.set_ylim(0, 1.35 * max(moe.expert_usage_.max(), balanced.expert_usage_.max()))
+ax_use.legend(fontsize=8, ncol=3, loc="upper center")
 fig.tight_layout()
 plt.show()
+
+# %%
+# Without the penalty the eight experts already share the rows fairly evenly
+# (between about 10% and 15% each), so ``balance=1`` only nudges the shares
+# toward 1/8; the penalty matters when a gate starves some experts, where it
+# keeps them alive.

@@ -94,7 +94,8 @@ class MixtureOfExpertsClassifier(
         If True and the model is fitted, :meth:`fit` continues EM from the
         fitted state. With ``solver="gd"`` it continues from the fitted
         parameters with a fresh optimiser, as MLP does; :meth:`partial_fit`
-        always continues, keeping the optimiser's state.
+        always continues, keeping the optimiser's state. With a larger
+        ``n_experts`` it grows the mixture (see ``grow``).
 
     solver : {"em", "gd"}, default="em"
         How the mixture is fitted. ``"em"``: EM, every expert refit on all
@@ -112,8 +113,7 @@ class MixtureOfExpertsClassifier(
         takes no ``sample_weight`` get the rows they most probably own.
         ``n_jobs`` is not used by ``"gd"``. The gate's penalty keeps its
         meaning (it is spread over the total training weight, or over the
-        weight seen so far by :meth:`partial_fit`); the noise variances are
-        running estimates over the last mini-batches. See ``skmoe/_gd.py``.
+        weight seen so far by :meth:`partial_fit`). See ``skmoe/_gd.py``.
 
     optimizer : {"adam", "sgd"}, default="adam"
         Optimiser of the gate for ``solver="gd"``, as ``solver`` of
@@ -151,14 +151,11 @@ class MixtureOfExpertsClassifier(
         For ``solver="gd"``, hold out ``validation_fraction`` of the training
         data (stratified for the classifier) and stop on its mean
         log-likelihood instead of the training objective. The experts and
-        gate of the last epoch are kept (as SGDRegressor does). Not
+        gate of the last epoch are kept (as SGDClassifier does). Not
         supported by :meth:`partial_fit`.
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
-
-        fitted state; with a larger ``n_experts`` it grows the mixture (see
-        ``grow``).
 
     n_jobs : int, default=None
         Number of jobs fitting the experts, and the ``n_init`` restarts, in
@@ -218,11 +215,11 @@ class MixtureOfExpertsClassifier(
         fits worst (as ``on_collapse="reseed"``; its gate output starts as a
         copy of that expert's, the two sharing its probability) and continues
         EM. ``"refit"`` refits every expert; ``"freeze"`` leaves the fitted
-        experts (and their noise variances) bit-for-bit unchanged and fits only
-        the new experts and the gate. Freezing suits experts that are right
-        in their own region (e.g. a new regime appears in new data); a
-        fitted expert that straddles two regimes stays a compromise when
-        frozen, and ``"refit"`` does better there.
+        experts bit-for-bit unchanged and fits only the new experts and the
+        gate. Freezing suits experts that are right in their own region (e.g.
+        a new regime appears in new data); a fitted expert that straddles two
+        regimes stays a compromise when frozen, and ``"refit"`` does better
+        there.
 
     Attributes
     ----------

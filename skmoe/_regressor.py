@@ -130,6 +130,7 @@ class MixtureOfExpertsRegressor(
         With ``solver="gd"`` it continues from the fitted parameters with a
         fresh optimiser, as MLP does; :meth:`partial_fit` always continues,
         keeping the optimiser's state.
+        With a larger ``n_experts`` it grows the mixture (see ``grow``).
 
     solver : {"em", "gd"}, default="em"
         How the mixture is fitted. ``"em"``: EM, every expert refit on all
@@ -190,9 +191,6 @@ class MixtureOfExpertsRegressor(
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
-
-        fitted experts, gate and variances (``n_init`` is then ignored). With
-        a larger ``n_experts`` it grows the mixture (see ``grow``).
 
     reg_variance : float, default=1e-6
         Floor on every expert's noise variance, relative to the (weighted)
