@@ -724,11 +724,6 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen
             )
             fitted = True
-            outputs = self._expert_outputs(experts, X, y, info)
-            aux = self._update_aux(outputs, y, weights, aux, info)
-            weights = None
-            if aux is not None and frozen.any():
-                aux[frozen] = frozen_aux[frozen]
             # A generalised M-step: a few optimiser iterations from the
             # previous gate (``gate_max_iter``), enough to raise the objective.
             # The M-step after a repair starts far from its optimum (a new
@@ -742,14 +737,32 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             )
             exact_gate = False
             log_gate = _threaded.log_softmax_rows(gate._logits(Z))
+            # Sparse EM: an expert runs only on its candidate rows (the
+            # rows where the new gate ranks it in the top_k, or where it
+            # holds posterior weight now); the others get log-likelihood
+            # -inf (the E-step keeps each row's top_k posteriors among its
+            # candidates). Dense EM: every expert on every row.
+            candidates = _routing.candidates(log_gate, resp, self.top_k)
+            if candidates is None:
+                outputs = self._expert_outputs(experts, X, y, info)
+            else:
+                outputs = self._expert_outputs(
+                    experts, X, y, info, rows=_routing.rows_per_expert(candidates)
+                )
+            aux = self._update_aux(outputs, y, weights, aux, info)
+            weights = None
+            if aux is not None and frozen.any():
+                aux[frozen] = frozen_aux[frozen]
+            log_lik_matrix = self._log_lik_matrix(outputs, y, aux)
+            if candidates is not None:
+                log_lik_matrix[~candidates] = -np.inf
             # The new responsibilities overwrite the old ones (no longer
-            # needed once the gate is fitted), unless the M-step's weights
-            # were drawn from them (assign is then another array).
+            # needed), unless the M-step's weights were drawn from them
+            # (assign is then another array).
             buffer = resp if assign is resp and resp.flags.c_contiguous else None
             assign = None
-            resp, log_norm = _routing.e_step(
-                log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k, out=buffer
-            )
+            resp, log_norm = _routing.e_step(log_gate, log_lik_matrix, self.top_k, out=buffer)
+            log_lik_matrix = None
             buffer = None
             log_lik = sample_weight @ log_norm / total
             objective = log_lik - gate._penalty / total
@@ -784,6 +797,17 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 converged = True
                 break
             prev = objective
+        if history and _routing.effective_k(self.top_k, len(experts)) is not None:
+            # The iterations evaluated each expert on its candidate rows
+            # only; the fitted model's responsibilities and log-likelihood
+            # (what log_prob and responsibilities() give) take each row's
+            # top_k posteriors among all the experts: one full E-step.
+            outputs = self._expert_outputs(experts, X, y, info)
+            resp, log_norm = _routing.e_step(
+                _threaded.log_softmax_rows(gate._logits(Z)),
+                self._log_lik_matrix(outputs, y, aux), self.top_k,
+            )
+            log_lik = sample_weight @ log_norm / total
         return {
             "state": (experts, gate, aux),
             "history": history,

@@ -524,13 +524,23 @@ class MixtureOfExpertsClassifier(
         full /= full.sum(axis=1, keepdims=True)
         return full
 
-    def _expert_outputs(self, experts, X, y, info):
+    def _expert_outputs(self, experts, X, y, info, rows=None):
+        """Every expert's log-probability of the observed class.
+
+        With ``rows``, expert ``k`` runs on ``rows[k]`` only (None: every
+        row); its other entries are 0.
+        """
         classes = info["classes"]
         y_idx = np.searchsorted(classes, y)
-        rows = np.arange(X.shape[0])
-        log_lik = np.empty((X.shape[0], len(experts)))
+        log_lik = np.zeros((X.shape[0], len(experts)))
         for k, expert in enumerate(experts):
-            log_lik[:, k] = np.log(self._expert_proba(expert, X, classes)[rows, y_idx])
+            r = None if rows is None else rows[k]
+            if r is None:
+                proba = self._expert_proba(expert, X, classes)
+                log_lik[:, k] = np.log(proba[np.arange(X.shape[0]), y_idx])
+            elif r.size:
+                proba = self._expert_proba(expert, X[r], classes)
+                log_lik[r, k] = np.log(proba[np.arange(r.size), y_idx[r]])
         return log_lik
 
     def _update_aux(self, outputs, y, weights, aux, info):

@@ -45,6 +45,27 @@ def e_step(log_gate, log_lik, top_k, out=None):
     return _kernels.sparse_e_step(log_gate, log_lik, k)
 
 
+def candidates(log_gate, resp, top_k):
+    """Where sparse EM evaluates the experts: a boolean ``(n, K)`` mask.
+
+    Row ``i``'s candidates are its ``top_k`` experts by gate probability and
+    the experts that hold posterior weight for it now; None for dense EM.
+    The E-step then keeps each row's ``top_k`` largest posteriors among its
+    candidates. Because the current posterior's support is among them, the
+    sparse-EM bound cannot decrease from one iteration to the next (the new
+    support carries at least the posterior mass of the old one), and an
+    expert runs on its candidate rows only: about ``2 * top_k / K`` of the
+    rows instead of all.
+    """
+    k = effective_k(top_k, log_gate.shape[1])
+    if k is None:
+        return None
+    top = np.argpartition(-log_gate, k - 1, axis=1)[:, :k]
+    mask = resp > 0
+    np.put_along_axis(mask, top, True, axis=1)
+    return mask
+
+
 def rows_per_expert(gate):
     """For every expert, the rows with a positive weight (None: all rows).
 

@@ -284,3 +284,38 @@ def test_bad_routing_parameters_are_named(params, msg):
     with pytest.raises(ValueError, match=msg):
         moe.fit(X, y)
     assert not hasattr(moe, "n_features_in_")
+
+
+class _CountingRegressor(LinearRegression):
+    """LinearRegression that records how many rows each predict call sees."""
+
+    calls = []
+
+    def predict(self, X):
+        _CountingRegressor.calls.append(X.shape[0])
+        return super().predict(X)
+
+
+def test_sparse_em_runs_experts_on_their_candidate_rows_only():
+    # Conditional computation in fitting: with top_k=1 of 8 experts, every
+    # EM iteration evaluates each row on at most 2 experts (its top expert by
+    # gate probability and the one holding its posterior), not on all 8.
+    X, y = make_piecewise(n=800)
+    _CountingRegressor.calls = []
+    moe = _quiet(
+        MixtureOfExpertsRegressor(
+            _CountingRegressor(), n_experts=8, top_k=1, max_iter=6, tol=0, random_state=0,
+            min_expert_weight=0,
+        ),
+        X, y,
+    )
+    calls = np.array(_CountingRegressor.calls)
+    n_iter = moe.n_iter_
+    # 8 predict calls per iteration on candidate rows, then one full pass
+    # (8 calls on all rows) for the fitted model's responsibilities.
+    assert calls.size == 8 * n_iter + 8
+    per_iteration = calls[: 8 * n_iter].reshape(n_iter, 8).sum(axis=1)
+    assert np.all(per_iteration <= 2 * 800)
+    assert np.all(calls[8 * n_iter :] == 800)
+    assert np.all(np.diff(moe.log_likelihood_history_) >= -1e-9)
+    assert_allclose(moe.log_likelihood_, moe.log_prob(X, y).mean(), rtol=1e-10)
