@@ -245,7 +245,8 @@ class SoftmaxGate(BaseEstimator):
     (n_features + 1) <= 64``) are fitted by Newton's method with the exact
     Hessian and a line search, which needs 1-3 iterations from the warm
     start of an EM iteration; larger ones by scipy's L-BFGS. Both stop at
-    the same ``tol``.
+    the same ``tol``. Inside a mixture's EM the optimiser runs for at most
+    the mixture's ``gate_max_iter`` iterations per EM iteration.
 
     Parameters
     ----------
