@@ -731,9 +731,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             # exact. (The first M-step of a run is not: from hard initial
             # labels, an exact unpenalised gate turns sharp at once and EM
             # then needs more iterations.)
+            step_exact = exact_gate or self.gate_max_iter is None
             gate._fit_arrays(
                 Z, assign, sample_weight, z_stats,
-                max_iter=None if exact_gate else self.gate_max_iter,
+                max_iter=None if step_exact else self.gate_max_iter,
             )
             exact_gate = False
             log_gate = _threaded.log_softmax_rows(gate._logits(Z))
@@ -794,6 +795,12 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             # (LogisticRegression's own L2 and tol) make the M-step inexact
             # and the objective then jitters at the level of their tolerance.
             if change < self.tol:
+                if not step_exact:
+                    # A small change after a partial gate step may only mean
+                    # the step was short: confirm with an exact M-step.
+                    exact_gate = True
+                    prev = objective
+                    continue
                 converged = True
                 break
             prev = objective

@@ -121,8 +121,9 @@ class MixtureOfExpertsRegressor(
         each EM iteration cheaper and, with an unpenalised gate, it keeps the
         gate from turning sharp before the experts have settled: on
         piecewise-linear data EM then needs about as many iterations as with
-        the exact M-step, or fewer (``benchmarks/bench_flexmix.py``).
-        Ignored by ``solver="gd"``.
+        the exact M-step, or fewer (``benchmarks/bench_flexmix.py``). EM
+        declares convergence only after an iteration whose gate step was
+        exact. Ignored by ``solver="gd"``.
 
     warm_start : bool, default=False
         If True and the model is fitted, :meth:`fit` continues EM from the

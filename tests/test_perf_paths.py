@@ -352,3 +352,29 @@ def test_gate_max_iter_is_validated():
     X = np.random.RandomState(0).normal(size=(50, 2))
     with pytest.raises(ValueError, match="gate_max_iter"):
         MixtureOfExpertsRegressor(gate_max_iter=0).fit(X, X[:, 0])
+
+
+def test_convergence_is_confirmed_by_an_exact_gate_step(monkeypatch):
+    # EM with partial gate steps declares convergence only after an
+    # iteration whose gate step was exact (a short partial step can make a
+    # small change without being at a fixed point).
+    from skmoe import SoftmaxGate, _gating
+
+    calls = []
+    original = _gating.SoftmaxGate._fit_arrays
+
+    def spy(self, *args, max_iter=None, **kwargs):
+        calls.append(max_iter)
+        return original(self, *args, max_iter=max_iter, **kwargs)
+
+    monkeypatch.setattr(_gating.SoftmaxGate, "_fit_arrays", spy)
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-3, 3, size=(600, 2))
+    y = np.where(X[:, 0] > 0, 2 * X[:, 1], -X[:, 1] + 1) + 0.1 * rng.normal(size=600)
+    moe = MixtureOfExpertsRegressor(
+        n_experts=2, gate=SoftmaxGate(alpha=0.1), random_state=0, max_iter=500
+    ).fit(X, y)
+    assert moe.converged_
+    assert len(calls) == moe.n_iter_
+    assert calls[-1] is None  # the last gate step was exact
+    assert calls.count("auto") >= moe.n_iter_ - 3  # the others were partial
