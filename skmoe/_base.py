@@ -838,8 +838,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         (:func:`_routing.seed_from_donor`); the next M-step refits both.
         Frozen experts are never re-seeded, and an expert is re-seeded at
         most once per EM run: one that collapses again is redundant, and
-        re-seeding it over and over would stall EM. Dropping (``on_collapse="drop"``) removes the expert, its
-        gate output and its responsibilities (rows renormalised).
+        re-seeding it over and over would stall EM. Dropping
+        (``on_collapse="drop"``) removes the expert, its gate output and its
+        responsibilities (rows renormalised).
 
         Returns ``(resp, experts, aux, frozen, frozen_aux)`` after a repair,
         None when nothing was done. ``repairs`` and ``empty`` are updated.

@@ -543,11 +543,11 @@ def gate_hessian_sums(Z, prob, weight, pk, pl, fa, fb):
                 VV[q, j] = V[a, j] * V[b, j]
         for p in range(n_pairs):
             k = pk[p]
-            l = pl[p]
+            k2 = pl[p]
             for j in range(nb):
                 i = b0 + j
-                cp = -prob[i, k] * prob[i, l]
-                if k == l:
+                cp = -prob[i, k] * prob[i, k2]
+                if k == k2:
                     cp += prob[i, k]
                 C[p, j] = weight[i] * cp
         for p in range(n_pairs):
@@ -635,6 +635,7 @@ def balance_penalty_grad(logits, sample_weight):
 # calls libm's scalar ``exp``, which LLVM cannot vectorise; ``_exp_nonpos``
 # is an ``exp`` in plain arithmetic that it can.
 # ----------------------------------------------------------------------
+
 
 _TB = 256
 

@@ -142,10 +142,11 @@ class MixtureOfExpertsRegressor(
         every expert takes one ``partial_fit`` step with
         ``sample_weight`` = its posteriors. ``"gd"`` needs experts with
         ``partial_fit`` (a :class:`TypeError` names those without one; the
-        default expert becomes :class:`~sklearn.linear_model.SGDRegressor`), makes :meth:`partial_fit`
-        available, and counts ``max_iter`` in epochs. ``assignment`` applies
-        to every mini-batch's posteriors, and experts whose ``partial_fit``
-        takes no ``sample_weight`` get the rows they most probably own.
+        default expert becomes :class:`~sklearn.linear_model.SGDRegressor`),
+        makes :meth:`partial_fit` available, and counts ``max_iter`` in
+        epochs. ``assignment`` applies to every mini-batch's posteriors, and
+        experts whose ``partial_fit`` takes no ``sample_weight`` get the rows
+        they most probably own.
         ``n_jobs`` is not used by ``"gd"``. The gate's penalty keeps its
         meaning (it is spread over the total training weight, or over the
         weight seen so far by :meth:`partial_fit`); the noise variances are

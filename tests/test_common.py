@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, SoftmaxGate
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 
 # Small, fast configurations (as sklearn's INIT_PARAMS do for GaussianMixture).
 FAST = dict(max_iter=20, random_state=0)
