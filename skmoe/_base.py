@@ -713,16 +713,16 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
             )
             prev = (sample_weight @ log_norm - gate._penalty) / total
-        outputs = log_gate = weights = None
+        outputs = log_gate = None
         for n_iter in range(1, self.max_iter + 1):
             tic = time.perf_counter()
             # Drop the previous iteration's n x n_experts arrays before the
             # M-step makes new ones (peak memory).
-            outputs = log_gate = weights = None
+            outputs = log_gate = None
             assign = self._assignments(resp, rng, self.assignment)
-            experts, weights = self._m_step_experts(
+            experts = self._m_step_experts(
                 experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen
-            )
+            )[0]
             fitted = True
             # A generalised M-step: a few optimiser iterations from the
             # previous gate (``gate_max_iter``), enough to raise the objective.
@@ -750,8 +750,9 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 outputs = self._expert_outputs(
                     experts, X, y, info, rows=_routing.rows_per_expert(candidates)
                 )
-            aux = self._update_aux(outputs, y, weights, aux, info)
-            weights = None
+            # The M-step's weights, made again rather than kept alive through
+            # the gate's fit (peak memory).
+            aux = self._update_aux(outputs, y, sample_weight[:, None] * assign, aux, info)
             if aux is not None and frozen.any():
                 aux[frozen] = frozen_aux[frozen]
             log_lik_matrix = self._log_lik_matrix(outputs, y, aux)
