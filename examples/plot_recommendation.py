@@ -187,18 +187,18 @@ plt.show()
 # models is about 0.0015, so anything under 0.003 means nothing.
 #
 # **The predicted rating (RMSE, MAE): nothing beats the Ridge.** The benchmark
-# version of the mixture above has an RMSE of 1.2066 against the Ridge's
+# version of the mixture above has an RMSE of 1.2065 against the Ridge's
 # 1.2071, a difference of -0.0006 with a 95% interval of -0.0035 to +0.0022.
 # Gradient boosting (1.2114), the ratings as classes (1.2305; a mixture of
-# classifiers, 1.2140) and a gate over the student ids (1.2624) are worse. On
+# classifiers, 1.2139) and a gate over the student ids (1.2630) are worse. On
 # MovieLens the Ridge has the lowest RMSE (0.8823); gradient boosting has the
 # lowest MAE (0.6776 against 0.6782), well within noise (-0.0062 to +0.0048);
 # every mixture is clearly worse (RMSE 0.904 to 0.914).
 #
 # **Ranking (NDCG@5): small gains, none significant.** A mixture of two
 # LogisticRegression experts over the rating values has the best NDCG@5 on
-# both data sets (InstEval 0.8805, MovieLens 0.8762, against the Ridge's
-# 0.8781 and 0.8720), the mixture above comes next on InstEval (0.8803), but
+# both data sets (InstEval 0.8805, MovieLens 0.8760, against the Ridge's
+# 0.8781 and 0.8720), the mixture above comes next on InstEval (0.8804), but
 # every 95% interval of these differences reaches zero.
 #
 # **The probability of the observed rating: classes win.** Scored by the log
@@ -206,13 +206,13 @@ plt.show()
 # over the rating's bin), the plain multinomial LogisticRegression on the
 # same one-hot features is best on both data sets (InstEval -1.5185 against
 # the Ridge's -1.5231, within noise; MovieLens -1.6286 against -1.9166, a large
-# gain), and the mixture of classifiers is second (-1.5206; -1.6446, below the
+# gain), and the mixture of classifiers is second (-1.5204; -1.6449, below the
 # single LogisticRegression on MovieLens by more than noise). Among continuous
 # densities, the skmoe regressors beat the Ridge's Gaussian on MovieLens (log
-# density -1.2393 with the gate on the side features and -1.2370 with the gate
+# density -1.2392 with the gate on the side features and -1.2370 with the gate
 # over the user ids, against -1.2988; log probability of the rating -1.8921
 # and -1.8949 against -1.9166; all beyond noise) but not on InstEval, where the
-# mixture above loses a little (-1.5274 against -1.5231, beyond noise too).
+# mixture above loses a little (-1.5273 against -1.5231, beyond noise too).
 #
 # Why:
 #
@@ -235,13 +235,13 @@ plt.show()
 #   rating, stays near 50/50 (mean entropy 0.56 to 0.67 nats, of at most
 #   0.69). A blend of a low and a
 #   high expert, each fitted to the ratings of its own level, gives back the
-#   Ridge's mean at best: these mixtures are worse by 0.024 to 0.055 in RMSE.
+#   Ridge's mean at best: these mixtures are worse by 0.024 to 0.056 in RMSE.
 # * The same blend is a better density on MovieLens: a narrow and a wide
 #   Gaussian fit the skewed, heavy-tailed residuals better than one Gaussian.
 #   On InstEval, the mixture gated by student has a higher density at the
-#   observed values (-1.6019 against -1.6097) but a lower probability of the
-#   observed rating (-1.5596 against -1.5231): its two narrower experts
-#   (noise sd 0.76 and 0.70, mean predictions about 2.6 and 3.7) are rewarded
+#   observed values (-1.6022 against -1.6097) but a lower probability of the
+#   observed rating (-1.5602 against -1.5231): its two narrower experts
+#   (noise sd 0.76 and 0.69, mean predictions about 2.6 and 3.7) are rewarded
 #   at the exact rating values, but spread over the rating's bin they give it
 #   less probability than the Ridge's Gaussian does. The probability of the
 #   rating value is the score to read.
@@ -257,7 +257,7 @@ plt.show()
 #   does; its trees find no interaction large enough to make up for it (our
 #   reading: it was not tested further).
 # * The mixture of classifiers earns its place against the single
-#   LogisticRegression on InstEval (RMSE 1.2140 against 1.2305, NDCG@5 0.8805
+#   LogisticRegression on InstEval (RMSE 1.2139 against 1.2305, NDCG@5 0.8805
 #   against 0.8762, both beyond noise, with the same probability of the
 #   observed rating) but not on MovieLens.
 #
