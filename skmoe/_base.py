@@ -27,7 +27,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _kernels, _linear, _routing, _threaded
-from ._gating import SoftmaxGate, _weighted_standardization
+from ._gating import _CHUNK_ROWS, SoftmaxGate, _weighted_standardization
 
 # Share of the total training weight under which an expert counts as empty.
 _EMPTY_EXPERT_SHARE = 1e-10
@@ -200,9 +200,6 @@ def _first_principal_axis(D, mean, sample_weight, total, n_iter=100):
         axis = new
     return axis
 
-
-# Rows per chunk of the passes over the data that would otherwise copy it.
-_CHUNK_ROWS = 8192
 
 # Lloyd iterations of the deterministic k-means start (it rarely needs more;
 # at a million rows each one costs about 0.1 s).
@@ -603,7 +600,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     def _m_step_experts(
         self, experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen=None
     ):
-        """Refit every expert; return the fitted experts and their weights.
+        """Refit every expert; return the fitted experts.
 
         Experts with ``frozen[k]`` True are not refit (growth with
         ``grow="freeze"``).
@@ -674,7 +671,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             experts[k] if job is None else job[0] if k in done else next(it)
             for k, job in enumerate(jobs)
         ]
-        return out, weights
+        return out
 
     def _em_run(
         self, X, y, sample_weight, Z, z_stats, state, resp, rng, info, D,
@@ -713,7 +710,6 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
             )
             prev = (sample_weight @ log_norm - gate._penalty) / total
-        outputs = log_gate = None
         for n_iter in range(1, self.max_iter + 1):
             tic = time.perf_counter()
             # Drop the previous iteration's n x n_experts arrays before the
@@ -722,7 +718,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             assign = self._assignments(resp, rng, self.assignment)
             experts = self._m_step_experts(
                 experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen
-            )[0]
+            )
             fitted = True
             # A generalised M-step: a few optimiser iterations from the
             # previous gate (``gate_max_iter``), enough to raise the objective.
@@ -810,10 +806,11 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             # only; the fitted model's responsibilities and log-likelihood
             # (what log_prob and responsibilities() give) take each row's
             # top_k posteriors among all the experts: one full E-step.
+            # (``log_gate`` is the last iteration's: a repair is always
+            # followed by another iteration.)
             outputs = self._expert_outputs(experts, X, y, info)
             resp, log_norm = _routing.e_step(
-                _threaded.log_softmax_rows(gate._logits(Z)),
-                self._log_lik_matrix(outputs, y, aux), self.top_k,
+                log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
             )
             log_lik = sample_weight @ log_norm / total
         return {

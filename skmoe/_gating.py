@@ -15,6 +15,10 @@ from sklearn.utils.validation import (
 
 from . import _kernels, _threaded
 
+# Rows per chunk of the passes that would otherwise copy Z (the variance, the
+# Hessian of a sparse Z, and the mixtures' k-means start).
+_CHUNK_ROWS = 8192
+
 
 def _weighted_standardization(Z, sample_weight):
     """Weighted mean and scale of the columns of ``Z`` (dense or sparse).
@@ -29,9 +33,9 @@ def _weighted_standardization(Z, sample_weight):
     else:
         # Chunk by chunk: no squared copy of Z.
         var = np.zeros(Z.shape[1])
-        for c0 in range(0, Z.shape[0], _HESS_CHUNK):
-            chunk = Z[c0 : c0 + _HESS_CHUNK]
-            var += sample_weight[c0 : c0 + _HESS_CHUNK] @ (chunk * chunk)
+        for c0 in range(0, Z.shape[0], _CHUNK_ROWS):
+            chunk = Z[c0 : c0 + _CHUNK_ROWS]
+            var += sample_weight[c0 : c0 + _CHUNK_ROWS] @ (chunk * chunk)
     var = var / total - mean * mean
     # The one-pass variance loses digits when |mean| >> std: recompute
     # those columns exactly (rare; it costs one centred pass over them).
@@ -69,32 +73,27 @@ def _gate_objective(
     if balance <= 0 and not sp.issparse(Z):
         # One pass over Z for the logits and the gradient (chunks in cache).
         loss, g_sum, ZtG = _threaded.gate_loss_grad(Z, W, b, targets, sample_weight)
-        grad_W = (ZtG - np.outer(mean, g_sum)) / scale[:, None]
-        loss += 0.5 * alpha * np.dot(W_s.ravel(), W_s.ravel())
-        grad_W += alpha * W_s
-        grad = np.concatenate([grad_W.ravel(), g_sum])
-        return loss / total, grad / total
-    logits = np.ascontiguousarray(Z @ W)
-    logits += b
-    if balance > 0:
-        # Before the in-place kernel below overwrites the logits.
-        penalty, G_bal = _kernels.balance_penalty_grad(logits, sample_weight)
-    # The kernel overwrites ``logits`` with the gradient w.r.t. the logits.
-    loss, g_sum = _threaded.soft_target_grad_inplace(logits, targets, sample_weight)
-    G = logits
-    if balance > 0:
-        G += balance * G_bal
-        loss += balance * penalty
-        g_sum = G.sum(axis=0)
-    grad_W = (np.asarray(Z.T @ G) - np.outer(mean, g_sum)) / scale[:, None]
+    else:
+        logits = np.ascontiguousarray(Z @ W)
+        logits += b
+        if balance > 0:
+            # Before the in-place kernel below overwrites the logits.
+            penalty, G_bal = _kernels.balance_penalty_grad(logits, sample_weight)
+        # The kernel overwrites ``logits`` with the gradient w.r.t. the logits.
+        loss, g_sum = _threaded.soft_target_grad_inplace(logits, targets, sample_weight)
+        G = logits
+        if balance > 0:
+            G += balance * G_bal
+            loss += balance * penalty
+            g_sum = G.sum(axis=0)
+        ZtG = np.asarray(Z.T @ G)
+    grad_W = (ZtG - np.outer(mean, g_sum)) / scale[:, None]
     loss += 0.5 * alpha * np.dot(W_s.ravel(), W_s.ravel())
     grad_W += alpha * W_s
     grad = np.concatenate([grad_W.ravel(), g_sum])
     return loss / total, grad / total
 
 
-# Rows per chunk when accumulating the gate's Hessian.
-_HESS_CHUNK = 8192
 # L-BFGS iterations of a generalised M-step (``max_iter="auto"``).
 _AUTO_LBFGS_ITER = 5
 
@@ -139,8 +138,8 @@ def _gate_hessian(params, Z, targets, sample_weight, mean, scale, alpha, total, 
     if sp.issparse(Z):
         # Newton runs only for small gates: densify chunk by chunk.
         S = np.zeros((pk.size, fa.size))
-        for c0 in range(0, n, _HESS_CHUNK):
-            c1 = min(c0 + _HESS_CHUNK, n)
+        for c0 in range(0, n, _CHUNK_ROWS):
+            c1 = min(c0 + _CHUNK_ROWS, n)
             S += _kernels.gate_hessian_sums(
                 Z[c0:c1].toarray(), P[c0:c1], q[c0:c1], pk, pl, fa, fb
             )
