@@ -25,6 +25,10 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # MathJax from a wheel (the docs extra) instead of a CDN: the equations
+    # render where the reader is offline. It sets mathjax_path to its copy,
+    # _static/mathjax/tex-chtml.js.
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
