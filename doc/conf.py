@@ -25,6 +25,10 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # MathJax from a wheel (the docs extra) instead of a CDN: the equations
+    # render where the reader is offline. It sets mathjax_path to its copy,
+    # _static/mathjax/tex-chtml.js.
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
@@ -35,6 +39,10 @@ autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": True}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
+# The page's table of contents lists methods as ``fit()``, ``predict()``, not
+# ``MixtureOfExpertsRegressor.predict()``, which the theme's narrow column cut
+# to ``MixtureOfExpertsRegressor.pre``.
+toc_object_entries_show_parents = "hide"
 
 # No network here: intersphinx inventories are not fetched; references to
 # scikit-learn, joblib and Python's exceptions are resolved by
@@ -43,6 +51,8 @@ intersphinx_mapping = {}
 
 html_theme = "pydata_sphinx_theme"
 html_title = "skmoe"
+html_static_path = ["_static"]
+html_css_files = ["skmoe.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_prev_next": False,
