@@ -1,4 +1,11 @@
-"""The mixture-of-experts base class: one EM loop, small per-task hooks."""
+"""The mixture-of-experts base class: parameters, the fit template, inference.
+
+The estimators are thin: parameters, documentation and the likelihood they
+use (:mod:`skmoe._likelihood`). This module validates, chooses the solver
+(EM, :mod:`skmoe._em`; gradient, :mod:`skmoe._sgd`), runs the restarts or
+the warm start (growing the mixture, :mod:`skmoe._repair`), stores the
+fitted attributes, and answers the inference and model-selection questions.
+"""
 
 import copy
 import time
@@ -9,28 +16,36 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
-from sklearn.cluster import KMeans
-from sklearn.ensemble._base import _set_random_states
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.pipeline import Pipeline
-from sklearn.utils import Bunch, check_random_state
+from sklearn.model_selection import train_test_split
+from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils import get_tags
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    has_fit_parameter,
-    validate_data,
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _repair, _routing, _threaded
+from ._em import EMConfig, EMData, EMState, run_em
+from ._experts import (
+    check_sample_weight_support,
+    count_parameters,
+    estimator_name,
+    leaf_params,
+    make_experts,
+)
+from ._gating import SoftmaxGate
+from ._init import LazyInitColumns, initial_responsibilities
+from ._sgd import (
+    SGDConfig,
+    SGDState,
+    check_partial_fit_experts,
+    full_m_step,
+    make_optimizer,
+    run_sgd,
 )
 
-from . import _kernels, _linear, _routing, _threaded
-from ._gating import _CHUNK_ROWS, SoftmaxGate, _weighted_standardization
-
-# Share of the total training weight under which an expert counts as empty.
-_EMPTY_EXPERT_SHARE = 1e-10
+#: Fitted attributes that only ``solver="gd"`` sets; an EM fit removes them.
+_GD_ATTRIBUTES = ("_gd_state", "validation_scores_", "best_validation_score_")
 
 
 @contextmanager
@@ -49,238 +64,65 @@ def _restore_on_error(estimator):
         raise
 
 
-def _sample_weight_fit_params(expert, weight):
-    """Keyword arguments that pass ``weight`` to ``expert.fit``.
-
-    Returns None when the expert cannot take sample weights. A Pipeline
-    qualifies when its final step accepts them; it gets
-    ``step__sample_weight`` for every step whose ``fit`` accepts it or, with
-    metadata routing enabled, ``sample_weight`` routed by the steps' requests.
-    """
-    if isinstance(expert, Pipeline):
-        steps = [(name, est) for name, est in expert.steps if est not in (None, "passthrough")]
-        if not steps or not has_fit_parameter(steps[-1][1], "sample_weight"):
-            return None
-        if _routing_enabled():
-            # The Pipeline routes sample_weight to the steps that request it
-            # (``step.set_fit_request(sample_weight=True)``).
-            return {"sample_weight": weight}
-        return {
-            f"{name}__sample_weight": weight
-            for name, est in steps
-            if has_fit_parameter(est, "sample_weight")
-        }
-    if has_fit_parameter(expert, "sample_weight"):
-        return {"sample_weight": weight}
-    return None
+def _em_restart(init, data, prototypes, gate, config, rng, i_init):
+    """One EM run from a fresh initialisation (restart ``i_init``)."""
+    state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
+    with _threaded.single_threaded():
+        # A one-element list that run_em empties: no reference to the
+        # initial responsibilities outlives their first use.
+        resp = [initial_responsibilities(
+            init, data.likelihood, data.X, data.y, data.sample_weight,
+            len(prototypes), rng, i_init,
+        )]
+    with _threaded.single_threaded_blas():
+        return run_em(data, state, config, rng, resp)
 
 
-def _accepts_sample_weight(expert):
-    return _sample_weight_fit_params(expert, None) is not None
-
-
-def _fit_expert(expert, X, y, weight, subset_rows):
-    """Fit one expert on the rows that carry weight for it.
-
-    Experts that accept ``sample_weight`` get ``weight``; the others are fit
-    on the rows with a positive weight (hard or stochastic assignments,
-    where every positive weight is the same). ``subset_rows=False`` keeps
-    every row (with zero weights) so that a classifier sees every class.
-    """
-    params = _sample_weight_fit_params(expert, weight)
-    if params is None or subset_rows:
-        rows = weight > 0
-        if not rows.all():
-            X, y, weight = X[rows], y[rows], weight[rows]
-            params = _sample_weight_fit_params(expert, weight)
-    if params is None:
-        expert.fit(X, y)
-    else:
-        expert.fit(X, y, **params)
-    return expert
-
-
-def _holds_estimator(value):
-    if hasattr(value, "get_params"):
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(_holds_estimator(v) for v in value)
-    return False
-
-
-def _leaf_params(estimator):
-    """Parameters of ``estimator`` that neither are nor hold estimators."""
-    return {
-        key: value
-        for key, value in estimator.get_params(deep=True).items()
-        if not _holds_estimator(value)
-    }
-
-
-def _min_rows(expert):
-    """Fewest rows an expert can be fit on (``n_neighbors`` for neighbours)."""
-    if isinstance(expert, Pipeline):
-        expert = expert.steps[-1][1]
-    return max(int(getattr(expert, "n_neighbors", 1) or 1), 1)
-
-
-def _estimator_name(est):
-    if isinstance(est, Pipeline):
-        return "Pipeline(" + ", ".join(type(s).__name__ for _, s in est.steps) + ")"
-    return type(est).__name__
-
-
-def _count_expert_parameters(expert, n_classes=None):
-    """Number of free parameters of a fitted expert, for BIC / AIC / ICL.
-
-    Linear models count their coefficients and intercepts; a linear
-    classifier over ``C`` classes has ``(C - 1) * (n_features + 1)`` free
-    parameters whether it stores ``C`` rows (multinomial, invariant to a
-    common shift) or one (binary). Trees count their leaves, times ``C - 1``
-    for a classifier (one probability vector per leaf; the split thresholds
-    are not counted), and tree ensembles the leaves of all their trees.
-    Neighbours count ``n_samples_fit_ / n_neighbors``, the effective degrees
-    of freedom of a k-nearest-neighbour smoother. A Pipeline counts its final
-    step. Any other expert raises ``NotImplementedError``.
-    """
-    per_value = 1 if n_classes is None else n_classes - 1
-    if isinstance(expert, Pipeline):
-        return _count_expert_parameters(expert.steps[-1][1], n_classes)
-    if hasattr(expert, "coef_"):
-        coef = np.atleast_2d(expert.coef_)
-        intercept = int(getattr(expert, "fit_intercept", True))
-        if n_classes is not None:
-            seen = len(getattr(expert, "classes_", [])) or n_classes
-            return int((seen - 1) * (coef.shape[1] + intercept))
-        return int(coef.size + intercept * np.size(getattr(expert, "intercept_", 0.0)))
-    if hasattr(expert, "tree_"):
-        return int(expert.tree_.n_leaves) * per_value
-    if hasattr(expert, "estimators_"):
-        ests = np.ravel(np.asarray(expert.estimators_, dtype=object))
-        return int(sum(_count_expert_parameters(e) for e in ests))
-    if hasattr(expert, "_predictors"):  # HistGradientBoosting
-        return int(
-            sum(p.get_n_leaf_nodes() for it in expert._predictors for p in it)
+def _warn_repairs(result, min_expert_weight, step):
+    for r in result.repairs:
+        what = (
+            f"re-seeded with half of the rows of expert {r.donor}, the expert "
+            "with the largest weighted loss"
+            if r.action == "reseed"
+            else "dropped; the experts after it were renumbered"
         )
-    if hasattr(expert, "n_samples_fit_") and hasattr(expert, "n_neighbors"):
-        return int(np.ceil(expert.n_samples_fit_ / expert.n_neighbors))
-    raise NotImplementedError(
-        f"skmoe cannot count the parameters of a {type(expert).__name__} expert, "
-        "so it cannot compute BIC, AIC or ICL for this mixture."
-    )
+        warnings.warn(
+            f"Expert {r.expert} ({r.name}) collapsed at {step} {r.iteration}: its "
+            f"share of the training weight fell to {r.share:.3g}, below "
+            f"min_expert_weight={min_expert_weight}; it was {what}.",
+            UserWarning,
+        )
 
 
-def _first_principal_axis(D, mean, sample_weight, total, n_iter=100):
-    """Leading eigenvector of the weighted covariance of ``D``.
-
-    Dense data with few columns: an exact eigen-decomposition. Otherwise
-    (sparse or wide data) power iteration with implicit centring, so a
-    sparse ``D`` is never densified and no p x p matrix is formed. Both are
-    deterministic functions of the weighted data.
-    """
-    n_cols = D.shape[1]
-    if not sp.issparse(D) and n_cols <= 64:
-        # Centred weighted covariance, chunk by chunk (no copy of D).
-        cov = np.zeros((n_cols, n_cols))
-        for c0 in range(0, D.shape[0], _CHUNK_ROWS):
-            Dc = D[c0 : c0 + _CHUNK_ROWS] - mean
-            cov += (Dc * sample_weight[c0 : c0 + _CHUNK_ROWS, None]).T @ Dc
-        return np.linalg.eigh(cov / total)[1][:, -1]
-    axis = np.full(n_cols, 1.0 / np.sqrt(n_cols))
-    for _ in range(n_iter):
-        u = np.asarray(D @ axis).ravel() - mean @ axis
-        wu = sample_weight * u
-        new = (np.asarray(D.T @ wu).ravel() - mean * wu.sum()) / total
-        norm = np.linalg.norm(new)
-        if norm == 0:
-            return axis
-        new /= norm
-        if np.linalg.norm(new - axis) < 1e-10:
-            return new
-        axis = new
-    return axis
-
-
-# Lloyd iterations of the deterministic k-means start (it rarely needs more;
-# at a million rows each one costs about 0.1 s).
-_INIT_LLOYD_ITER = 30
-
-
-def _quantile_init_labels(D, sample_weight, n_experts):
-    """Deterministic, weight-aware initial partition.
-
-    The rows are ordered along the weighted first principal axis of ``D`` and
-    cut into ``n_experts`` slices of equal weight; the slices' weighted means
-    seed Lloyd's algorithm. Everything here is a function of the weighted
-    empirical distribution, so a weight of 2 and a duplicated row give the
-    same start. ``D`` may be sparse.
-    """
-    total = sample_weight.sum()
-    mean = np.asarray(sample_weight @ D).ravel() / total
-    axis = _first_principal_axis(D, mean, sample_weight, total)
-    # Fix the sign so the result does not depend on the eigen-solver.
-    if axis[np.argmax(np.abs(axis))] < 0:
-        axis = -axis
-    t = np.asarray(D @ axis).ravel() - mean @ axis
-    # Cut at weighted quantile *values* (inverted CDF), so that equal rows
-    # always land in the same slice whether repeated or weighted.
-    order = np.argsort(t, kind="stable")
-    cw = np.cumsum(sample_weight[order])
-    targets = total * np.arange(1, n_experts) / n_experts
-    cuts = t[order[np.minimum(np.searchsorted(cw, targets), len(t) - 1)]]
-    labels = np.searchsorted(cuts, t, side="left")
-    centers = np.empty((n_experts, D.shape[1]))
-    for k in range(n_experts):
-        w = sample_weight * (labels == k)
-        if w.sum() > 0:
-            centers[k] = np.asarray(w @ D).ravel() / w.sum()
-        else:
-            # An empty slice (ties): seed at the slice's quantile.
-            q = min(np.searchsorted(cw, total * (k + 0.5) / n_experts), len(t) - 1)
-            row = D[order[q]]
-            centers[k] = np.asarray(row.todense() if sp.issparse(row) else row).ravel()
-    # tol=0 (scikit-learn's tol is relative to the unweighted variance, which
-    # a weight and a duplicated row change differently); a start for EM does
-    # not need Lloyd run to its end, so at most _INIT_LLOYD_ITER iterations.
-    # copy_x=False: k-means centres D in place and restores it, instead of
-    # copying it (D is the caller's own scaled copy).
-    km = KMeans(
-        n_clusters=n_experts, init=centers, n_init=1, tol=0.0, algorithm="lloyd",
-        max_iter=_INIT_LLOYD_ITER, copy_x=False,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return km.fit(D, sample_weight=sample_weight).labels_
-
-
-class _LazyInitColumns:
-    """The init columns scaled to unit weighted variance, built on first call.
-
-    Re-seeding and growth split an expert's rows with the deterministic
-    2-means of the initialisation; scaling (not centring: the split is
-    translation invariant) keeps a sparse ``X`` sparse, and nothing is built
-    for a fit that repairs nothing.
-    """
-
-    def __init__(self, estimator, X, y, sample_weight):
-        self._args = (estimator, X, y, sample_weight)
-        self._D = None
-
-    def __call__(self):
-        if self._D is None:
-            estimator, X, y, sample_weight = self._args
-            D = estimator._init_columns(X, y)
-            _, scale = _weighted_standardization(D, sample_weight)
-            self._D = D @ sp.diags(1.0 / scale) if sp.issparse(D) else D / scale
-        return self._D
+def _warn_usage(result, min_expert_weight):
+    experts = result.state.experts
+    for k in sorted(result.empty):
+        warnings.warn(
+            f"Expert {k} ({estimator_name(experts[k])}) owned no training "
+            "weight (or too few rows to be fit) during EM: it collapsed and "
+            "kept its previous fit (at the first M-step, a fit on all the "
+            "data). Consider fewer experts or another init.",
+            UserWarning,
+        )
+    for k in np.flatnonzero(result.usage < min_expert_weight):
+        if k not in result.empty and len(experts) > 1:
+            warnings.warn(
+                f"Expert {k} ({estimator_name(experts[k])}) holds only "
+                f"{result.usage[k]:.3g} of the training weight after fitting, below "
+                f"min_expert_weight={min_expert_weight}, and could not be "
+                "repaired (already re-seeded once in this run, frozen, or no "
+                "iteration left); consider fewer experts.",
+                UserWarning,
+            )
 
 
 class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the mixtures of experts.
 
-    Owns the fit loop (validation, initialisation, ``n_init`` restarts of EM,
-    convergence, keeping the best restart) and the gate. Subclasses implement
-    the expert likelihood through a few hooks.
+    Owns the fit template (validation, solver dispatch, ``n_init`` restarts,
+    warm start and growth, fitted attributes), inference and model
+    selection. Subclasses choose the likelihood (:meth:`_make_likelihood`)
+    and the default expert.
     """
 
     _parameter_constraints = {
@@ -416,8 +258,12 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         return super().set_params(**params)
 
     # ------------------------------------------------------------------
-    # Hooks implemented by the regressor and the classifier
+    # Hooks of the regressor and the classifier
     # ------------------------------------------------------------------
+    @abstractmethod
+    def _make_likelihood(self):
+        """A new likelihood object (:mod:`skmoe._likelihood`) for a fit."""
+
     @abstractmethod
     def _default_expert(self):
         """The expert used when ``experts`` is None."""
@@ -427,35 +273,18 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         """Raise a TypeError naming ``where`` if ``expert`` is of the wrong kind."""
 
     @abstractmethod
-    def _validate_targets(self, y, sample_weight):
-        """Check ``y``; return ``(y_fit, target_info)`` (info set on success)."""
+    def _likelihood_attributes(self, likelihood, theta):
+        """Fitted attributes that expose the likelihood (``noise_variance_``, ``classes_``)."""
 
-    @abstractmethod
-    def _init_columns(self, X, y):
-        """Columns clustered by ``init="kmeans"``."""
+    def _fitted_theta(self):
+        """The fitted likelihood parameters, for a warm start (None: none)."""
+        return None
 
-    @abstractmethod
-    def _expert_outputs(self, experts, X, y, info):
-        """What the E-step needs from the fitted experts on the training data."""
-
-    @abstractmethod
-    def _update_aux(self, outputs, y, weights, aux, info):
-        """Closed-form M-step of auxiliary parameters (noise variances)."""
-
-    @abstractmethod
-    def _log_lik_matrix(self, outputs, y, aux):
-        """``log p_k(y_i | x_i)``, shape (n_samples, n_experts)."""
-
-    @abstractmethod
-    def _row_losses(self, outputs, y):
-        """Per-row loss of every expert (squared residual, log-loss), (n, K).
-
-        Picks the expert that fits worst when an expert is re-seeded or the
-        mixture grows.
-        """
-
-    _subset_rows = True  # fit experts only on the rows that carry weight
-    _n_aux_parameters_per_expert = 0
+    def _validate_partial_targets(self, likelihood, y, sample_weight, classes, first):
+        """Check ``y`` of a ``partial_fit`` batch; the first batch fixes the facts."""
+        if first:
+            return likelihood.validate_targets(y, sample_weight)[0]
+        return self._make_likelihood().validate_targets(y, sample_weight)[0]
 
     # ------------------------------------------------------------------
     # Parameter resolution
@@ -531,619 +360,360 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         Z = X[:, columns]
         return Z if sp.issparse(Z) else np.ascontiguousarray(Z)
 
-    # ------------------------------------------------------------------
-    # Initialisation
-    # ------------------------------------------------------------------
-    def _initial_responsibilities(self, X, y, sample_weight, n_experts, rng, i_init):
-        n_samples = X.shape[0]
-        if not isinstance(self.init, str):
-            resp = np.array(self.init, dtype=np.float64)
-            if resp.shape != (n_samples, n_experts):
-                raise ValueError(
-                    f"init as an array must have shape (n_samples, n_experts) = "
-                    f"({n_samples}, {n_experts}); got {resp.shape}."
-                )
-            if not np.all(np.isfinite(resp)) or np.any(resp < 0):
-                raise ValueError("init as an array must be finite and non-negative.")
-            sums = resp.sum(axis=1, keepdims=True)
-            if np.any(sums <= 0):
-                raise ValueError("every row of init must have a positive sum.")
-            return resp / sums
-        if self.init == "random":
-            labels = rng.permutation(n_samples) % n_experts
-        else:
-            D = self._init_columns(X, y)
-            # k-means is translation invariant: scaling is all it needs, and
-            # it keeps sparse data sparse.
-            _, scale = _weighted_standardization(D, sample_weight)
-            if sp.issparse(D):
-                D = D @ sp.diags(1.0 / scale)
-            elif np.may_share_memory(D, X):
-                D = D / scale  # never scale the caller's data in place
-            else:
-                D /= scale  # our own copy: no second one
-            if i_init == 0:
-                labels = _quantile_init_labels(D, sample_weight, n_experts)
-            else:
-                # Later restarts must really differ: k-means++ on a Bayesian
-                # bootstrap of the rows (random exponential weights), then
-                # every row goes to its nearest centre.
-                boot = sample_weight * rng.exponential(size=n_samples)
-                km = KMeans(
-                    n_clusters=n_experts,
-                    n_init=1,
-                    random_state=rng.randint(np.iinfo(np.int32).max),
-                )
-                labels = km.fit(D, sample_weight=boot).predict(D)
-        resp = np.zeros((n_samples, n_experts))
-        resp[np.arange(n_samples), labels] = 1.0
-        return resp
-
-    def _assignments(self, resp, rng, mode):
-        """Weights the M-step gives the experts: posteriors or draws from them."""
-        if mode == "soft":
-            return resp
-        n_samples, n_experts = resp.shape
-        if mode == "hard":
-            labels = np.argmax(resp, axis=1)
-        else:
-            cum = np.cumsum(resp, axis=1)
-            u = rng.uniform(size=(n_samples, 1)) * cum[:, -1:]
-            labels = np.minimum((cum < u).sum(axis=1), n_experts - 1)
-        hard = np.zeros_like(resp)
-        hard[np.arange(n_samples), labels] = 1.0
-        return hard
+    def _new_gate(self):
+        return clone(self.gate) if self.gate is not None else SoftmaxGate()
 
     # ------------------------------------------------------------------
-    # EM
+    # The fit template
     # ------------------------------------------------------------------
-    def _m_step_experts(
-        self, experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen=None
-    ):
-        """Refit every expert; return the fitted experts.
-
-        Experts with ``frozen[k]`` True are not refit (growth with
-        ``grow="freeze"``).
-
-        ``experts`` are the current expert objects, already fitted when
-        ``fitted`` is True. An expert with no training weight keeps its
-        previous fit; at the first M-step of a run (nothing to keep) it is fit
-        on all the data so that it can predict. Both cases are recorded in
-        ``empty`` for a warning.
-        """
-        total = sample_weight.sum()
-        weights = sample_weight[:, None] * assign
-        hard = None
-        jobs = []
-        for k, expert in enumerate(experts):
-            if frozen is not None and frozen[k]:
-                jobs.append(None)
-                continue
-            if _accepts_sample_weight(expert):
-                w = weights[:, k]
-            else:
-                # No sample_weight: hard (or stochastic) assignment for this
-                # expert; `assign` is already hard unless the mode is soft.
-                if self.assignment == "soft":
-                    if hard is None:
-                        hard = self._assignments(resp, rng, "hard")
-                    w = hard[:, k] * sample_weight
-                else:
-                    w = weights[:, k]
-            too_few = (
-                not _accepts_sample_weight(expert)
-                and np.count_nonzero(w) < _min_rows(expert)
-            )
-            if too_few or w.sum() <= _EMPTY_EXPERT_SHARE * total:
-                empty.add(k)
-                if fitted:
-                    jobs.append(None)
-                    continue
-                w = sample_weight
-            jobs.append((expert, w))
-        # LinearRegression / Ridge experts: all weighted least-squares
-        # systems at once (same coefficients as their own fit, to 1e-8). Dense
-        # X only: sparse (typically wide one-hot) data keeps the experts' own
-        # sparse solvers.
-        batch = [] if sp.issparse(X) else [
-            k for k, job in enumerate(jobs) if job is not None and _linear.batchable(job[0])
-        ]
-        done = set()
-        if batch and y.ndim == 1:
-            if batch == list(range(len(jobs))) and all(
-                jobs[k][1].base is weights for k in batch
-            ):
-                batch_weights = weights  # every expert, its own column: no copy
-            else:
-                batch_weights = np.column_stack([jobs[k][1] for k in batch])
-            ok = _linear.fit_linear_experts(
-                [jobs[k][0] for k in batch], X, y, batch_weights
-            )
-            batch_weights = None
-            done = {k for k, fitted in zip(batch, ok) if fitted}
-        refit = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_expert)(job[0], X, y, job[1], self._subset_rows)
-            for k, job in enumerate(jobs)
-            if job is not None and k not in done
+    def _validate_fit_data(self, X, y, sample_weight):
+        """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
+        prototypes = self._expert_prototypes()
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+            y_numeric=False, multi_output=True,
         )
-        it = iter(refit)
-        out = [
-            experts[k] if job is None else job[0] if k in done else next(it)
-            for k, job in enumerate(jobs)
-        ]
-        return out
-
-    def _em_run(
-        self, X, y, sample_weight, Z, z_stats, state, resp, rng, info, D,
-        frozen=None, frozen_aux=None,
-    ):
-        """Run EM from ``resp`` (or from ``state`` when ``resp`` is None).
-
-        ``frozen`` marks experts that are not refit (their auxiliary
-        parameters stay at ``frozen_aux``); ``D`` are the standardised
-        columns used to split an expert's rows when an expert is re-seeded.
-        With ``top_k`` the E-step is sparse (:func:`_routing.e_step`) and the
-        objective is the sparse-EM bound.
-        """
-        experts, gate, aux = state
-        experts = list(experts)
-        n_experts = len(experts)
-        if isinstance(resp, list):
-            resp = resp.pop()
-        frozen = (
-            np.zeros(n_experts, dtype=bool) if frozen is None else np.array(frozen, dtype=bool)
+        if sp.issparse(X):
+            for k, p in enumerate(prototypes):
+                if not get_tags(p).input_tags.sparse:
+                    raise TypeError(
+                        f"X is sparse but expert {k} ({estimator_name(p)}) "
+                        "does not accept sparse input; pass a dense X or "
+                        "experts that accept sparse matrices."
+                    )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
-        total = sample_weight.sum()
-        history = []
-        empty = set()
-        repairs = []
-        converged = False
-        prev = -np.inf
-        n_iter = 0
-        fitted = resp is None
-        exact_gate = False
-        if fitted:
-            # Warm start: one E-step with the fitted parameters.
-            outputs = self._expert_outputs(experts, X, y, info)
-            log_gate = _threaded.log_softmax_rows(gate._logits(Z))
-            resp, log_norm = _routing.e_step(
-                log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
+        likelihood = self._make_likelihood()
+        y, _ = likelihood.validate_targets(y, sample_weight)
+        n_pos = int(np.count_nonzero(sample_weight))
+        if n_pos < len(prototypes):
+            raise ValueError(
+                f"Expected n_samples >= n_experts, got n_samples={n_pos} "
+                f"(with positive sample_weight) and n_experts={len(prototypes)}."
             )
-            prev = (sample_weight @ log_norm - gate._penalty) / total
-        for n_iter in range(1, self.max_iter + 1):
-            tic = time.perf_counter()
-            # Drop the previous iteration's n x n_experts arrays before the
-            # M-step makes new ones (peak memory).
-            outputs = log_gate = None
-            assign = self._assignments(resp, rng, self.assignment)
-            experts = self._m_step_experts(
-                experts, fitted, X, y, sample_weight, resp, assign, rng, empty, frozen
-            )
-            fitted = True
-            # A generalised M-step: a few optimiser iterations from the
-            # previous gate (``gate_max_iter``), enough to raise the objective.
-            # The M-step after a repair starts far from its optimum (a new
-            # expert's gate output is a copy of its donor's): that one is
-            # exact. (The first M-step of a run is not: from hard initial
-            # labels, an exact unpenalised gate turns sharp at once and EM
-            # then needs more iterations.)
-            step_exact = exact_gate or self.gate_max_iter is None
-            gate._fit_arrays(
-                Z, assign, sample_weight, z_stats,
-                max_iter=None if step_exact else self.gate_max_iter,
-            )
-            exact_gate = False
-            log_gate = _threaded.log_softmax_rows(gate._logits(Z))
-            # Sparse EM: an expert runs only on its candidate rows (the
-            # rows where the new gate ranks it in the top_k, or where it
-            # holds posterior weight now); the others get log-likelihood
-            # -inf (the E-step keeps each row's top_k posteriors among its
-            # candidates). Dense EM: every expert on every row.
-            candidates = _routing.candidates(log_gate, resp, self.top_k)
-            if candidates is None:
-                outputs = self._expert_outputs(experts, X, y, info)
-            else:
-                outputs = self._expert_outputs(
-                    experts, X, y, info, rows=_routing.rows_per_expert(candidates)
-                )
-            # The M-step's weights, made again rather than kept alive through
-            # the gate's fit (peak memory).
-            aux = self._update_aux(outputs, y, sample_weight[:, None] * assign, aux, info)
-            if aux is not None and frozen.any():
-                aux[frozen] = frozen_aux[frozen]
-            log_lik_matrix = self._log_lik_matrix(outputs, y, aux)
-            if candidates is not None:
-                log_lik_matrix[~candidates] = -np.inf
-            # The new responsibilities overwrite the old ones (no longer
-            # needed), unless the M-step's weights were drawn from them
-            # (assign is then another array).
-            buffer = resp if assign is resp and resp.flags.c_contiguous else None
-            assign = None
-            resp, log_norm = _routing.e_step(log_gate, log_lik_matrix, self.top_k, out=buffer)
-            log_lik_matrix = None
-            buffer = None
-            log_lik = sample_weight @ log_norm / total
-            objective = log_lik - gate._penalty / total
-            history.append(objective)
-            change = objective - prev
-            if self.verbose:
-                print(
-                    f"Iteration {n_iter:4d}: log-likelihood {log_lik:.6f}, "
-                    f"objective {objective:.6f}, change {change:.3e}, "
-                    f"{time.perf_counter() - tic:.3f}s"
-                )
-            repaired = False
-            if n_iter < self.max_iter:
-                # A repair needs an M-step after it: none at the last iteration.
-                repair = self._repair_collapse(
-                    resp, log_gate, outputs, y, sample_weight, D, experts, gate, aux,
-                    frozen, frozen_aux, empty, repairs, n_iter,
-                )
-                if repair is not None:
-                    resp, experts, aux, frozen, frozen_aux = repair
-                    repaired = True
-            if repaired:
-                # EM restarts from the repaired responsibilities.
-                prev = -np.inf
-                exact_gate = True
-                continue
-            # Converged once the objective stops rising by tol. With exact
-            # M-steps EM never decreases it; penalised or iterative experts
-            # (LogisticRegression's own L2 and tol) make the M-step inexact
-            # and the objective then jitters at the level of their tolerance.
-            if change < self.tol:
-                if not step_exact:
-                    # A small change after a partial gate step may only mean
-                    # the step was short: confirm with an exact M-step.
-                    exact_gate = True
-                    prev = objective
-                    continue
-                converged = True
-                break
-            prev = objective
-        if history and _routing.effective_k(self.top_k, len(experts)) is not None:
-            # The iterations evaluated each expert on its candidate rows
-            # only; the fitted model's responsibilities and log-likelihood
-            # (what log_prob and responsibilities() give) take each row's
-            # top_k posteriors among all the experts: one full E-step.
-            # (``log_gate`` is the last iteration's: a repair is always
-            # followed by another iteration.)
-            outputs = self._expert_outputs(experts, X, y, info)
-            resp, log_norm = _routing.e_step(
-                log_gate, self._log_lik_matrix(outputs, y, aux), self.top_k
-            )
-            log_lik = sample_weight @ log_norm / total
-        return {
-            "state": (experts, gate, aux),
-            "history": history,
-            "converged": converged,
-            "n_iter": n_iter,
-            "objective": history[-1] if history else prev,
-            "log_likelihood": log_lik,
-            "resp": resp,
-            "empty": empty,
-            "repairs": repairs,
-        }
+        Z = self._gate_input(X, self._gate_columns(X.shape[1]))
+        return prototypes, self._data(X, y, sample_weight, Z, likelihood)
 
-    def _repair_collapse(
-        self, resp, log_gate, outputs, y, sample_weight, D, experts, gate, aux,
-        frozen, frozen_aux, empty, repairs, n_iter,
-    ):
-        """Re-seed or drop the experts whose share fell below ``min_expert_weight``.
-
-        Re-seeding (``on_collapse="reseed"``) gives a collapsed expert half of
-        the rows of the expert with the largest weighted loss
-        (:func:`_routing.seed_from_donor`); the next M-step refits both.
-        Frozen experts are never re-seeded, and an expert is re-seeded at
-        most once per EM run: one that collapses again is redundant, and
-        re-seeding it over and over would stall EM. Dropping
-        (``on_collapse="drop"``) removes the expert, its gate output and its
-        responsibilities (rows renormalised).
-
-        Returns ``(resp, experts, aux, frozen, frozen_aux)`` after a repair,
-        None when nothing was done. ``repairs`` and ``empty`` are updated.
-        """
-        n_experts = resp.shape[1]
-        if self.min_expert_weight <= 0 or n_experts < 2:
-            return None
-        share = sample_weight @ resp / sample_weight.sum()
-        collapsed = np.flatnonzero(share < self.min_expert_weight)
-        if collapsed.size == 0:
-            return None
-        if self.on_collapse == "drop":
-            # Keep at least one expert: the largest one never goes.
-            collapsed = [k for k in collapsed if k != np.argmax(share)]
-            for k in sorted(collapsed, reverse=True):
-                resp = _routing.drop_column(resp, k, log_gate)
-                log_gate = np.delete(log_gate, k, axis=1)
-                repairs.append((n_iter, k, "drop", None, share[k], _estimator_name(experts[k])))
-                del experts[k]
-                _routing.drop_gate_output(gate, k)
-                if aux is not None:
-                    aux = np.delete(aux, k)
-                if frozen_aux is not None:
-                    frozen_aux = np.delete(frozen_aux, k)
-                frozen = np.delete(frozen, k)
-                kept = {e - (e > k) for e in empty if e != k}
-                empty.clear()
-                empty.update(kept)
-            return resp, experts, aux, frozen, frozen_aux
-        reseeded = {r[1] for r in repairs}
-        targets = [k for k in collapsed if not frozen[k] and k not in reseeded]
-        if not targets:
-            return None
-        donors = [j for j in range(n_experts) if j not in set(collapsed)]
-        if not donors:
-            return None
-        losses = self._row_losses(outputs, y)
-        resp = resp.copy()
-        done = False
-        for k in targets:
-            j = _routing.seed_from_donor(resp, k, donors, losses, sample_weight, D())
-            if j is None:
-                continue
-            repairs.append((n_iter, k, "reseed", j, share[k], _estimator_name(experts[k])))
-            empty.discard(k)
-            done = True
-        if not done:
-            return None
-        return resp, experts, aux, frozen, frozen_aux
-
-    def _run_em_restarts(self, X, y, sample_weight, Z, z_stats, prototypes, rng, info, D):
-        """EM from the fitted state (warm start, growing it if ``n_experts``
-        grew) or the best of ``n_init`` restarts, in parallel when ``n_jobs``
-        allows."""
-        n_experts = len(prototypes)
-        warm = (
-            self.warm_start
-            and hasattr(self, "experts_")
-            and self.gate_.coef_.shape[1] == Z.shape[1]
-            and len(self.experts_) <= n_experts
-        )
-        if warm and len(self.experts_) == n_experts:
-            # Continue from copies, so that a failure leaves the fitted
-            # experts and gate untouched. The copies take the current
-            # parameters (e.g. experts__alpha or gate__alpha set since).
-            gate = copy.deepcopy(self.gate_)
-            gate.set_params(**_leaf_params(self.gate if self.gate is not None else SoftmaxGate()))
-            gate.set_params(warm_start=True)
-            experts = copy.deepcopy(self.experts_)
-            for expert, proto in zip(experts, prototypes):
-                expert.set_params(**_leaf_params(proto))
-            state = (experts, gate, self._aux())
-            with _threaded.single_threaded_blas():
-                return self._em_run(X, y, sample_weight, Z, z_stats, state, None, rng, info, D)
-        if warm:
-            with _threaded.single_threaded_blas():
-                return self._grow(X, y, sample_weight, Z, z_stats, prototypes, rng, info, D)
-        # One RandomState per restart, drawn up front, so that the restarts
-        # can run in parallel (n_jobs) with the same results as in series. A
-        # single restart keeps using `rng` itself.
-        if self.n_init == 1:
-            rngs = [rng]
-        else:
-            seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
-            rngs = [np.random.RandomState(seed) for seed in seeds]
-        args = (prototypes, X, y, sample_weight, Z, z_stats, n_experts, info, D)
-        if self.n_init == 1:
-            trials = [self._restart(*args, rngs[0], 0)]
-        else:
-            trials = Parallel(n_jobs=self.n_jobs)(
-                delayed(self._restart)(*args, rngs[i_init], i_init)
-                for i_init in range(self.n_init)
-            )
-        run = None
-        for i_init, trial in enumerate(trials):
-            if self.verbose:
-                print(
-                    f"Initialisation {i_init}: objective "
-                    f"{trial['objective']:.6f}, {trial['n_iter']} iterations, "
-                    f"converged={trial['converged']}"
-                )
-            if run is None or trial["objective"] > run["objective"]:
-                run = trial
-        return run
+    @staticmethod
+    def _data(X, y, sample_weight, Z, likelihood):
+        # The scaled init columns, for re-seeding and growth: built only
+        # when a repair needs them.
+        init_columns = LazyInitColumns(likelihood, X, y, sample_weight)
+        return EMData(X, y, sample_weight, Z, likelihood, init_columns)
 
     def _fit(self, X, y, sample_weight):
         """The fit template shared by the regressor and the classifier."""
         t_start = time.perf_counter()
         with _restore_on_error(self):
-            prototypes = self._expert_prototypes()
-            if self.gate is not None:
-                # The mixture fits the gate without its fit(): check it here.
-                self.gate._validate_params()
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                accept_sparse=["csr", "csc"],
-                dtype=np.float64,
-                order="C",
-                y_numeric=False,
-                multi_output=True,
-            )
-            if sp.issparse(X):
-                for k, p in enumerate(prototypes):
-                    if not get_tags(p).input_tags.sparse:
-                        raise TypeError(
-                            f"X is sparse but expert {k} ({_estimator_name(p)}) "
-                            "does not accept sparse input; pass a dense X or "
-                            "experts that accept sparse matrices."
-                        )
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-            y, info = self._validate_targets(y, sample_weight)
-            n_experts = len(prototypes)
-            n_pos = int(np.count_nonzero(sample_weight))
-            if n_pos < n_experts:
-                raise ValueError(
-                    f"Expected n_samples >= n_experts, got n_samples={n_pos} "
-                    f"(with positive sample_weight) and n_experts={n_experts}."
-                )
-            if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_gd.py
-                return self._fit_gd(X, y, sample_weight, info, prototypes, t_start)
-            positive = sample_weight[sample_weight > 0]
-            if np.ptp(positive) > 1e-12 * positive.max():
-                for k, p in enumerate(prototypes):
-                    if not _accepts_sample_weight(p):
-                        raise ValueError(
-                            f"Expert {k} ({_estimator_name(p)}) does not accept "
-                            "sample_weight, so non-uniform sample_weight cannot "
-                            "be honoured; use experts that accept sample_weight."
-                        )
-            columns = self._gate_columns(X.shape[1])
-            Z = self._gate_input(X, columns)
-            z_stats = _weighted_standardization(Z, sample_weight)
+            prototypes, data = self._validate_fit_data(X, y, sample_weight)
             rng = check_random_state(self.random_state)
-
-            # The scaled init columns, for re-seeding and growth: built only
-            # when a repair needs them.
-            D = _LazyInitColumns(self, X, y, sample_weight)
-            run = self._run_em_restarts(
-                X, y, sample_weight, Z, z_stats, prototypes, rng, info, D
-            )
-
-        experts, gate, aux = run["state"]
-        for n_iter, k, action, donor, share, name in run["repairs"]:
-            what = (
-                f"re-seeded with half of the rows of expert {donor}, the expert "
-                "with the largest weighted loss"
-                if action == "reseed"
-                else "dropped; the experts after it were renumbered"
-            )
-            warnings.warn(
-                f"Expert {k} ({name}) collapsed at EM iteration {n_iter}: its share "
-                f"of the training weight fell to {share:.3g}, below "
-                f"min_expert_weight={self.min_expert_weight}; it was {what}.",
-                UserWarning,
-            )
-        for k in sorted(run["empty"]):
-            warnings.warn(
-                f"Expert {k} ({_estimator_name(experts[k])}) owned no training "
-                "weight (or too few rows to be fit) during EM: it collapsed and "
-                "kept its previous fit (at the first M-step, a fit on all the "
-                "data). Consider fewer experts or another init.",
-                UserWarning,
-            )
-        usage = sample_weight @ run["resp"] / sample_weight.sum()
-        for k in np.flatnonzero(usage < self.min_expert_weight):
-            if k not in run["empty"] and len(experts) > 1:
-                warnings.warn(
-                    f"Expert {k} ({_estimator_name(experts[k])}) holds only "
-                    f"{usage[k]:.3g} of the training weight after fitting, below "
-                    f"min_expert_weight={self.min_expert_weight}, and could not be "
-                    "repaired (already re-seeded once in this run, frozen, or no "
-                    "EM iteration left); consider fewer experts.",
-                    UserWarning,
-                )
-        if not run["converged"]:
-            warnings.warn(
-                "EM did not converge in max_iter="
-                f"{self.max_iter} iterations (last change of the objective "
-                f"above tol={self.tol}). Increase max_iter or tol.",
-                ConvergenceWarning,
-            )
-        # The fitted gate keeps the user's own warm_start setting.
-        gate.set_params(warm_start=self.gate is not None and self.gate.warm_start)
-        self._clear_gd_state()  # the state of an earlier solver="gd" fit
-        self.experts_ = experts
-        self.gate_ = gate
-        self.gate_features_ = columns
-        self.n_experts_ = len(experts)
-        self._set_aux(aux, info)
-        self.converged_ = run["converged"]
-        self.n_iter_ = run["n_iter"]
-        self.log_likelihood_history_ = np.asarray(run["history"])
-        self.log_likelihood_ = float(run["log_likelihood"])
-        self.expert_usage_ = usage
-        self.repairs_ = [
-            {"iteration": r[0], "expert": r[1], "action": r[2], "donor": r[3]}
-            for r in run["repairs"]
-        ]
-        self.fit_time_ = time.perf_counter() - t_start
+            if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_sgd.py
+                result = self._fit_gd(data, prototypes, rng)
+            else:
+                result = self._fit_em(data, prototypes, rng)
+        step = "EM iteration" if self.solver == "em" else "epoch"
+        _warn_repairs(result, self.min_expert_weight, step)
+        _warn_usage(result, self.min_expert_weight)
+        if not result.converged:
+            warnings.warn(self._convergence_message(), ConvergenceWarning)
+        if self.solver == "em":
+            for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
+                self.__dict__.pop(name, None)
+        self._set_fitted(result, data, self._gate_columns(data.X.shape[1]), t_start)
         return self
 
-    def _grow(self, X, y, sample_weight, Z, z_stats, prototypes, rng, info, D):
-        """Warm start with more experts: keep the fitted ones, seed the new ones.
+    def _convergence_message(self):
+        if self.solver == "gd":
+            return (
+                f"Stochastic optimizer: maximum iterations (max_iter={self.max_iter} "
+                "epochs) reached and the optimization hasn't converged yet. "
+                "Increase max_iter or learning_rate_init."
+            )
+        return (
+            f"EM did not converge in max_iter={self.max_iter} iterations (last "
+            f"change of the objective above tol={self.tol}). Increase max_iter or tol."
+        )
 
-        The fitted mixture's responsibilities are computed on the training
-        data; every new expert takes half of the rows of the expert that fits
-        worst (largest weighted loss, :func:`_routing.seed_from_donor`), and
-        its gate output starts as a copy of that expert's, the two sharing
-        its probability. EM then continues; with ``grow="freeze"`` the fitted
-        experts (and their noise variances) are not refit.
-        """
-        n_old = len(self.experts_)
-        n_experts = len(prototypes)
-        experts = copy.deepcopy(self.experts_)
-        for p in prototypes[n_old:]:
-            e = clone(p)
-            _set_random_states(e, rng)
-            experts.append(e)
+    def _set_fitted(self, result, data, columns, t_start):
+        """Store a run's result as the fitted attributes (both solvers)."""
+        state = result.state
+        self.experts_ = state.experts
+        self.gate_ = state.gate
+        self.gate_features_ = columns
+        self._gate_width = data.Z.shape[1]
+        self.n_experts_ = len(state.experts)
+        self._likelihood = data.likelihood
+        self.__dict__.update(self._likelihood_attributes(data.likelihood, state.theta))
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.log_likelihood_history_ = np.asarray(result.history)
+        self.log_likelihood_ = float(result.log_likelihood)
+        self.expert_usage_ = result.usage
+        self.repairs_ = [r.as_dict() for r in result.repairs]
+        self.fit_time_ = time.perf_counter() - t_start
+
+    def _can_warm_start(self, Z, n_experts):
+        """Whether :meth:`fit` continues from the fitted mixture (growing it
+        when ``n_experts`` grew): the one warm-start test of both solvers."""
+        return (
+            self.warm_start
+            and hasattr(self, "experts_")
+            and self._gate_width == Z.shape[1]
+            and len(self.experts_) <= n_experts
+        )
+
+    def _warm_state(self, prototypes, data):
+        """Copies of the fitted experts and gate (a failure leaves the fitted
+        ones untouched), with the current parameters (e.g. ``experts__alpha``
+        or ``gate__alpha`` set since; the experts keep their seeds)."""
         gate = copy.deepcopy(self.gate_)
-        gate.set_params(warm_start=True)
-        aux_old = self._aux()
-        outputs = self._expert_outputs(experts[:n_old], X, y, info)
-        log_gate = _kernels.log_softmax_rows(gate._logits(Z))
-        resp_old, _ = _routing.e_step(
-            log_gate, self._log_lik_matrix(outputs, y, aux_old), self.top_k
-        )
-        resp = np.zeros((X.shape[0], n_experts))
-        resp[:, :n_old] = resp_old
-        losses = np.zeros_like(resp)
-        losses[:, :n_old] = self._row_losses(outputs, y)
-        for t in range(n_old, n_experts):
-            donor = _routing.seed_from_donor(
-                resp, t, list(range(t)), losses, sample_weight, D()
+        gate.set_params(**leaf_params(self.gate if self.gate is not None else SoftmaxGate()))
+        gate.prepare(data.Z, data.sample_weight)
+        experts = copy.deepcopy(self.experts_)
+        for expert, proto in zip(experts, prototypes):
+            params = leaf_params(proto)
+            expert.set_params(
+                **{k: v for k, v in params.items() if not k.endswith("random_state")}
             )
-            if donor is None:
-                # Nothing can be split: the new expert starts on every row.
-                resp[:, t] = 1.0 / n_experts
-                resp[:, :t] *= 1.0 - 1.0 / n_experts
-                donor = int(np.argmax(sample_weight @ resp[:, :t]))
-            losses[:, t] = losses[:, donor]
-            _routing.split_gate_output(gate, donor, 1)
-        frozen = np.zeros(n_experts, dtype=bool)
-        frozen_aux = None
-        if self.grow == "freeze":
-            frozen[:n_old] = True
-            if aux_old is not None:
-                frozen_aux = np.concatenate([aux_old, np.zeros(n_experts - n_old)])
-        return self._em_run(
-            X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info, D,
-            frozen=frozen, frozen_aux=frozen_aux,
-        )
+        return EMState(experts, gate, self._fitted_theta())
 
-    def _restart(
-        self, prototypes, X, y, sample_weight, Z, z_stats, n_experts, info, D, rng, i_init
-    ):
-        """One EM run from a fresh initialisation (restart ``i_init``)."""
-        experts = [clone(p) for p in prototypes]
-        for e in experts:
-            _set_random_states(e, rng)
-        gate = clone(self.gate) if self.gate is not None else SoftmaxGate()
-        gate.set_params(warm_start=True)
-        with _threaded.single_threaded():
-            # A one-element list that _em_run empties: no reference to the
-            # initial responsibilities outlives their first use.
-            resp = [self._initial_responsibilities(X, y, sample_weight, n_experts, rng, i_init)]
-        with _threaded.single_threaded_blas():
-            return self._em_run(
-                X, y, sample_weight, Z, z_stats, (experts, gate, None), resp, rng, info, D
+    def _fit_em(self, data, prototypes, rng):
+        """EM from the fitted state (warm start, growing it if ``n_experts``
+        grew) or the best of ``n_init`` restarts, in parallel when ``n_jobs``
+        allows."""
+        check_sample_weight_support(prototypes, data.sample_weight)
+        config = EMConfig.from_estimator(self)
+        if self._can_warm_start(data.Z, len(prototypes)):
+            state = self._warm_state(prototypes, data)
+            resp = None
+            with _threaded.single_threaded_blas():
+                if len(state.experts) < len(prototypes):
+                    resp = _repair.grow(
+                        data, state, prototypes, rng, self.top_k, self.grow == "freeze"
+                    )
+                return run_em(data, state, config, rng, resp)
+        gate = self._new_gate().prepare(data.Z, data.sample_weight)
+        # One RandomState per restart, drawn up front, so that the restarts
+        # can run in parallel (n_jobs) with the same results as in series. A
+        # single restart keeps using `rng` itself.
+        args = (self.init, data, prototypes, gate, config)
+        if self.n_init == 1:
+            trials = [_em_restart(*args, rng, 0)]
+        else:
+            seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+            trials = Parallel(n_jobs=self.n_jobs)(
+                delayed(_em_restart)(*args, np.random.RandomState(seed), i_init)
+                for i_init, seed in enumerate(seeds)
+            )
+        for i_init, trial in enumerate(trials):
+            self._print_restart(i_init, trial, "iterations")
+        return max(trials, key=lambda trial: trial.objective)
+
+    def _print_restart(self, i_init, result, unit):
+        if self.verbose:
+            print(
+                f"Initialisation {i_init}: objective {result.objective:.6f}, "
+                f"{result.n_iter} {unit}, converged={result.converged}"
             )
 
-    @abstractmethod
-    def _aux(self):
-        """Fitted auxiliary parameters, for a warm start."""
+    def _split_validation(self, data, rng):
+        """``(train, held_out, train_rows)`` of ``early_stopping`` (else
+        ``(data, None, None)``)."""
+        if not self.early_stopping:
+            return data, None, None
+        train, held = train_test_split(
+            np.arange(data.X.shape[0]), test_size=self.validation_fraction,
+            random_state=rng, stratify=data.y if is_classifier(self) else None,
+        )
+        if held.size < 2:
+            raise ValueError(
+                "The validation set is too small. Increase "
+                "'validation_fraction' or the size of your dataset."
+            )
+        train.sort()
+        held.sort()
+        n_experts = len(self._expert_prototypes())
+        if np.count_nonzero(data.sample_weight[train]) < n_experts:
+            raise ValueError(
+                "early_stopping leaves fewer training samples than n_experts="
+                f"{n_experts}; decrease validation_fraction."
+            )
+        parts = [
+            self._data(data.X[r], data.y[r], data.sample_weight[r], data.Z[r], data.likelihood)
+            for r in (train, held)
+        ]
+        return parts[0], parts[1], train
 
-    @abstractmethod
-    def _fitted_info(self):
-        """The target info of the fitted model (the classes), for inference."""
+    def _fit_gd(self, data, prototypes, rng):
+        """``fit`` with ``solver="gd"``: a warm start, or the best of ``n_init`` runs."""
+        check_partial_fit_experts(prototypes, isinstance(self.experts, list))
+        check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
+        config = SGDConfig.from_estimator(self)
+        train, val, rows = self._split_validation(data, rng)
+        args = (config, getattr(data.likelihood, "classes_", None))
+        if self._can_warm_start(train.Z, len(prototypes)):
+            result, sgd = self._gd_warm(train, val, prototypes, rng, *args)
+        else:
+            result = sgd = None
+            for i_init in range(self.n_init):
+                if isinstance(self.init, str):
+                    resp = initial_responsibilities(
+                        self.init, data.likelihood, train.X, train.y,
+                        train.sample_weight, len(prototypes), rng, i_init,
+                    )
+                else:
+                    resp = initial_responsibilities(
+                        self.init, data.likelihood, data.X, data.y,
+                        data.sample_weight, len(prototypes), rng, i_init,
+                    )
+                    resp = resp if rows is None else resp[rows]
+                trial, trial_sgd = self._gd_run(train, val, prototypes, resp, rng, *args)
+                self._print_restart(i_init, trial, "epochs")
+                if result is None or trial.objective > result.objective:
+                    result, sgd = trial, trial_sgd
+        sgd.weight_seen = train.total
+        self._gd_state = sgd
+        scores = result.validation_scores if self.early_stopping else None
+        self.validation_scores_ = None if scores is None else np.asarray(scores)
+        self.best_validation_score_ = None if scores is None else float(np.max(scores))
+        return result
 
-    @abstractmethod
-    def _set_aux(self, aux, info):
-        """Store the auxiliary parameters and target info as fitted attributes."""
+    def _gd_run(self, train, val, prototypes, resp, rng, config, classes):
+        """One gradient run from initial responsibilities."""
+        state = EMState(make_experts(prototypes, rng), self._new_gate())
+        state.gate.prepare(train.Z, train.sample_weight)
+        sgd = SGDState(None, rng)
+        full_m_step(train, state, resp, sgd, config, classes)
+        return run_sgd(
+            train, state, sgd, config, self.max_iter, train.total, val, classes
+        ), sgd
+
+    def _gd_warm(self, train, val, prototypes, rng, config, classes):
+        """As MLP's warm start: the fitted parameters, a fresh optimiser
+        (growing the mixture first if ``n_experts`` grew)."""
+        state = self._warm_state(prototypes, train)
+        check_partial_fit_experts(state.experts, isinstance(self.experts, list))
+        sgd = SGDState(make_optimizer(config, state.gate.sgd_parameters()), rng)
+        if len(state.experts) < len(prototypes):
+            resp = _repair.grow(
+                train, state, prototypes, rng, self.top_k, self.grow == "freeze"
+            )
+            full_m_step(train, state, resp, sgd, config, classes)
+        return run_sgd(
+            train, state, sgd, config, self.max_iter, train.total, val, classes
+        ), sgd
+
+    # ------------------------------------------------------------------
+    # partial_fit (solver="gd")
+    # ------------------------------------------------------------------
+    def _check_gd_solver(self):
+        if self.solver != "gd":
+            raise AttributeError(
+                "partial_fit is only available for solver='gd'; this mixture has "
+                f"solver={self.solver!r}."
+            )
+        return True
+
+    def _partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One pass of mini-batch gradient steps over ``(X, y)``.
+
+        All checks run before anything changes, and the pass works on copies
+        of the fitted experts, gate and state, committed only at the end: an
+        error leaves the fitted mixture exactly as it was.
+        """
+        t_start = time.perf_counter()
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True (there is no "
+                "held-out data in a stream); set early_stopping=False."
+            )
+        first = not hasattr(self, "experts_")
+        with _restore_on_error(self):
+            data = self._validate_partial_data(X, y, sample_weight, classes, first)
+            config = SGDConfig.from_estimator(self)
+            classes = getattr(data.likelihood, "classes_", None)
+            if first:
+                state, sgd = self._partial_start(data, config, classes)
+                n_iter = 0
+            else:
+                state, sgd = self._partial_resume(data, config)
+                n_iter = self.n_iter_
+            sgd.weight_seen += float(data.sample_weight.sum())
+            result = run_sgd(data, state, sgd, config, 1, sgd.weight_seen, None, classes)
+            self._set_fitted(result, data, self._partial_columns(data.X, first), t_start)
+            self._gd_state = sgd
+            self.converged_ = False
+            self.n_iter_ = n_iter + 1
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        return self
+
+    def _partial_columns(self, X, first):
+        return self._gate_columns(X.shape[1]) if first else self.gate_features_
+
+    def _validate_partial_data(self, X, y, sample_weight, classes, first):
+        if first:
+            check_partial_fit_experts(
+                self._expert_prototypes(), isinstance(self.experts, list)
+            )
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+            y_numeric=False, multi_output=True, reset=first,
+        )
+        if X.shape[0] < 2:
+            # A batch of one row is refused (issue 3): collect rows into
+            # mini-batches of at least two.
+            raise ValueError(
+                f"partial_fit needs a batch of at least 2 samples; got "
+                f"{X.shape[0]}. Collect single rows into mini-batches."
+            )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        # What the first batch fixed (the classes, the regressor's variance
+        # floor) stays fixed.
+        likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)
+        y = self._validate_partial_targets(likelihood, y, sample_weight, classes, first)
+        Z = self._gate_input(X, self._partial_columns(X, first))
+        return self._data(X, y, sample_weight, Z, likelihood)
+
+    def _partial_start(self, data, config, classes):
+        """The first ``partial_fit`` call initialises the mixture on its batch."""
+        prototypes = self._expert_prototypes()
+        n_experts = len(prototypes)
+        n_pos = int(np.count_nonzero(data.sample_weight))
+        if n_pos < max(2, n_experts):
+            raise ValueError(
+                "The first call to partial_fit initialises the mixture and "
+                f"needs at least max(2, n_experts)={max(2, n_experts)} "
+                f"samples with positive sample_weight; got {n_pos}."
+            )
+        check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
+        rng = check_random_state(self.random_state)
+        resp = initial_responsibilities(
+            self.init, data.likelihood, data.X, data.y, data.sample_weight,
+            n_experts, rng, 0,
+        )
+        state = EMState(make_experts(prototypes, rng), self._new_gate())
+        state.gate.prepare(data.Z, data.sample_weight)
+        sgd = SGDState(None, rng)
+        full_m_step(data, state, resp, sgd, config, classes)
+        return state, sgd
+
+    def _partial_resume(self, data, config):
+        """Copies of the fitted mixture and of its gradient state."""
+        check_sample_weight_support(self.experts_, data.sample_weight, "partial_fit")
+        state = EMState(
+            copy.deepcopy(self.experts_), copy.deepcopy(self.gate_), self._fitted_theta()
+        )
+        if getattr(self, "_gd_state", None) is not None:
+            return state, copy.deepcopy(self._gd_state)
+        # Fitted by EM: continue from its experts and gate.
+        check_partial_fit_experts(state.experts, isinstance(self.experts, list))
+        state.gate.prepare(data.Z, data.sample_weight)
+        rng = check_random_state(self.random_state)
+        return state, SGDState(make_optimizer(config, state.gate.sgd_parameters()), rng)
 
     # ------------------------------------------------------------------
     # Shared inference
@@ -1155,13 +725,11 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         )
 
     def _log_gate(self, X):
-        Z = self._gate_input(X, self.gate_features_)
-        return _threaded.log_softmax_rows(self.gate_._logits(Z))
+        return self.gate_.log_proba(self._gate_input(X, self.gate_features_))
 
     def _routed_gate(self, X):
         """Gate weights for prediction: renormalised over each row's ``top_k``."""
-        Z = self._gate_input(X, self.gate_features_)
-        return _routing.routed_gate(self.gate_._logits(Z), self.top_k)
+        return _routing.routed_gate(self._log_gate(X), self.top_k)
 
     def route(self, X):
         """Route samples to experts: which experts serve each row, and how much.
@@ -1207,17 +775,15 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         >>> routing.experts.shape, routing.proba.shape
         ((300, 1), (300, 3))
         """
-        X = self._check_X(X)
-        Z = self._gate_input(X, self.gate_features_)
-        logits = self.gate_._logits(Z)
-        weights = _routing.routed_gate(logits, self.top_k)
+        log_gate = self._log_gate(self._check_X(X))
+        weights = _routing.routed_gate(log_gate, self.top_k)
         k = _routing.effective_k(self.top_k, self.n_experts_) or self.n_experts_
         order = np.argsort(-weights, axis=1, kind="stable")[:, :k]
         return Bunch(
             counts=_routing.route_counts(weights),
             experts=order,
             weights=weights,
-            proba=_kernels.softmax_rows(logits),
+            proba=np.exp(log_gate),
         )
 
     def predict_gate(self, X):
@@ -1252,11 +818,11 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
 
     def _posterior(self, X, y):
         X = self._check_X(X)
-        y = self._encode_y(y, X.shape[0])
-        outputs = self._expert_outputs(self.experts_, X, y, self._fitted_info())
-        return _routing.e_step(
-            self._log_gate(X), self._log_lik_matrix(outputs, y, self._aux()), self.top_k
-        )
+        likelihood = self._likelihood
+        y = likelihood.encode_targets(y, X.shape[0])
+        outputs = likelihood.outputs(self.experts_, X)
+        log_lik = likelihood.log_lik(outputs, y, self._fitted_theta())
+        return _routing.e_step(self._log_gate(X), log_lik, self.top_k)
 
     def responsibilities(self, X, y):
         """Posterior probability that each expert generated each ``(x, y)``.
@@ -1300,17 +866,21 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         return self._posterior(X, y)[1]
 
     def _n_parameters(self):
-        """Free parameters: gate, experts and auxiliary parameters.
+        """Free parameters: gate, experts and the likelihood's own parameters.
 
-        The gate has ``(n_gate_features + 1) * (n_experts - 1)`` free
-        parameters (the softmax is invariant to a common shift of its
-        columns); see ``_count_expert_parameters`` for the experts.
+        The gate counts its own (:meth:`SoftmaxGate.n_parameters`); see
+        :func:`skmoe._experts.count_parameters` for the experts.
         """
         check_is_fitted(self)
-        n_gate = (self.gate_.coef_.shape[1] + 1) * (self.n_experts_ - 1)
-        n_classes = len(self.classes_) if hasattr(self, "classes_") else None
-        n_experts = sum(_count_expert_parameters(e, n_classes) for e in self.experts_)
-        return n_gate + n_experts + self._n_aux_parameters_per_expert * self.n_experts_
+        likelihood = self._likelihood
+        n_experts = sum(
+            count_parameters(e, likelihood.n_classes) for e in self.experts_
+        )
+        return (
+            self.gate_.n_parameters()
+            + n_experts
+            + likelihood.n_parameters_per_expert * self.n_experts_
+        )
 
     def bic(self, X, y):
         """Bayesian information criterion on ``(X, y)``; lower is better.

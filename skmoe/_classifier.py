@@ -7,18 +7,13 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 
-from . import _kernels, _routing
-from ._base import _BaseMixtureOfExperts, _estimator_name
-from ._gd import _GradientDescentMixin
-
-# Floor on an expert's class probability: a class that an expert never saw,
-# or rules out, keeps a finite log-likelihood.
-_PROBA_FLOOR = 1e-10
+from . import _routing
+from ._base import _BaseMixtureOfExperts
+from ._experts import estimator_name
+from ._likelihood import CategoricalLikelihood
 
 
-class MixtureOfExpertsClassifier(
-    ClassifierMixin, _GradientDescentMixin, _BaseMixtureOfExperts
-):
+class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     """Mixture of experts classifier (Jordan & Jacobs, 1991).
 
     A softmax gating network ``pi(x) = softmax(V^T [z, 1])`` mixes the class
@@ -113,7 +108,7 @@ class MixtureOfExpertsClassifier(
         takes no ``sample_weight`` get the rows they most probably own.
         ``n_jobs`` is not used by ``"gd"``. The gate's penalty keeps its
         meaning (it is spread over the total training weight, or over the
-        weight seen so far by :meth:`partial_fit`). See ``skmoe/_gd.py``.
+        weight seen so far by :meth:`partial_fit`). See ``skmoe/_sgd.py``.
 
     optimizer : {"adam", "sgd"}, default="adam"
         Optimiser of the gate for ``solver="gd"``, as ``solver`` of
@@ -367,9 +362,6 @@ class MixtureOfExpertsClassifier(
             grow=grow,
         )
 
-    # Every expert that accepts sample_weight sees every row (and class).
-    _subset_rows = False
-
     @_fit_context(
         # the experts and the gate are not validated yet
         prefer_skip_nested_validation=False
@@ -396,7 +388,7 @@ class MixtureOfExpertsClassifier(
         return self._fit(X, y, sample_weight)
 
     # -- hooks ---------------------------------------------------------
-    @available_if(_GradientDescentMixin._check_gd_solver)
+    @available_if(_BaseMixtureOfExperts._check_gd_solver)
     @_fit_context(
         # the experts and the gate are not validated yet
         prefer_skip_nested_validation=False
@@ -439,7 +431,7 @@ class MixtureOfExpertsClassifier(
         """
         return self._partial_fit(X, y, sample_weight, classes)
 
-    def _validate_partial_targets(self, y, sample_weight, classes, first):
+    def _validate_partial_targets(self, likelihood, y, sample_weight, classes, first):
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if first:
@@ -453,22 +445,25 @@ class MixtureOfExpertsClassifier(
                     "MixtureOfExpertsClassifier needs at least 2 classes; got "
                     f"classes={classes.tolist()}."
                 )
-        else:
-            if classes is not None and not np.array_equal(
-                unique_labels(classes), self.classes_
-            ):
-                raise ValueError(
-                    f"classes={unique_labels(classes).tolist()} is not the same as "
-                    f"on the first call to partial_fit: {self.classes_.tolist()}."
-                )
-            classes = self.classes_
+            likelihood.classes_ = classes
+        elif classes is not None and not np.array_equal(
+            unique_labels(classes), self.classes_
+        ):
+            raise ValueError(
+                f"classes={unique_labels(classes).tolist()} is not the same as "
+                f"on the first call to partial_fit: {self.classes_.tolist()}."
+            )
+        classes = likelihood.classes_
         unseen = np.setdiff1d(np.unique(y), classes)
         if unseen.size:
             raise ValueError(
                 f"y contains labels not in classes: {unseen.tolist()}; every "
                 f"label must be one of {classes.tolist()}."
             )
-        return y, {"classes": classes}
+        return y
+
+    def _make_likelihood(self):
+        return CategoricalLikelihood()
 
     def _default_expert(self):
         if self.solver == "gd":
@@ -478,88 +473,17 @@ class MixtureOfExpertsClassifier(
     def _check_expert(self, expert, where):
         if is_regressor(expert):
             raise TypeError(
-                f"{where} is a regressor ({_estimator_name(expert)}); "
+                f"{where} is a regressor ({estimator_name(expert)}); "
                 "MixtureOfExpertsClassifier needs classifiers as experts."
             )
         if not hasattr(expert, "predict_proba"):
             raise TypeError(
-                f"{where} ({_estimator_name(expert)}) has no predict_proba; "
+                f"{where} ({estimator_name(expert)}) has no predict_proba; "
                 "MixtureOfExpertsClassifier needs experts with predict_proba."
             )
 
-    def _validate_targets(self, y, sample_weight):
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        classes, y_enc = np.unique(y, return_inverse=True)
-        present = np.unique(y_enc[sample_weight > 0])
-        if present.size < 2:
-            raise ValueError(
-                "MixtureOfExpertsClassifier needs samples of at least 2 classes "
-                f"(with positive sample_weight); got {present.size} class."
-            )
-        return y, {"classes": classes}
-
-    def _encode_y(self, y, n_samples):
-        y = column_or_1d(y, warn=True)
-        if y.shape[0] != n_samples:
-            raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
-        idx = np.searchsorted(self.classes_, y)
-        idx = np.minimum(idx, len(self.classes_) - 1)
-        unseen = self.classes_[idx] != y
-        if np.any(unseen):
-            raise ValueError(
-                f"y contains labels not seen during fit: {np.unique(y[unseen]).tolist()}."
-            )
-        return y
-
-    def _init_columns(self, X, y):
-        return X
-
-    def _expert_proba(self, expert, X, classes):
-        """``expert.predict_proba`` on the global classes, floored and renormalised."""
-        proba = np.asarray(expert.predict_proba(X), dtype=np.float64)
-        cols = np.searchsorted(classes, expert.classes_)
-        full = np.full((X.shape[0], len(classes)), _PROBA_FLOOR)
-        full[:, cols] = np.maximum(proba, _PROBA_FLOOR)
-        full /= full.sum(axis=1, keepdims=True)
-        return full
-
-    def _expert_outputs(self, experts, X, y, info, rows=None):
-        """Every expert's log-probability of the observed class.
-
-        With ``rows``, expert ``k`` runs on ``rows[k]`` only (None: every
-        row); its other entries are 0.
-        """
-        classes = info["classes"]
-        y_idx = np.searchsorted(classes, y)
-        log_lik = np.zeros((X.shape[0], len(experts)))
-        for k, expert in enumerate(experts):
-            r = None if rows is None else rows[k]
-            if r is None:
-                proba = self._expert_proba(expert, X, classes)
-                log_lik[:, k] = np.log(proba[np.arange(X.shape[0]), y_idx])
-            elif r.size:
-                proba = self._expert_proba(expert, X[r], classes)
-                log_lik[r, k] = np.log(proba[np.arange(r.size), y_idx[r]])
-        return log_lik
-
-    def _update_aux(self, outputs, y, weights, aux, info):
-        return None
-
-    def _log_lik_matrix(self, outputs, y, aux):
-        return outputs
-
-    def _row_losses(self, outputs, y):
-        return -outputs
-
-    def _aux(self):
-        return None
-
-    def _set_aux(self, aux, info):
-        self.classes_ = info["classes"]
-
-    def _fitted_info(self):
-        return {"classes": self.classes_}
+    def _likelihood_attributes(self, likelihood, theta):
+        return {"classes_": likelihood.classes_}
 
     # -- inference -----------------------------------------------------
     def predict_proba(self, X):
@@ -579,15 +503,8 @@ class MixtureOfExpertsClassifier(
         """
         X = self._check_X(X)
         gate = self._routed_gate(X)
-        rows = _routing.rows_per_expert(gate)
-        proba = np.zeros((len(self.experts_), X.shape[0], len(self.classes_)))
-        for k, expert in enumerate(self.experts_):
-            # Under top_k, expert k runs only on the rows routed to it.
-            if rows[k] is None:
-                proba[k] = self._expert_proba(expert, X, self.classes_)
-            elif rows[k].size:
-                proba[k, rows[k]] = self._expert_proba(expert, X[rows[k]], self.classes_)
-        return _kernels.mix_proba(gate, proba)
+        proba = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
+        return self._likelihood.mix_proba(gate, proba)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`.

@@ -50,6 +50,89 @@ def _weighted_standardization(Z, sample_weight):
     return mean, scale
 
 
+def _to_standardised(coef, intercept, mean, scale):
+    """Raw ``(coef_, intercept_)`` as the coefficients ``(W_s, b_s)`` of the
+    standardised input ``(Z - mean) / scale``."""
+    W_s = coef.T * scale[:, None]
+    b_s = intercept + mean @ coef.T
+    return np.ascontiguousarray(W_s), np.asarray(b_s, dtype=np.float64)
+
+
+def _to_raw(W_s, b_s, mean, scale):
+    """Standardised ``(W_s, b_s)`` as raw ``(coef_, intercept_)``."""
+    W = W_s / scale[:, None]
+    return np.ascontiguousarray(W.T), b_s - mean @ W
+
+
+def gate_logits(W_s, b_s, Z, mean, scale):
+    """Gate logits of ``Z`` for the standardised coefficients ``(W_s, b_s)``.
+
+    Parameters
+    ----------
+    W_s : ndarray of shape (n_features, n_experts)
+        Coefficients of the standardised input ``(Z - mean) / scale``.
+    b_s : ndarray of shape (n_experts,)
+        Intercepts of the standardised input.
+    Z : ndarray of shape (n_samples, n_features)
+        Gate input (not standardised: the standardisation is folded into the
+        coefficients).
+    mean, scale : ndarray of shape (n_features,)
+        The standardisation statistics.
+
+    Returns
+    -------
+    logits : ndarray of shape (n_samples, n_experts)
+    """
+    W = W_s / scale[:, None]
+    logits = Z @ W
+    logits += b_s - mean @ W
+    return logits
+
+
+def gate_batch_gradient(logits, Z, targets, sample_weight, W_s, mean, scale, alpha, total):
+    """Gradient of the mini-batch objective ``f_B`` with respect to ``(W_s, b_s)``.
+
+    With ``targets`` the posteriors ``h`` of the batch (computed at the
+    current parameters), this is the gradient of
+    ``-sum_i w_i log p(y_i | x_i) / w_B + alpha / (2 total) ||W_s||^2``: the
+    derivative of ``-log sum_k pi_k p_k`` with respect to the logits is
+    ``pi - h``. The per-row part comes from the compiled kernel
+    :func:`~skmoe._kernels.soft_target_loss_grad`; the coefficients'
+    gradient is the BLAS product ``Z^T (pi - h)`` mapped to standardised
+    space.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_experts)
+        Gate logits of the batch (:func:`gate_logits`).
+    Z : ndarray of shape (n_samples, n_features)
+        Gate input of the batch.
+    targets : ndarray of shape (n_samples, n_experts)
+        Posteriors (or hard / stochastic assignments) of the batch.
+    sample_weight : ndarray of shape (n_samples,)
+        Sample weights of the batch, with a positive sum ``w_B``.
+    W_s : ndarray of shape (n_features, n_experts)
+        Current standardised coefficients (for the penalty).
+    mean, scale : ndarray of shape (n_features,)
+        The standardisation statistics.
+    alpha : float
+        The gate's penalty.
+    total : float
+        ``T``, the weight the penalty is spread over.
+
+    Returns
+    -------
+    grad_W : ndarray of shape (n_features, n_experts)
+    grad_b : ndarray of shape (n_experts,)
+    """
+    _, G = _kernels.soft_target_loss_grad(logits, targets, sample_weight)
+    w_batch = sample_weight.sum()
+    g_sum = G.sum(axis=0)
+    grad_W = (Z.T @ G - np.outer(mean, g_sum)) / (scale[:, None] * w_batch)
+    grad_W += (alpha / total) * W_s
+    return grad_W, g_sum / w_batch
+
+
 def _gate_objective(
     params, Z, targets, sample_weight, mean, scale, alpha, total, balance=0.0
 ):
@@ -283,6 +366,9 @@ class SoftmaxGate(BaseEstimator):
     n_classes_ : int
         Number of gate outputs (experts).
 
+    n_outputs_ : int
+        The same number, under the name of the gate protocol.
+
     classes_ : ndarray of shape (n_classes,)
         ``np.arange(n_classes_)``, the labels returned by :meth:`predict`.
 
@@ -379,47 +465,238 @@ class SoftmaxGate(BaseEstimator):
         sample_weight = _check_sample_weight(
             sample_weight, Z, dtype=np.float64, ensure_non_negative=True
         )
-        self._fit_arrays(Z, R, sample_weight)
+        self.prepare(Z, sample_weight)
+        return self._fit_soft(Z, R, sample_weight, None, warm=self.warm_start)
+
+    # ------------------------------------------------------------------
+    # The gate protocol: what the mixtures call, and nothing else
+    # ------------------------------------------------------------------
+    def prepare(self, Z, sample_weight):
+        """Compute the statistics of the gate input, once per fit.
+
+        The mixtures call it before any :meth:`fit_soft`; the weighted mean
+        and standard deviation of the columns of ``Z`` define the
+        standardised space in which the penalty and the gradient solver
+        work.
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input (CSR/CSC matrices are kept sparse).
+
+        sample_weight : ndarray of shape (n_samples,)
+            Non-negative sample weights with a positive sum.
+
+        Returns
+        -------
+        self : SoftmaxGate
+            The gate.
+        """
+        self._validate_params()
+        if sample_weight.sum() <= 0:
+            raise ValueError("sample_weight must have a positive sum.")
+        self._leave_sgd()
+        self._standardization = _weighted_standardization(Z, sample_weight)
         return self
 
-    def _fit_arrays(self, Z, R, sample_weight, standardization=None, max_iter=None):
-        """Fit on validated float64 C-contiguous arrays (no checks).
+    def fit_soft(self, Z, R, sample_weight, *, max_iter=None):
+        """Fit to soft targets, starting from the current coefficients.
 
-        Used by the mixtures, which validate their data once per fit and pass
-        the ``(mean, scale)`` of ``Z`` so that it is computed once per fit, not
-        once per EM iteration. ``max_iter`` overrides ``self.max_iter`` (the
-        mixtures' ``gate_max_iter``): ``"auto"`` is one Newton iteration, or
-        ``_AUTO_LBFGS_ITER`` L-BFGS iterations for gates too large for Newton.
+        The M-step of the gate. Warm-starts from the fitted coefficients when
+        they have ``R.shape[1]`` outputs (whatever ``warm_start`` says: that
+        parameter is for :meth:`fit`).
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input, as given to :meth:`prepare`.
+
+        R : ndarray of shape (n_samples, n_outputs)
+            Soft targets, rows summing to one.
+
+        sample_weight : ndarray of shape (n_samples,)
+            Non-negative sample weights.
+
+        max_iter : int, "auto" or None, default=None
+            ``None`` runs the optimiser to convergence (``self.max_iter`` and
+            ``self.tol``). An int caps its iterations; ``"auto"`` is one
+            Newton iteration, or a few L-BFGS iterations for gates too large
+            for Newton: a generalised (partial) M-step.
+
+        Returns
+        -------
+        self : SoftmaxGate
+            The fitted gate.
         """
-        n_features = Z.shape[1]
-        n_classes = R.shape[1]
-        total = sample_weight.sum()
-        if total <= 0:
-            raise ValueError("sample_weight must have a positive sum.")
-        if standardization is None:
-            standardization = _weighted_standardization(Z, sample_weight)
-        mean, scale = standardization
+        return self._fit_soft(Z, R, sample_weight, max_iter, warm=True)
 
-        x0 = np.zeros(n_features * n_classes + n_classes)
-        if (
-            self.warm_start
-            and hasattr(self, "coef_")
-            and self.coef_.shape == (n_classes, n_features)
-        ):
-            # Express the previous raw coefficients in standardised space.
-            W_s = self.coef_.T * scale[:, None]
-            b_s = self.intercept_ + mean @ self.coef_.T
-            x0 = np.concatenate([W_s.ravel(), b_s])
-        else:
-            # Start from the weighted class frequencies (a common shift of
-            # the intercepts is irrelevant to the softmax).
-            freq = sample_weight @ R / total
-            x0[n_features * n_classes :] = np.log(np.maximum(freq, 1e-12))
+    def log_proba(self, Z):
+        """Log of the gate probabilities, unvalidated (the mixtures' hot path).
 
-        args = (
-            Z, R, sample_weight, mean, scale, float(self.alpha), total, float(self.balance)
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_outputs)
+            Row-wise log-softmax of the logits (C-contiguous).
+        """
+        return _threaded.log_softmax_rows(self._logits(Z))
+
+    def penalty(self):
+        """The term subtracted from the weighted log-likelihood in the objective.
+
+        Returns
+        -------
+        penalty : float
+            ``alpha / 2 ||W_s||^2``, plus the balance penalty when
+            ``balance > 0`` (not under the gradient solver, which leaves it
+            out), at the current coefficients.
+        """
+        self._sync_raw()
+        return self._penalty
+
+    def n_parameters(self):
+        """Free parameters of the fitted gate, for BIC / AIC / ICL.
+
+        Returns
+        -------
+        n_parameters : int
+            ``(n_features + 1) * (n_outputs - 1)``: the softmax is invariant
+            to a common shift of its outputs.
+        """
+        self._sync_raw()
+        return (self.coef_.shape[1] + 1) * (self.n_outputs_ - 1)
+
+    def drop_output(self, k):
+        """Remove output ``k`` (in place).
+
+        Parameters
+        ----------
+        k : int
+            The output to remove.
+        """
+        self._leave_sgd()
+        self._set_coef(
+            np.delete(self.coef_, k, axis=0), np.delete(self.intercept_, k)
         )
-        use_newton = _newton_pays(n_features, n_classes)
+
+    def split_output(self, j, n_new):
+        """Add ``n_new`` copies of output ``j`` sharing its probability (in place).
+
+        Output ``j`` and its copies share ``j``'s probability equally
+        (intercepts lowered by ``log(n_new + 1)``), so every other output keeps
+        its probability exactly. The copies come last.
+
+        Parameters
+        ----------
+        j : int
+            The output to copy.
+
+        n_new : int
+            How many copies to add.
+        """
+        self._leave_sgd()
+        coef = np.vstack([self.coef_] + [self.coef_[j : j + 1]] * n_new)
+        intercept = np.concatenate([self.intercept_, np.repeat(self.intercept_[j], n_new)])
+        shift = np.log(n_new + 1.0)
+        intercept[j] -= shift
+        intercept[-n_new:] -= shift
+        self._set_coef(coef, intercept)
+
+    def sgd_parameters(self):
+        """The arrays that the gradient solver moves, in place.
+
+        The coefficients and intercepts ``[W_s, b_s]`` of the input
+        standardised with the statistics of :meth:`prepare`: the penalty and
+        the learning rate then mean the same whatever the units of ``Z``.
+        Until the next :meth:`prepare`, :meth:`fit_soft` or output edit, the
+        gate's probabilities follow these arrays, and ``coef_`` and
+        ``intercept_`` are brought up to date by :meth:`penalty` and
+        :meth:`n_parameters`.
+
+        Returns
+        -------
+        params : list of ndarray
+            ``[W_s (n_features, n_outputs), b_s (n_outputs,)]``.
+        """
+        if getattr(self, "_sgd", None) is None:
+            self._sgd = list(
+                _to_standardised(self.coef_, self.intercept_, *self._standardization)
+            )
+        return self._sgd
+
+    def sgd_gradient(self, Z, R, sample_weight, total):
+        """Gradient of the mini-batch objective with respect to :meth:`sgd_parameters`.
+
+        The objective is ``-sum_i w_i sum_k R_ik log pi_k(z_i) / w_B +
+        alpha / (2 total) ||W_s||^2`` (``w_B`` the batch's weight); the
+        balance penalty is left out.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_features)
+            Gate input of the batch.
+
+        R : ndarray of shape (n_samples, n_outputs)
+            Soft targets of the batch.
+
+        sample_weight : ndarray of shape (n_samples,)
+            Sample weights of the batch, with a positive sum.
+
+        total : float
+            The weight the penalty is spread over.
+
+        Returns
+        -------
+        grads : list of ndarray
+            Gradients of the shapes of :meth:`sgd_parameters`.
+        """
+        W_s, b_s = self.sgd_parameters()
+        mean, scale = self._standardization
+        logits = gate_logits(W_s, b_s, Z, mean, scale)
+        return list(gate_batch_gradient(
+            logits, Z, R, sample_weight, W_s, mean, scale, float(self.alpha), total
+        ))
+
+    # ------------------------------------------------------------------
+    # Internals
+    # ------------------------------------------------------------------
+    def _sync_raw(self):
+        """Bring ``coef_``, ``intercept_`` and the penalty up to the SGD arrays."""
+        if getattr(self, "_sgd", None) is not None:
+            W_s, b_s = self._sgd
+            self.coef_, self.intercept_ = _to_raw(W_s, b_s, *self._standardization)
+            self._penalty = 0.5 * float(self.alpha) * float(np.sum(W_s * W_s))
+
+    def _leave_sgd(self):
+        self._sync_raw()
+        self._sgd = None
+
+    def _set_coef(self, coef, intercept):
+        self.coef_ = np.ascontiguousarray(coef)
+        self.intercept_ = intercept
+        self.n_classes_ = self.n_outputs_ = self.coef_.shape[0]
+        self.classes_ = np.arange(self.n_classes_)
+
+    def _start(self, R, sample_weight, total, mean, scale, warm):
+        """Starting point of the optimiser: the current gate, or the frequencies."""
+        n_features, n_classes = len(mean), R.shape[1]
+        if warm and hasattr(self, "coef_") and self.coef_.shape == (n_classes, n_features):
+            # Express the previous raw coefficients in standardised space.
+            W_s, b_s = _to_standardised(self.coef_, self.intercept_, mean, scale)
+            return np.concatenate([W_s.ravel(), b_s])
+        # Start from the weighted class frequencies (a common shift of the
+        # intercepts is irrelevant to the softmax).
+        x0 = np.zeros(n_features * n_classes + n_classes)
+        freq = sample_weight @ R / total
+        x0[n_features * n_classes :] = np.log(np.maximum(freq, 1e-12))
+        return x0
+
+    def _minimise(self, x0, args, n_features, n_classes, max_iter):
+        """Newton for small gates (L-BFGS when it fails), L-BFGS otherwise."""
         if max_iter is None:
             n_newton = n_lbfgs = self.max_iter
         elif max_iter == "auto":
@@ -429,7 +706,7 @@ class SoftmaxGate(BaseEstimator):
             n_newton = n_lbfgs = min(max_iter, self.max_iter)
         with _threaded.single_threaded_blas():
             newton = None
-            if use_newton:
+            if _newton_pays(n_features, n_classes):
                 newton = _newton(x0, args, n_newton, self.tol)
             if newton is None:
                 result = minimize(
@@ -441,14 +718,26 @@ class SoftmaxGate(BaseEstimator):
                     options={"maxiter": n_lbfgs, "gtol": self.tol, "ftol": 1e-12},
                 )
                 newton = (result.x, result.fun, result.nit)
-        x, fun, nit = newton
+        return newton
+
+    def _fit_soft(self, Z, R, sample_weight, max_iter, warm):
+        """Fit on validated float64 C-contiguous arrays (no checks)."""
+        self._leave_sgd()
+        n_features = Z.shape[1]
+        n_classes = R.shape[1]
+        total = sample_weight.sum()
+        if total <= 0:
+            raise ValueError("sample_weight must have a positive sum.")
+        if getattr(self, "_standardization", None) is None:
+            self.prepare(Z, sample_weight)
+        mean, scale = self._standardization
+        x0 = self._start(R, sample_weight, total, mean, scale, warm)
+        args = (
+            Z, R, sample_weight, mean, scale, float(self.alpha), total, float(self.balance)
+        )
+        x, fun, nit = self._minimise(x0, args, n_features, n_classes, max_iter)
         W_s = x[: n_features * n_classes].reshape(n_features, n_classes)
-        b_s = x[n_features * n_classes :]
-        W = W_s / scale[:, None]
-        self.coef_ = np.ascontiguousarray(W.T)
-        self.intercept_ = b_s - mean @ W
-        self.n_classes_ = n_classes
-        self.classes_ = np.arange(n_classes)
+        self._set_coef(*_to_raw(W_s, x[n_features * n_classes :], mean, scale))
         self.objective_ = float(fun)
         self.n_iter_ = int(nit)
         # Everything the mixture subtracts from its log-likelihood: the L2
@@ -461,6 +750,8 @@ class SoftmaxGate(BaseEstimator):
         return self
 
     def _logits(self, Z):
+        if getattr(self, "_sgd", None) is not None:
+            return gate_logits(*self._sgd, Z, *self._standardization)
         # Z @ coef for dense or sparse Z (sparse products cost the non-zeros).
         logits = np.ascontiguousarray(Z @ self.coef_.T)
         logits += self.intercept_

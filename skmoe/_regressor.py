@@ -3,21 +3,18 @@
 from numbers import Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
 from sklearn.linear_model import LinearRegression, SGDRegressor
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import column_or_1d
 
-from . import _kernels, _linear, _routing, _threaded
-from ._base import _BaseMixtureOfExperts, _estimator_name
-from ._gd import _GradientDescentMixin
+from . import _routing
+from ._base import _BaseMixtureOfExperts
+from ._experts import estimator_name
+from ._likelihood import GaussianLikelihood
 
 
-class MixtureOfExpertsRegressor(
-    RegressorMixin, _GradientDescentMixin, _BaseMixtureOfExperts
-):
+class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     """Mixture of experts regressor (Jordan & Jacobs, 1991).
 
     A softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
@@ -150,7 +147,7 @@ class MixtureOfExpertsRegressor(
         ``n_jobs`` is not used by ``"gd"``. The gate's penalty keeps its
         meaning (it is spread over the total training weight, or over the
         weight seen so far by :meth:`partial_fit`); the noise variances are
-        running estimates over the last mini-batches. See ``skmoe/_gd.py``.
+        running estimates over the last mini-batches. See ``skmoe/_sgd.py``.
 
     optimizer : {"adam", "sgd"}, default="adam"
         Optimiser of the gate for ``solver="gd"``, as ``solver`` of
@@ -367,7 +364,6 @@ class MixtureOfExpertsRegressor(
         **_BaseMixtureOfExperts._parameter_constraints,
         "reg_variance": [Interval(Real, 0, None, closed="neither")],
     }
-    _n_aux_parameters_per_expert = 1  # the noise variance
 
     def __init__(
         self,
@@ -461,7 +457,7 @@ class MixtureOfExpertsRegressor(
         return self._fit(X, y, sample_weight)
 
     # -- hooks ---------------------------------------------------------
-    @available_if(_GradientDescentMixin._check_gd_solver)
+    @available_if(_BaseMixtureOfExperts._check_gd_solver)
     @_fit_context(
         # the experts and the gate are not validated yet
         prefer_skip_nested_validation=False
@@ -502,6 +498,9 @@ class MixtureOfExpertsRegressor(
         """
         return self._partial_fit(X, y, sample_weight)
 
+    def _make_likelihood(self):
+        return GaussianLikelihood(self.reg_variance)
+
     def _default_expert(self):
         if self.solver == "gd":
             return SGDRegressor()
@@ -510,100 +509,15 @@ class MixtureOfExpertsRegressor(
     def _check_expert(self, expert, where):
         if is_classifier(expert):
             raise TypeError(
-                f"{where} is a classifier ({_estimator_name(expert)}); "
+                f"{where} is a classifier ({estimator_name(expert)}); "
                 "MixtureOfExpertsRegressor needs regressors as experts."
             )
 
-    def _validate_targets(self, y, sample_weight):
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] > 1:
-            raise ValueError(
-                "MixtureOfExpertsRegressor supports a single target; y has shape "
-                f"{y.shape}. Fit one mixture per output, e.g. with "
-                "sklearn.multioutput.MultiOutputRegressor."
-            )
-        y = column_or_1d(y, warn=True).astype(np.float64)
-        mean = np.average(y, weights=sample_weight)
-        scale = np.average((y - mean) ** 2, weights=sample_weight)
-        if not scale > 0:  # constant y: fall back to its magnitude
-            scale = max(mean * mean, 1.0)
-        return y, {"variance_floor": self.reg_variance * scale}
+    def _likelihood_attributes(self, likelihood, theta):
+        return {"noise_variance_": theta}
 
-    def _encode_y(self, y, n_samples):
-        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
-        if y.shape[0] != n_samples:
-            raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("Input y contains NaN or infinity.")
-        return np.ascontiguousarray(y)
-
-    def _init_columns(self, X, y):
-        if sp.issparse(X):
-            return sp.hstack([X, y[:, None]], format="csr")
-        return np.column_stack([X, y])
-
-    def _expert_outputs(self, experts, X, y=None, info=None, rows=None):
-        """Every expert's predictions; with ``rows``, expert ``k`` runs on ``rows[k]`` only.
-
-        ``rows[k]`` is None (every row) or row indices; the other entries are 0.
-        Linear experts on every row are predicted together in one product.
-        """
-        if rows is None:
-            pred = np.empty((X.shape[0], len(experts)))
-            done = _linear.predict_linear(experts, X, pred)
-            for k, expert in enumerate(experts):
-                if not done[k]:
-                    pred[:, k] = np.ravel(expert.predict(X))
-            return pred
-        pred = np.zeros((X.shape[0], len(experts)))
-        for k, expert in enumerate(experts):
-            if rows[k] is None:
-                pred[:, k] = np.ravel(expert.predict(X))
-            elif rows[k].size:
-                pred[rows[k], k] = np.ravel(expert.predict(X[rows[k]]))
-        return pred
-
-    def _update_aux(self, outputs, y, weights, aux, info):
-        wsum = weights.sum(axis=0)
-        rss = _threaded.weighted_sq_residuals(y, outputs, np.ascontiguousarray(weights))
-        variance = np.empty(len(wsum))
-        owned = wsum > 0
-        variance[owned] = rss[owned] / wsum[owned]
-        if not owned.all():
-            # An expert without weight keeps its variance, or starts from the
-            # variance of y around that expert's predictions.
-            if aux is not None:
-                variance[~owned] = aux[~owned]
-            else:
-                r = y[:, None] - outputs[:, ~owned]
-                variance[~owned] = np.mean(r * r, axis=0)
-        return np.maximum(variance, info["variance_floor"])
-
-    def _log_lik_matrix(self, outputs, y, aux):
-        return _threaded.gaussian_log_lik(y, outputs, aux)
-
-    def _aux_batch_stats(self, outputs, y, weights):
-        return _kernels.weighted_sq_residuals(y, outputs, weights), weights.sum(axis=0)
-
-    def _aux_from_stats(self, rss, wsum, aux, info):
-        variance = np.array(aux, dtype=np.float64)
-        owned = wsum > 0
-        variance[owned] = rss[owned] / wsum[owned]
-        return np.maximum(variance, info["variance_floor"])
-
-    def _row_losses(self, outputs, y):
-        r = y[:, None] - outputs
-        return r * r
-
-    def _aux(self):
+    def _fitted_theta(self):
         return self.noise_variance_.copy()
-
-    def _fitted_info(self):
-        return {"variance_floor": self._variance_floor}
-
-    def _set_aux(self, aux, info):
-        self.noise_variance_ = aux
-        self._variance_floor = info["variance_floor"]
 
     # -- inference -----------------------------------------------------
     def predict(self, X, return_std=False):
@@ -633,12 +547,10 @@ class MixtureOfExpertsRegressor(
         """
         X = self._check_X(X)
         gate = self._routed_gate(X)
-        pred = self._expert_outputs(
-            self.experts_, X, rows=_routing.rows_per_expert(gate)
-        )
+        pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
         if not return_std:
-            return _threaded.mix_mean(gate, pred)
-        mean, var = _threaded.mix_mean_var(gate, pred, self.noise_variance_)
+            return self._likelihood.mean(gate, pred)
+        mean, var = self._likelihood.mean_var(gate, pred, self.noise_variance_)
         return mean, np.sqrt(np.maximum(var, 0.0))
 
     def predict_experts(self, X):
@@ -654,4 +566,4 @@ class MixtureOfExpertsRegressor(
         pred : ndarray of shape (n_samples, n_experts)
             ``f_k(x)`` for every expert ``k``.
         """
-        return self._expert_outputs(self.experts_, self._check_X(X))
+        return self._likelihood.outputs(self.experts_, self._check_X(X))

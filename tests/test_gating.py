@@ -153,7 +153,7 @@ def test_balance_pulls_mean_gate_probabilities_toward_uniform():
         # The penalty the mixture subtracts is recomputed at the solution.
         W_s = gate.coef_.T * Z.std(axis=0)[:, None]
         l2 = 0.5 * 0.1 * np.sum(W_s**2)
-        assert_allclose(gate._penalty, l2 + balance * 500 * kl[-1], rtol=1e-6)
+        assert_allclose(gate.penalty(), l2 + balance * 500 * kl[-1], rtol=1e-6)
     assert kl[0] > 0.05
     assert np.all(np.diff(kl) < 0)
     assert kl[-1] < 0.01 * kl[0]

@@ -25,7 +25,7 @@ from conftest import make_piecewise
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, SoftmaxGate
 from skmoe import _kernels
 from skmoe._gating import _weighted_standardization
-from skmoe._gd import gate_batch_gradient, gate_logits
+from skmoe._gating import gate_batch_gradient, gate_logits
 
 
 def _quiet(fn, *args, **kwargs):

@@ -361,13 +361,13 @@ def test_convergence_is_confirmed_by_an_exact_gate_step(monkeypatch):
     from skmoe import SoftmaxGate, _gating
 
     calls = []
-    original = _gating.SoftmaxGate._fit_arrays
+    original = _gating.SoftmaxGate.fit_soft
 
     def spy(self, *args, max_iter=None, **kwargs):
         calls.append(max_iter)
         return original(self, *args, max_iter=max_iter, **kwargs)
 
-    monkeypatch.setattr(_gating.SoftmaxGate, "_fit_arrays", spy)
+    monkeypatch.setattr(_gating.SoftmaxGate, "fit_soft", spy)
     rng = np.random.RandomState(0)
     X = rng.uniform(-3, 3, size=(600, 2))
     y = np.where(X[:, 0] > 0, 2 * X[:, 1], -X[:, 1] + 1) + 0.1 * rng.normal(size=600)

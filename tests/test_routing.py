@@ -82,7 +82,7 @@ def test_top_k_classifier_matches_reference(three_class):
     clf = _quiet(MixtureOfExpertsClassifier(n_experts=3, top_k=1, random_state=0), X, y)
     gate = naive.top_k_softmax(np.log(clf.predict_gate(X)), 1)
     dense = clf.set_params(top_k=None)
-    proba = np.stack([dense._expert_proba(e, X, clf.classes_) for e in clf.experts_])
+    proba = np.stack([dense._likelihood.expert_proba(e, k, X) for k, e in enumerate(clf.experts_)])
     clf.set_params(top_k=1)
     assert_allclose(clf.predict_proba(X), naive.mix_proba(gate, proba), rtol=1e-10)
     assert clf.score(X, y) > 0.9
@@ -171,7 +171,7 @@ def test_balance_is_in_the_em_objective_and_evens_out_usage():
         W_s = moe.gate_.coef_.T * Z.std(axis=0)[:, None]
         pbar = moe.predict_gate(X).mean(axis=0)
         penalty = 0.5 * 0.1 * np.sum(W_s**2) - balance * len(y) / 4 * np.sum(np.log(4 * pbar))
-        assert_allclose(moe.gate_._penalty, penalty, rtol=1e-6)
+        assert_allclose(moe.gate_.penalty(), penalty, rtol=1e-6)
         assert_allclose(
             moe.log_likelihood_history_[-1], moe.log_likelihood_ - penalty / len(y), rtol=1e-10
         )

@@ -1,0 +1,254 @@
+"""The EM engine of the mixtures of experts.
+
+Small functions over named state: the data of a fit (:class:`EMData`), the
+model being fitted (:class:`EMState`: experts, gate, the likelihood's own
+parameters ``theta``), the settings (:class:`EMConfig`) and the outcome
+(:class:`EMResult`). The gate and the likelihood are used only through their
+protocols (:mod:`skmoe._gating`, :mod:`skmoe._likelihood`).
+
+One iteration of :func:`run_em`:
+
+1. the M-step of the experts (:func:`m_step_experts`) on the assignments
+   (posteriors, or hard / stochastic draws from them);
+2. the M-step of the gate (:func:`m_step_gate`), a partial one
+   (``gate_max_iter``) except where an exact step is needed;
+3. the experts' outputs, on every row (dense) or on each expert's candidate
+   rows (``top_k``, :mod:`skmoe._routing`), and the M-step of the
+   likelihood's parameters (:func:`m_step_likelihood`, from sums over rows);
+4. the E-step: responsibilities and the objective, the mean log-likelihood
+   minus the gate's penalty over the total weight;
+5. collapse repair (:mod:`skmoe._repair`), then the convergence test.
+"""
+
+import time
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from . import _repair, _routing
+from ._experts import assignments, expert_weights, refit_experts
+
+
+@dataclass
+class EMData:
+    """The validated data of a fit.
+
+    ``init_columns`` builds, on first call, the scaled columns that
+    repairs split an expert's rows on (:class:`skmoe._init.LazyInitColumns`).
+    """
+
+    X: object
+    y: np.ndarray
+    sample_weight: np.ndarray
+    Z: object
+    likelihood: object
+    init_columns: object = None
+    total: float = field(init=False)
+
+    def __post_init__(self):
+        self.total = self.sample_weight.sum()
+
+
+@dataclass
+class EMConfig:
+    """The estimator's settings that the engine reads."""
+
+    assignment: str = "soft"
+    max_iter: int = 100
+    tol: float = 1e-6
+    gate_max_iter: object = "auto"
+    top_k: object = None
+    min_expert_weight: float = 1e-3
+    on_collapse: str = "reseed"
+    n_jobs: object = None
+    verbose: int = 0
+
+    @classmethod
+    def from_estimator(cls, estimator):
+        return cls(**{f.name: getattr(estimator, f.name) for f in fields(cls)})
+
+
+@dataclass
+class EMState:
+    """The model being fitted.
+
+    ``frozen[k]`` experts are not refit and keep ``frozen_theta[k]``
+    (growth with ``grow="freeze"``).
+    """
+
+    experts: list
+    gate: object
+    theta: object = None
+    frozen: np.ndarray = None
+    frozen_theta: object = None
+
+    def __post_init__(self):
+        self.experts = list(self.experts)
+        if self.frozen is None:
+            self.frozen = np.zeros(len(self.experts), dtype=bool)
+
+    def drop(self, k):
+        """Remove expert ``k``, its gate output and its parameters."""
+        del self.experts[k]
+        self.gate.drop_output(k)
+        if self.theta is not None:
+            self.theta = np.delete(self.theta, k)
+        if self.frozen_theta is not None:
+            self.frozen_theta = np.delete(self.frozen_theta, k)
+        self.frozen = np.delete(self.frozen, k)
+
+
+@dataclass
+class EMResult:
+    """The outcome of a run: the fitted state and what the estimator reports."""
+
+    state: EMState
+    history: list
+    converged: bool
+    n_iter: int
+    objective: float
+    log_likelihood: float
+    resp: np.ndarray
+    empty: set = field(default_factory=set)
+    repairs: list = field(default_factory=list)
+    usage: np.ndarray = None
+    validation_scores: list = None
+
+
+def e_step(data, state, top_k, log_gate=None):
+    """Responsibilities and per-row log-normalisers with every expert on every row."""
+    if log_gate is None:
+        log_gate = state.gate.log_proba(data.Z)
+    lik = data.likelihood
+    outputs = lik.outputs(state.experts, data.X)
+    return _routing.e_step(log_gate, lik.log_lik(outputs, data.y, state.theta), top_k)
+
+
+def m_step_experts(data, state, resp, assign, rng, config, keep_empty):
+    """Refit every expert that is not frozen; return the experts left empty.
+
+    An empty expert keeps its previous fit with ``keep_empty``; otherwise
+    (the first M-step of a run: nothing to keep) it is fit on every row.
+    """
+    weights = data.sample_weight[:, None] * assign
+    columns, empty = expert_weights(
+        state.experts, data.sample_weight, weights, resp, rng, config.assignment,
+        keep_empty=keep_empty, skip=state.frozen,
+    )
+    state.experts = refit_experts(
+        state.experts, columns, data.X, data.y, data.likelihood.subset_rows,
+        config.n_jobs, all_weights=weights,
+    )
+    return empty
+
+
+def m_step_gate(data, state, assign, max_iter):
+    """Refit the gate to the assignments (``max_iter``: see ``gate_max_iter``)."""
+    state.gate.fit_soft(data.Z, assign, data.sample_weight, max_iter=max_iter)
+
+
+def m_step_likelihood(data, state, outputs, assign):
+    """The likelihood's parameters from the weighted sums over rows."""
+    lik = data.likelihood
+    stats = lik.stats(outputs, data.y, data.sample_weight[:, None] * assign)
+    theta = lik.m_step(stats, state.theta)
+    if theta is not None and state.frozen.any():
+        theta[state.frozen] = state.frozen_theta[state.frozen]
+    state.theta = theta
+
+
+def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty):
+    """One EM iteration; returns ``(resp, log_gate, outputs, log_lik)``."""
+    assign = assignments(resp, rng, config.assignment)
+    empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty)
+    m_step_gate(data, state, assign, gate_max_iter)
+    log_gate = state.gate.log_proba(data.Z)
+    # Sparse EM: an expert runs only on its candidate rows (the rows where
+    # the new gate ranks it in the top_k, or where it holds posterior weight
+    # now); the others get log-likelihood -inf. Dense EM: every expert on
+    # every row.
+    candidates = _routing.candidates(log_gate, resp, config.top_k)
+    rows = None if candidates is None else _routing.rows_per_expert(candidates)
+    outputs = data.likelihood.outputs(state.experts, data.X, rows)
+    m_step_likelihood(data, state, outputs, assign)
+    log_lik = data.likelihood.log_lik(outputs, data.y, state.theta)
+    if candidates is not None:
+        log_lik[~candidates] = -np.inf
+    # The new responsibilities overwrite the old ones (no longer needed),
+    # unless the M-step's weights were drawn from them.
+    buffer = resp if assign is resp and resp.flags.c_contiguous else None
+    assign = None
+    resp, log_norm = _routing.e_step(log_gate, log_lik, config.top_k, out=buffer)
+    return resp, log_gate, outputs, data.sample_weight @ log_norm / data.total
+
+
+def run_em(data, state, config, rng, resp=None):
+    """Run EM from ``resp`` (or, when None, from the fitted ``state``).
+
+    ``resp`` may be a one-element list, emptied here: no reference to the
+    initial responsibilities then outlives their first use (peak memory).
+    """
+    if isinstance(resp, list):
+        resp = resp.pop()
+    result = EMResult(state, [], False, 0, -np.inf, -np.inf, resp)
+    keep_empty = resp is None
+    prev = -np.inf
+    if keep_empty:
+        # Warm start: one E-step with the fitted parameters.
+        resp, log_norm = e_step(data, state, config.top_k)
+        prev = (data.sample_weight @ log_norm - state.gate.penalty()) / data.total
+    exact_gate = False
+    for n_iter in range(1, config.max_iter + 1):
+        tic = time.perf_counter()
+        # A generalised M-step: a few gate iterations from the previous gate.
+        # The M-step after a repair starts far from its optimum: that one is
+        # exact, as is the one that confirms convergence.
+        step_exact = exact_gate or config.gate_max_iter is None
+        log_gate = outputs = None  # drop the last iteration's arrays (peak memory)
+        resp, log_gate, outputs, log_lik = _iteration(
+            data, state, config, rng, resp, keep_empty,
+            None if step_exact else config.gate_max_iter, result.empty,
+        )
+        keep_empty, exact_gate = True, False
+        objective = log_lik - state.gate.penalty() / data.total
+        change = objective - prev
+        result.history.append(objective)
+        if config.verbose:
+            print(
+                f"Iteration {n_iter:4d}: log-likelihood {log_lik:.6f}, "
+                f"objective {objective:.6f}, change {change:.3e}, "
+                f"{time.perf_counter() - tic:.3f}s"
+            )
+        # A repair needs an M-step after it: none at the last iteration.
+        repaired = None if n_iter == config.max_iter else _repair.repair_collapse(
+            data, state, config, resp, log_gate, outputs, result, n_iter
+        )
+        if repaired is not None:
+            resp, prev, exact_gate = repaired, -np.inf, True  # EM restarts from it
+            continue
+        # Converged once the objective stops rising by tol; a small change
+        # after a partial gate step is confirmed by an exact one.
+        if change < config.tol and step_exact:
+            result.converged = True
+            break
+        exact_gate = change < config.tol
+        prev = objective
+    return _finish(data, state, config, result, resp, log_gate, log_lik, n_iter)
+
+
+def _finish(data, state, config, result, resp, log_gate, log_lik, n_iter):
+    """Fill ``result``. Under ``top_k``, one full E-step at the end: the
+    iterations evaluated each expert on its candidate rows only; the fitted
+    model's responsibilities and log-likelihood take each row's ``top_k``
+    posteriors among all the experts (``log_gate`` is the last iteration's:
+    a repair is always followed by another iteration)."""
+    if _routing.effective_k(config.top_k, len(state.experts)) is not None:
+        resp, log_norm = e_step(data, state, config.top_k, log_gate=log_gate)
+        log_lik = data.sample_weight @ log_norm / data.total
+    result.state = state
+    result.resp = resp
+    result.n_iter = n_iter
+    result.objective = result.history[-1]
+    result.log_likelihood = log_lik
+    result.usage = data.sample_weight @ resp / data.total
+    return result

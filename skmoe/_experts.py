@@ -1,0 +1,327 @@
+"""The experts of a mixture: their weights, fitting, outputs and parameter counts.
+
+Every rule about the experts is written here once:
+
+- which weights each expert receives in an M-step (:func:`expert_weights`:
+  posterior weights, or hard assignments for an expert that takes no
+  ``sample_weight``, and the empty-expert threshold);
+- whether an expert takes ``sample_weight`` (:func:`accepts_sample_weight`,
+  with Pipelines and metadata routing) and how a non-uniform
+  ``sample_weight`` is refused (:func:`check_sample_weight_support`);
+- fitting and partial-fitting one expert (:func:`fit_expert`,
+  :func:`partial_fit_expert`), refitting them all (:func:`refit_experts`);
+- cloning and seeding the experts of a run (:func:`make_experts`);
+- the check of what an expert returns (:func:`checked_output`);
+- their free parameters, for BIC / AIC / ICL (:func:`count_parameters`).
+"""
+
+import inspect
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.ensemble._base import _set_random_states
+from sklearn.pipeline import Pipeline
+from sklearn.utils.metadata_routing import _routing_enabled
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import has_fit_parameter
+
+from . import _linear
+
+#: Share of the total training weight under which an expert counts as empty.
+EMPTY_EXPERT_SHARE = 1e-10
+
+#: Relative spread of the positive sample weights under which they count as
+#: uniform (an expert without ``sample_weight`` can then honour them).
+UNIFORM_WEIGHT_RTOL = 1e-12
+
+
+def estimator_name(est):
+    """Short name of an expert for messages (a Pipeline lists its steps)."""
+    if isinstance(est, Pipeline):
+        return "Pipeline(" + ", ".join(type(s).__name__ for _, s in est.steps) + ")"
+    return type(est).__name__
+
+
+def _sample_weight_fit_params(expert, weight):
+    """Keyword arguments that pass ``weight`` to ``expert.fit``.
+
+    Returns None when the expert cannot take sample weights. A Pipeline
+    qualifies when its final step accepts them; it gets
+    ``step__sample_weight`` for every step whose ``fit`` accepts it or, with
+    metadata routing enabled, ``sample_weight`` routed by the steps' requests.
+    """
+    if isinstance(expert, Pipeline):
+        steps = [(name, est) for name, est in expert.steps if est not in (None, "passthrough")]
+        if not steps or not has_fit_parameter(steps[-1][1], "sample_weight"):
+            return None
+        if _routing_enabled():
+            # The Pipeline routes sample_weight to the steps that request it
+            # (``step.set_fit_request(sample_weight=True)``).
+            return {"sample_weight": weight}
+        return {
+            f"{name}__sample_weight": weight
+            for name, est in steps
+            if has_fit_parameter(est, "sample_weight")
+        }
+    if has_fit_parameter(expert, "sample_weight"):
+        return {"sample_weight": weight}
+    return None
+
+
+def accepts_sample_weight(expert, method="fit"):
+    """Whether ``expert.<method>`` (``"fit"`` or ``"partial_fit"``) takes ``sample_weight``."""
+    if method == "fit":
+        return _sample_weight_fit_params(expert, None) is not None
+    try:
+        return "sample_weight" in inspect.signature(expert.partial_fit).parameters
+    except (TypeError, ValueError):  # pragma: no cover - exotic callables
+        return False
+
+
+def uniform_weights(sample_weight):
+    """Whether the positive sample weights are all equal (to ``UNIFORM_WEIGHT_RTOL``)."""
+    positive = sample_weight[sample_weight > 0]
+    return np.ptp(positive) <= UNIFORM_WEIGHT_RTOL * positive.max()
+
+
+def check_sample_weight_support(experts, sample_weight, method="fit"):
+    """Refuse a non-uniform ``sample_weight`` that some expert cannot take."""
+    if uniform_weights(sample_weight):
+        return
+    for k, expert in enumerate(experts):
+        if not accepts_sample_weight(expert, method):
+            what = (
+                "does not accept sample_weight" if method == "fit"
+                else "takes no sample_weight in partial_fit"
+            )
+            raise ValueError(
+                f"Expert {k} ({estimator_name(expert)}) {what}, so non-uniform "
+                f"sample_weight cannot be honoured; use experts whose {method} "
+                "accepts sample_weight."
+            )
+
+
+def min_rows(expert):
+    """Fewest rows an expert can be fit on (``n_neighbors`` for neighbours)."""
+    if isinstance(expert, Pipeline):
+        expert = expert.steps[-1][1]
+    return max(int(getattr(expert, "n_neighbors", 1) or 1), 1)
+
+
+def make_experts(prototypes, rng):
+    """Unfitted clones of ``prototypes``, their ``random_state`` drawn from ``rng``."""
+    experts = [clone(p) for p in prototypes]
+    for e in experts:
+        _set_random_states(e, rng)
+    return experts
+
+
+def _holds_estimator(value):
+    if hasattr(value, "get_params"):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_estimator(v) for v in value)
+    return False
+
+
+def leaf_params(estimator):
+    """Parameters of ``estimator`` that neither are nor hold estimators."""
+    return {
+        key: value
+        for key, value in estimator.get_params(deep=True).items()
+        if not _holds_estimator(value)
+    }
+
+
+def assignments(resp, rng, mode):
+    """Weights the M-step gives: posteriors, or hard / stochastic draws from them."""
+    if mode == "soft":
+        return resp
+    n_samples, n_experts = resp.shape
+    if mode == "hard":
+        labels = np.argmax(resp, axis=1)
+    else:
+        cum = np.cumsum(resp, axis=1)
+        u = rng.uniform(size=(n_samples, 1)) * cum[:, -1:]
+        labels = np.minimum((cum < u).sum(axis=1), n_experts - 1)
+    hard = np.zeros_like(resp)
+    hard[np.arange(n_samples), labels] = 1.0
+    return hard
+
+
+def expert_weights(
+    experts, sample_weight, weights, resp, rng, assignment, *, keep_empty, skip=None,
+    method="fit",
+):
+    """The weight column every expert is fit with, and the experts left empty.
+
+    ``weights`` is ``sample_weight[:, None] * assignments``. An expert whose
+    ``method`` takes ``sample_weight`` (or any expert when ``assignment`` is
+    not ``"soft"``: the assignments are already hard) gets its column; one
+    that takes none gets the rows it most probably owns. An expert with at
+    most ``EMPTY_EXPERT_SHARE`` of the total weight (or too few rows for it)
+    is empty: with ``keep_empty`` it is not refit (None), otherwise it is
+    fit on every row so that it can predict. Experts with ``skip[k]`` are
+    not refit (None).
+
+    Returns ``(columns, empty)``: a list of weight arrays or None, and the
+    set of empty experts.
+    """
+    total = sample_weight.sum()
+    hard = None
+    columns, empty = [], set()
+    for k, expert in enumerate(experts):
+        if skip is not None and skip[k]:
+            columns.append(None)
+            continue
+        accepts = accepts_sample_weight(expert, method)
+        if accepts or assignment != "soft":
+            w = weights[:, k]
+        else:
+            if hard is None:
+                hard = assignments(resp, rng, "hard")
+            w = hard[:, k] * sample_weight
+        too_few = not accepts and np.count_nonzero(w) < min_rows(expert)
+        if too_few or w.sum() <= EMPTY_EXPERT_SHARE * total:
+            empty.add(k)
+            if keep_empty:
+                columns.append(None)
+                continue
+            w = sample_weight
+        columns.append(w)
+    return columns, empty
+
+
+def fit_expert(expert, X, y, weight, subset_rows):
+    """Fit one expert on the rows that carry weight for it.
+
+    Experts that accept ``sample_weight`` get ``weight``; the others are fit
+    on the rows with a positive weight (hard or stochastic assignments,
+    where every positive weight is the same). ``subset_rows=False`` keeps
+    every row (with zero weights) so that a classifier sees every class.
+    """
+    params = _sample_weight_fit_params(expert, weight)
+    if params is None or subset_rows:
+        rows = weight > 0
+        if not rows.all():
+            X, y, weight = X[rows], y[rows], weight[rows]
+            params = _sample_weight_fit_params(expert, weight)
+    if params is None:
+        expert.fit(X, y)
+    else:
+        expert.fit(X, y, **params)
+    return expert
+
+
+def partial_fit_expert(expert, X, y, weight, classes, subset_rows):
+    """One ``partial_fit`` step of one expert with posterior weights.
+
+    Experts whose ``partial_fit`` takes no ``sample_weight`` get the rows with
+    a positive weight (hard or stochastic assignments).
+    """
+    accepts = accepts_sample_weight(expert, "partial_fit")
+    if not accepts or subset_rows:
+        rows = weight > 0
+        if not rows.all():
+            X, y, weight = X[rows], y[rows], weight[rows]
+    kwargs = {}
+    if accepts:
+        kwargs["sample_weight"] = weight
+    if classes is not None:
+        kwargs["classes"] = classes
+    expert.partial_fit(X, y, **kwargs)
+
+
+def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None):
+    """Fit every expert ``k`` with ``columns[k]`` (None: keep it as it is).
+
+    Plain LinearRegression / Ridge experts on dense ``X`` solve their
+    weighted least squares together (:mod:`skmoe._linear`, the same
+    coefficients as their own fit to 1e-8); the others are fit in parallel
+    (``n_jobs``). ``all_weights``: the ``(n, K)`` array whose columns the
+    ``columns`` are, when they all are (spares a copy).
+    """
+    batch = [] if sp.issparse(X) else [
+        k for k, w in enumerate(columns) if w is not None and _linear.batchable(experts[k])
+    ]
+    done = set()
+    if batch and y.ndim == 1:
+        if batch == list(range(len(columns))) and all(
+            columns[k].base is all_weights for k in batch
+        ) and all_weights is not None:
+            batch_weights = all_weights  # every expert, its own column: no copy
+        else:
+            batch_weights = np.column_stack([columns[k] for k in batch])
+        ok = _linear.fit_linear_experts([experts[k] for k in batch], X, y, batch_weights)
+        done = {k for k, fitted in zip(batch, ok) if fitted}
+    refit = Parallel(n_jobs=n_jobs)(
+        delayed(fit_expert)(experts[k], X, y, w, subset_rows)
+        for k, w in enumerate(columns)
+        if w is not None and k not in done
+    )
+    it = iter(refit)
+    return [
+        experts[k] if w is None or k in done else next(it)
+        for k, w in enumerate(columns)
+    ]
+
+
+def checked_output(expert, k, out, shape):
+    """``out`` (what expert ``k`` returned) as a float array of ``shape``.
+
+    The one check of the experts' outputs: a clear error naming the expert
+    when the shape is wrong or a value is not finite.
+    """
+    out = np.asarray(out, dtype=np.float64)
+    if out.size != int(np.prod(shape)):
+        raise ValueError(
+            f"Expert {k} ({estimator_name(expert)}) returned an output of shape "
+            f"{out.shape}; expected {shape}."
+        )
+    out = out.reshape(shape)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"Expert {k} ({estimator_name(expert)}) returned NaN or infinite values."
+        )
+    return out
+
+
+def count_parameters(expert, n_classes=None):
+    """Number of free parameters of a fitted expert, for BIC / AIC / ICL.
+
+    Linear models count their coefficients and intercepts; a linear
+    classifier over ``C`` classes has ``(C - 1) * (n_features + 1)`` free
+    parameters whether it stores ``C`` rows (multinomial, invariant to a
+    common shift) or one (binary). Trees count their leaves, times ``C - 1``
+    for a classifier (one probability vector per leaf; the split thresholds
+    are not counted), and tree ensembles the leaves of all their trees.
+    Neighbours count ``n_samples_fit_ / n_neighbors``, the effective degrees
+    of freedom of a k-nearest-neighbour smoother. A Pipeline counts its final
+    step. Any other expert raises ``NotImplementedError``.
+    """
+    per_value = 1 if n_classes is None else n_classes - 1
+    if isinstance(expert, Pipeline):
+        return count_parameters(expert.steps[-1][1], n_classes)
+    if hasattr(expert, "coef_"):
+        coef = np.atleast_2d(expert.coef_)
+        intercept = int(getattr(expert, "fit_intercept", True))
+        if n_classes is not None:
+            seen = len(getattr(expert, "classes_", [])) or n_classes
+            return int((seen - 1) * (coef.shape[1] + intercept))
+        return int(coef.size + intercept * np.size(getattr(expert, "intercept_", 0.0)))
+    if hasattr(expert, "tree_"):
+        return int(expert.tree_.n_leaves) * per_value
+    if hasattr(expert, "estimators_"):
+        ests = np.ravel(np.asarray(expert.estimators_, dtype=object))
+        return int(sum(count_parameters(e) for e in ests))
+    if hasattr(expert, "_predictors"):  # HistGradientBoosting
+        return int(
+            sum(p.get_n_leaf_nodes() for it in expert._predictors for p in it)
+        )
+    if hasattr(expert, "n_samples_fit_") and hasattr(expert, "n_neighbors"):
+        return int(np.ceil(expert.n_samples_fit_ / expert.n_neighbors))
+    raise NotImplementedError(
+        f"skmoe cannot count the parameters of a {type(expert).__name__} expert, "
+        "so it cannot compute BIC, AIC or ICL for this mixture."
+    )

@@ -1,0 +1,252 @@
+"""The expert-likelihood protocol: how an expert's output scores a target.
+
+A mixture of experts is ``p(y | x) = sum_k pi_k(x) p_k(y | x)``; the gate
+gives ``pi``, and a *likelihood* turns what expert ``k`` predicts into
+``p_k(y | x)``. EM and the gradient solver talk to it only through the
+methods below, so a new noise model is one small class (see the user guide,
+"Write your own likelihood"):
+
+``validate_targets(y, sample_weight) -> (y, info)``
+    Fit-time check of ``y``; fixes fit-level facts (the variance floor, the
+    classes) on the likelihood and returns them in ``info``.
+``encode_targets(y, n_samples) -> y``
+    Inference-time check of ``y`` against the fitted facts.
+``init_columns(X, y)``
+    The columns that ``init="kmeans"`` clusters.
+``outputs(experts, X, rows=None)``
+    What ``log_lik`` needs from the experts: ``(n, K)`` predictions or
+    ``(n, K, C)`` probabilities. ``rows[k]`` is None (every row) or the rows
+    where expert ``k`` runs; the other rows hold a neutral filler.
+``log_lik(outputs, y, theta) -> (n, K)``
+    ``log p_k(y_i | x_i)``; ``theta`` are the likelihood's own parameters
+    (the Gaussian variances), None when it has none.
+``stats(outputs, y, weights) -> tuple``
+    Additive sums over rows (so they can be accumulated over chunks).
+``m_step(stats, theta) -> theta``
+    The new parameters from the sums (experts without weight keep theirs).
+``row_loss(outputs, y) -> (n, K)``
+    A per-row loss, to pick the expert that fits worst.
+``n_parameters_per_expert``, ``subset_rows``
+    The parameters in ``theta`` per expert (for BIC); whether an expert is
+    fit only on the rows that carry weight for it.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+from . import _kernels, _linear, _threaded
+from ._experts import checked_output
+
+# Floor on an expert's class probability: a class that an expert never saw,
+# or rules out, keeps a finite log-likelihood.
+_PROBA_FLOOR = 1e-10
+
+
+class GaussianLikelihood:
+    """Gaussian noise of one variance per expert around its prediction.
+
+    ``p_k(y | x) = N(y; f_k(x), sigma_k^2)``; ``theta`` holds the variances
+    ``sigma_k^2``, floored at ``reg_variance`` times the weighted variance of
+    ``y``.
+
+    Parameters
+    ----------
+    reg_variance : float, default=1e-6
+        Floor on every variance, relative to the variance of ``y``.
+    """
+
+    n_parameters_per_expert = 1
+    subset_rows = True
+    n_classes = None
+
+    def __init__(self, reg_variance=1e-6):
+        self.reg_variance = reg_variance
+        self.variance_floor_ = None
+
+    def validate_targets(self, y, sample_weight):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] > 1:
+            raise ValueError(
+                "MixtureOfExpertsRegressor supports a single target; y has shape "
+                f"{y.shape}. Fit one mixture per output, e.g. with "
+                "sklearn.multioutput.MultiOutputRegressor."
+            )
+        y = column_or_1d(y, warn=True).astype(np.float64)
+        mean = np.average(y, weights=sample_weight)
+        scale = np.average((y - mean) ** 2, weights=sample_weight)
+        if not scale > 0:  # constant y: fall back to its magnitude
+            scale = max(mean * mean, 1.0)
+        self.variance_floor_ = self.reg_variance * scale
+        return y, {"variance_floor": self.variance_floor_}
+
+    def encode_targets(self, y, n_samples):
+        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
+        if y.shape[0] != n_samples:
+            raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        return np.ascontiguousarray(y)
+
+    def init_columns(self, X, y):
+        if sp.issparse(X):
+            return sp.hstack([X, y[:, None]], format="csr")
+        return np.column_stack([X, y])
+
+    def outputs(self, experts, X, rows=None):
+        """Every expert's predictions, ``(n, K)``; with ``rows``, expert ``k``
+        runs on ``rows[k]`` only (the other entries are 0).
+
+        Linear experts on every row are predicted together in one product.
+        """
+        n = X.shape[0]
+        if rows is None:
+            pred = np.empty((n, len(experts)))
+            done = _linear.predict_linear(experts, X, pred)
+            for k, expert in enumerate(experts):
+                if not done[k]:
+                    pred[:, k] = checked_output(expert, k, expert.predict(X), (n,))
+            return pred
+        pred = np.zeros((n, len(experts)))
+        for k, expert in enumerate(experts):
+            if rows[k] is None:
+                pred[:, k] = checked_output(expert, k, expert.predict(X), (n,))
+            elif rows[k].size:
+                pred[rows[k], k] = checked_output(
+                    expert, k, expert.predict(X[rows[k]]), (rows[k].size,)
+                )
+        return pred
+
+    def log_lik(self, outputs, y, theta):
+        return _threaded.gaussian_log_lik(y, outputs, theta)
+
+    def stats(self, outputs, y, weights):
+        """``(rss, wsum, rss_all, n)``: weighted residual sums of squares and
+        weights per expert, and the unweighted sums (with the row count) of
+        the experts without weight (their start when ``theta`` is None)."""
+        wsum = weights.sum(axis=0)
+        rss = _threaded.weighted_sq_residuals(y, outputs, np.ascontiguousarray(weights))
+        rss_all = np.zeros(len(wsum))
+        unowned = ~(wsum > 0)
+        if unowned.any():
+            r = y[:, None] - outputs[:, unowned]
+            rss_all[unowned] = np.sum(r * r, axis=0)
+        return rss, wsum, rss_all, np.full(len(wsum), float(len(y)))
+
+    def m_step(self, stats, theta):
+        """Variances ``rss / wsum``, floored; an expert without weight keeps its
+        variance (or starts from the variance of ``y`` around its predictions)."""
+        rss, wsum, rss_all, count = stats
+        variance = np.empty(len(wsum))
+        owned = wsum > 0
+        variance[owned] = rss[owned] / wsum[owned]
+        if not owned.all():
+            source = theta if theta is not None else rss_all / count
+            variance[~owned] = source[~owned]
+        return np.maximum(variance, self.variance_floor_)
+
+    def row_loss(self, outputs, y):
+        r = y[:, None] - outputs
+        return r * r
+
+    def mean(self, gate_w, outputs):
+        """Predictive mean ``sum_k pi_k f_k``."""
+        return _threaded.mix_mean(gate_w, outputs)
+
+    def mean_var(self, gate_w, outputs, theta):
+        """Predictive mean and variance (law of total variance)."""
+        return _threaded.mix_mean_var(gate_w, outputs, theta)
+
+
+class CategoricalLikelihood:
+    """Class probabilities of a classifier expert.
+
+    ``p_k(y | x)`` is expert ``k``'s ``predict_proba`` for the class ``y``,
+    aligned to ``classes_`` and floored at 1e-10. No parameters of its own.
+
+    Parameters
+    ----------
+    classes : ndarray, default=None
+        The classes (set by :meth:`validate_targets` when None).
+    """
+
+    n_parameters_per_expert = 0
+    subset_rows = False  # a classifier expert must see every class
+
+    def __init__(self, classes=None):
+        self.classes_ = classes
+
+    @property
+    def n_classes(self):
+        return len(self.classes_)
+
+    def validate_targets(self, y, sample_weight):
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        classes, y_enc = np.unique(y, return_inverse=True)
+        present = np.unique(y_enc[sample_weight > 0])
+        if present.size < 2:
+            raise ValueError(
+                "MixtureOfExpertsClassifier needs samples of at least 2 classes "
+                f"(with positive sample_weight); got {present.size} class."
+            )
+        self.classes_ = classes
+        return y, {"classes": classes}
+
+    def encode_targets(self, y, n_samples):
+        y = column_or_1d(y, warn=True)
+        if y.shape[0] != n_samples:
+            raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.minimum(idx, len(self.classes_) - 1)
+        unseen = self.classes_[idx] != y
+        if np.any(unseen):
+            raise ValueError(
+                f"y contains labels not seen during fit: {np.unique(y[unseen]).tolist()}."
+            )
+        return y
+
+    def init_columns(self, X, y):
+        return X
+
+    def expert_proba(self, expert, k, X):
+        """``expert.predict_proba`` on ``classes_``, floored and renormalised."""
+        proba = checked_output(
+            expert, k, expert.predict_proba(X), (X.shape[0], len(expert.classes_))
+        )
+        cols = np.searchsorted(self.classes_, expert.classes_)
+        full = np.full((X.shape[0], len(self.classes_)), _PROBA_FLOOR)
+        full[:, cols] = np.maximum(proba, _PROBA_FLOOR)
+        full /= full.sum(axis=1, keepdims=True)
+        return full
+
+    def outputs(self, experts, X, rows=None):
+        """Every expert's class probabilities, ``(n, K, C)`` (a view of a
+        ``(K, n, C)`` array); with ``rows``, expert ``k`` runs on ``rows[k]``
+        only and its other rows hold ones (log-likelihood 0)."""
+        proba = np.ones((len(experts), X.shape[0], len(self.classes_)))
+        for k, expert in enumerate(experts):
+            r = None if rows is None else rows[k]
+            if r is None:
+                proba[k] = self.expert_proba(expert, k, X)
+            elif r.size:
+                proba[k, r] = self.expert_proba(expert, k, X[r])
+        return proba.transpose(1, 0, 2)
+
+    def log_lik(self, outputs, y, theta):
+        y_idx = np.searchsorted(self.classes_, y)
+        return np.ascontiguousarray(np.log(outputs[np.arange(len(y)), :, y_idx]))
+
+    def stats(self, outputs, y, weights):
+        return ()
+
+    def m_step(self, stats, theta):
+        return None
+
+    def row_loss(self, outputs, y):
+        return -self.log_lik(outputs, y, None)
+
+    def mix_proba(self, gate_w, outputs):
+        """Mixture class probabilities ``sum_k pi_k p_k(. | x)``, ``(n, C)``."""
+        return _kernels.mix_proba(gate_w, outputs.transpose(1, 0, 2))
