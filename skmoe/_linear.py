@@ -21,7 +21,10 @@ least-squares solvers -- is handed back, and that expert is fitted by its own
 from numbers import Real
 
 import numpy as np
-from sklearn.linear_model import LinearRegression, Ridge
+from numpy.linalg import LinAlgError
+from scipy.linalg import cho_factor, cho_solve
+from scipy.special import expit, logsumexp, softmax
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
 from . import _threaded
 
@@ -179,4 +182,521 @@ def predict_linear(experts, X, out):
             pred = X @ coef
         pred += intercept
         out[:, idx] = pred
+    return done
+
+
+# ---------------------------------------------------------------------------
+# Batched Newton fits of LogisticRegression experts
+# ---------------------------------------------------------------------------
+#
+# scikit-learn's LogisticRegression (lbfgs, newton-cg, newton-cholesky, sag,
+# saga; L2 penalty or none) minimises, for sample weights ``w`` summing to
+# ``S``, ``(1/S) * (sum_i w_i * loss_i + ||coef||^2 / (2 C))``: the pointwise
+# loss is averaged over the weight sum and the penalty strength is
+# ``1 / (C S)`` (``_logistic_regression_path``), so the minimiser is that of
+# ``sum_i w_i * loss_i + ||coef||^2 / (2 C)``, the objective used here. The
+# intercept is not penalised. Binary problems have one logit (of
+# ``classes[1]``), binomial loss; more classes have one logit per class
+# (symmetric parametrisation), multinomial loss, with scikit-learn's
+# conventions for the directions the loss cannot see: intercepts summing to
+# zero over the classes, and also coefficients when ``C`` is infinite.
+
+# A class whose total weight in an expert is at most this share of the
+# expert's weight is "unseen" by that expert (see fit_logistic_experts).
+_UNSEEN_SHARE = 1e-10
+# An unseen class's logit is set this far below the smallest, over the
+# training rows, of the largest seen logit: probability <= exp(-30).
+_UNSEEN_GAP = 30.0
+# Experts with more free parameters than this (number of logits times
+# n_features + 1) are handed back: their dense Hessian would cost too much.
+_MAX_NEWTON_PARAMS = 2000
+# Armijo constant and the most halvings of a Newton step.
+_ARMIJO = 1e-4
+_MAX_HALVINGS = 40
+_LOGISTIC_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga")
+
+
+def _l2_inverse_C(expert):
+    """``1 / C`` of an L2-penalised (0.0: unpenalised) LogisticRegression.
+
+    Returns None when the expert's penalty is not a plain L2 penalty (or
+    none), following scikit-learn's reading of ``penalty``, ``l1_ratio`` and
+    ``C`` (``penalty`` is deprecated since 1.8 in favour of ``l1_ratio``
+    and ``C=np.inf``).
+    """
+    C = expert.C
+    if isinstance(C, bool) or not isinstance(C, Real) or not C > 0:
+        return None
+    penalty = getattr(expert, "penalty", "l2")
+    l1_ratio = getattr(expert, "l1_ratio", None)
+    if penalty is None:
+        return 0.0
+    if penalty == "deprecated":
+        if C == np.inf:
+            return 0.0
+        return 1.0 / C if l1_ratio is None or l1_ratio == 0 else None
+    if penalty == "l2":
+        return 0.0 if C == np.inf else 1.0 / C
+    return None
+
+
+def batchable_logistic(expert):
+    """Whether ``expert`` can be fitted by :func:`fit_logistic_experts`.
+
+    True for a plain :class:`~sklearn.linear_model.LogisticRegression` (not a
+    subclass) with an L2 penalty or none, ``dual=False``,
+    ``class_weight=None``, a solver that reaches the unique optimum of that
+    objective (``"lbfgs"``, ``"newton-cg"``, ``"newton-cholesky"``,
+    ``"sag"``, ``"saga"``; ``"liblinear"`` penalises the intercept and is
+    excluded) and, in scikit-learn versions that still have
+    ``multi_class``, the multinomial loss. ``warm_start`` does not matter:
+    it changes where scikit-learn's solver starts, not the optimum.
+
+    Parameters
+    ----------
+    expert : estimator
+        Any estimator.
+
+    Returns
+    -------
+    bool
+        Whether the batched Newton fit gives this expert's own fit.
+    """
+    if type(expert) is not LogisticRegression:
+        return False
+    return (
+        _l2_inverse_C(expert) is not None
+        and not expert.dual
+        and expert.class_weight is None
+        and expert.solver in _LOGISTIC_SOLVERS
+        and getattr(expert, "multi_class", "auto") in ("auto", "multinomial", "deprecated")
+    )
+
+
+class _LogitModel:
+    """One expert's logistic problem: parameters and which of them are free.
+
+    ``theta`` has one row per logit (1 for two classes, else one per class)
+    and ``n_features + 1`` columns, the last the intercept (kept at 0
+    without ``fit_intercept``). ``free`` marks the entries Newton updates;
+    ``masked`` the logits of unseen classes, held at minus infinity during
+    the fit. ``drop`` marks the classes whose rows get zero weight.
+    """
+
+    def __init__(self, expert, n_classes, n_features, class_weights):
+        self.binary = n_classes == 2
+        self.fit_intercept = bool(expert.fit_intercept)
+        self.inv_C = _l2_inverse_C(expert)
+        m = 1 if self.binary else n_classes
+        total = class_weights.sum()
+        seen = class_weights > _UNSEEN_SHARE * total
+        if not self.fit_intercept:
+            # Without an intercept the optimum is finite; nothing is unseen.
+            seen[:] = True
+        self.seen = seen
+        self.drop = ~seen
+        self.theta = np.zeros((m, n_features + 1))
+        self.free = np.ones((m, n_features + 1), dtype=bool)
+        self.masked = np.zeros(m, dtype=bool)
+        if not self.fit_intercept:
+            self.free[:, -1] = False
+        if self.binary:
+            if not seen.all():
+                self.free[:] = False
+        else:
+            self.masked = ~seen
+            self.free[~seen] = False
+            last = np.flatnonzero(seen)[-1]
+            if self.inv_C == 0.0:
+                # Unpenalised multinomial: fix the last seen class's row.
+                self.free[last] = False
+            elif self.fit_intercept:
+                # Only the intercepts can shift together: fix the last one.
+                self.free[last, -1] = False
+        self.n_iter = 0
+
+    def warm_start(self, expert, classes):
+        """Start from the expert's fitted coefficients when they fit."""
+        coef = getattr(expert, "coef_", None)
+        intercept = getattr(expert, "intercept_", None)
+        old = getattr(expert, "classes_", None)
+        m, d1 = self.theta.shape
+        if (
+            coef is None
+            or old is None
+            or len(old) != len(classes)
+            or not np.array_equal(old, classes)
+            or np.shape(coef) != (m, d1 - 1)
+        ):
+            return
+        start = np.zeros_like(self.theta)
+        start[:, :-1] = coef
+        if self.fit_intercept:
+            start[:, -1] = np.broadcast_to(intercept, (m,))
+        if not np.all(np.isfinite(start)):
+            return
+        if not self.binary:
+            # Move the fixed entries to 0 along the directions the loss
+            # cannot see (a common shift of the seen classes' logits).
+            last = np.flatnonzero(self.seen)[-1]
+            if self.inv_C == 0.0:
+                start[self.seen] -= start[last]
+            elif self.fit_intercept:
+                start[self.seen, -1] -= start[last, -1]
+        self.theta = np.where(self.free, start, 0.0)
+
+
+def _logit_terms(model, z, y, w, need_hessian):
+    """Loss, logit gradient and logit Hessian weights of one chunk.
+
+    Returns the weighted loss sum, ``G`` (rows x logits) and a dict of
+    ``(a, b) -> h_ab`` (rows,), ``a <= b``, or None.
+    """
+    if model.binary:
+        yb = (y == 1).astype(np.float64)
+        loss = float(w @ (np.logaddexp(0.0, z[:, 0]) - yb * z[:, 0]))
+        p = expit(z[:, 0])
+        G = (w * (p - yb))[:, None]
+        hess = {(0, 0): w * p * (1.0 - p)} if need_hessian else None
+        return loss, G, hess
+    rows = np.arange(z.shape[0])
+    z_y = z[rows, y]
+    z = z.copy()
+    z[:, model.masked] = -np.inf
+    lse = logsumexp(z, axis=1)
+    loss = float(w @ np.where(w > 0, lse - z_y, 0.0))
+    P = np.exp(z - lse[:, None])
+    G = P * w[:, None]
+    G[rows, y] -= w
+    hess = None
+    if need_hessian:
+        live = np.flatnonzero(~model.masked)
+        hess = {}
+        for i, a in enumerate(live):
+            wa = w * P[:, a]
+            for b in live[i:]:
+                hess[(a, b)] = wa * ((a == b) - P[:, b])
+    return loss, G, hess
+
+
+def _accumulate(X, y, weights, models, thetas, idx, need_hessian):
+    """Objective, gradient and Hessian of experts ``idx`` at ``thetas``.
+
+    One pass over fixed chunks of rows: one product of the chunk with all
+    the stacked parameters, one for all the gradients, and one weighted Gram
+    product per pair of logits per expert for the Hessians.
+    """
+    n, d = X.shape
+    sizes = [thetas[k].shape[0] for k in idx]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    stacked = np.vstack([thetas[k] for k in idx])
+    loss = np.zeros(len(idx))
+    grad = np.zeros((d + 1, offsets[-1]))
+    hess = [
+        np.zeros((s, d + 1, s, d + 1)) if need_hessian else None for s in sizes
+    ]
+    block = np.empty((min(_CHUNK, n), d + 1))
+    block[:, d] = 1.0
+    for c0 in range(0, n, _CHUNK):
+        c1 = min(c0 + _CHUNK, n)
+        Xa = block[: c1 - c0]
+        Xa[:, :d] = X[c0:c1]
+        y_c = y[c0:c1]
+        Z = Xa @ stacked.T
+        G_all = np.empty_like(Z)
+        for j, k in enumerate(idx):
+            model = models[k]
+            w = weights[c0:c1, k]
+            if model.drop.any():
+                w = np.where(model.drop[y_c], 0.0, w)
+            sl = slice(offsets[j], offsets[j + 1])
+            part, G_all[:, sl], h = _logit_terms(model, Z[:, sl], y_c, w, need_hessian)
+            loss[j] += part
+            if need_hessian:
+                for (a, b), h_ab in h.items():
+                    block_ab = Xa.T @ (Xa * h_ab[:, None])
+                    hess[j][a, :, b, :] += block_ab
+                    if a != b:
+                        hess[j][b, :, a, :] += block_ab.T
+        grad += Xa.T @ G_all
+    out = []
+    for j, k in enumerate(idx):
+        theta, inv_C = thetas[k], models[k].inv_C
+        g = grad[:, offsets[j] : offsets[j + 1]].T.copy()
+        f = loss[j] + 0.5 * inv_C * np.sum(theta[:, :d] ** 2)
+        g[:, :d] += inv_C * theta[:, :d]
+        H = None
+        if need_hessian:
+            s = sizes[j]
+            H = hess[j].reshape(s * (d + 1), s * (d + 1))
+            coef_entries = np.ones((s, d + 1), dtype=bool)
+            coef_entries[:, d] = False
+            H[np.flatnonzero(coef_entries), np.flatnonzero(coef_entries)] += inv_C
+        out.append((f, g, H))
+    return out
+
+
+def _newton_direction(model, g, H):
+    """Newton step on the free entries (None when H is not positive definite)."""
+    free = model.free.ravel()
+    try:
+        factor = cho_factor(H[np.ix_(free, free)])
+    except LinAlgError:
+        return None
+    step = cho_solve(factor, -g.ravel()[free])
+    if not np.all(np.isfinite(step)):
+        return None
+    full = np.zeros(free.size)
+    full[free] = step
+    return full.reshape(g.shape)
+
+
+def _newton(X, y, weights, models, tol, max_iter):
+    """Damped Newton on every model with free parameters, together.
+
+    Returns a bool array: which models converged.
+    """
+    K = len(models)
+    thetas = [m.theta for m in models]
+    active = [k for k in range(K) if models[k].free.any()]
+    ok = np.ones(K, dtype=bool)
+    if not active:
+        return ok
+    state = dict(zip(active, _accumulate(X, y, weights, models, thetas, active, True)))
+    for it in range(1, max_iter + 1):
+        steps, slopes, step_size = {}, {}, {}
+        for k in active:
+            f, g, H = state[k]
+            step = _newton_direction(models[k], g, H)
+            if step is None or not np.isfinite(f):
+                ok[k] = False
+                continue
+            models[k].n_iter = it
+            size = np.max(np.abs(step))
+            if size <= tol * (1.0 + np.max(np.abs(thetas[k]))):
+                thetas[k] = thetas[k] + step  # converged: a last, tiny step
+                continue
+            steps[k], slopes[k], step_size[k] = step, float(np.sum(g * step)), 1.0
+        pending = list(steps)
+        for _ in range(_MAX_HALVINGS):
+            if not pending:
+                break
+            trial = {k: thetas[k] + step_size[k] * steps[k] for k in pending}
+            trial_thetas = [trial.get(k, thetas[k]) for k in range(K)]
+            results = _accumulate(X, y, weights, models, trial_thetas, pending, True)
+            still = []
+            for k, res in zip(pending, results):
+                f_old = state[k][0]
+                if np.isfinite(res[0]) and res[0] <= f_old + _ARMIJO * step_size[k] * slopes[k]:
+                    thetas[k], state[k] = trial[k], res
+                else:
+                    step_size[k] *= 0.5
+                    still.append(k)
+            pending = still
+        for k in pending:
+            # No decrease at all: at the optimum to rounding, or a failure.
+            g = state[k][1]
+            scale = max(1.0, weights[:, k].sum())
+            if np.max(np.abs(g)) > 1e-8 * scale:
+                ok[k] = False
+        active = [k for k in steps if ok[k] and k not in pending]
+        if not active:
+            break
+    else:
+        for k in active:
+            ok[k] = False
+    for k in range(K):
+        models[k].theta = thetas[k]
+    return ok
+
+
+def _min_max_logit(X, theta, seen):
+    """Smallest, over the rows of ``X``, of the largest seen logit."""
+    d = X.shape[1]
+    low = np.inf
+    for c0 in range(0, X.shape[0], _CHUNK):
+        Z = X[c0 : c0 + _CHUNK] @ theta[seen, :d].T + theta[seen, d]
+        low = min(low, float(Z.max(axis=1).min()))
+    return low
+
+
+def _final_parameters(model, X):
+    """Coefficients and intercepts in scikit-learn's conventions.
+
+    Unseen classes (see :func:`fit_logistic_experts`) get zero coefficients
+    and an intercept ``_UNSEEN_GAP`` below every training row's largest
+    seen logit.
+    """
+    theta = model.theta.copy()
+    d = X.shape[1]
+    if model.binary:
+        if not model.seen.all():
+            theta[0, d] = _UNSEEN_GAP if model.seen[1] else -_UNSEEN_GAP
+        return theta[:, :d], theta[:, d]
+    if not model.seen.all():
+        if model.seen.sum() == 1:
+            low = 0.0
+        else:
+            low = _min_max_logit(X, theta, model.seen)
+        theta[~model.seen, d] = low - _UNSEEN_GAP
+    if model.inv_C == 0.0:
+        theta -= theta.mean(axis=0)
+    elif model.fit_intercept:
+        theta[:, d] -= theta[:, d].mean()
+    return theta[:, :d], theta[:, d]
+
+
+def _set_fitted(expert, coef, intercept, classes, n_iter):
+    """Set the attributes scikit-learn's ``fit`` sets on a LogisticRegression."""
+    if hasattr(expert, "feature_names_in_"):
+        del expert.feature_names_in_
+    expert.n_features_in_ = coef.shape[1]
+    expert.classes_ = np.array(classes, copy=True)
+    expert.n_iter_ = np.array([n_iter], dtype=np.int32)
+    expert.coef_ = np.ascontiguousarray(coef)
+    if expert.fit_intercept:
+        expert.intercept_ = np.array(intercept, dtype=np.float64)
+    else:
+        expert.intercept_ = np.zeros(coef.shape[0])
+
+
+def fit_logistic_experts(experts, X, y_encoded, classes, weights, *, tol=1e-8, max_iter=100):
+    """Fit LogisticRegression experts to weighted data, all together.
+
+    Each expert's objective is scikit-learn's for
+    ``expert.fit(X, classes[y_encoded], sample_weight=weights[:, k])``,
+    minimised by Newton's method with a backtracking (Armijo) line search
+    from the expert's current ``coef_`` / ``intercept_`` when it has them
+    for the same classes (the previous EM iteration's). Every iteration makes
+    one pass over chunks of rows for all the experts still iterating; no
+    weighted copy of ``X`` is made.
+
+    Every expert is fitted on every class of ``classes`` (as scikit-learn is
+    when zero-weight rows are kept in ``X``). A class whose weight in an
+    expert is at most ``1e-10`` of that expert's total (with
+    ``fit_intercept=True``) has no finite optimum: its logit tends to minus
+    infinity. Such a class is "unseen": the other classes are fitted
+    exactly as if its rows were absent (the limit of the objective), its
+    coefficients are 0 and its intercept puts its probability below
+    ``exp(-30)`` on every training row. scikit-learn's own solvers stop
+    somewhere along that ray, at a point that depends on their tolerance.
+
+    Parameters
+    ----------
+    experts : list of LogisticRegression
+        Experts for which :func:`batchable_logistic` is True.
+    X : ndarray of shape (n_samples, n_features), float64
+        Training data.
+    y_encoded : ndarray of shape (n_samples,), int
+        Index of each row's class in ``classes``.
+    classes : ndarray of shape (n_classes,)
+        Sorted class labels (at least 2), set as every expert's
+        ``classes_``.
+    weights : ndarray of shape (n_samples, len(experts)), float64
+        Non-negative sample weights of every expert (each with a positive
+        sum).
+    tol : float, default=1e-8
+        Newton stops when no parameter's step exceeds ``tol`` times
+        ``1 + max |parameter|``.
+    max_iter : int, default=100
+        Most Newton iterations; an expert still moving after them is handed
+        back.
+
+    Returns
+    -------
+    fitted : list of bool
+        ``fitted[k]`` is True when ``experts[k]`` now holds the fitted
+        attributes of its own ``fit`` on the weighted data (``coef_``,
+        ``intercept_``, ``classes_``, ``n_features_in_``, ``n_iter_``),
+        False when Newton failed (a singular Hessian, as when an unpenalised
+        problem is separable, no convergence, or too many parameters) and
+        it was left untouched: fit it the normal way.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y_encoded = np.asarray(y_encoded, dtype=np.intp)
+    weights = np.asarray(weights, dtype=np.float64)
+    n_classes = len(classes)
+    d = X.shape[1]
+    class_weights = np.zeros((n_classes, weights.shape[1]))
+    np.add.at(class_weights, y_encoded, weights)
+    models = [
+        _LogitModel(e, n_classes, d, class_weights[:, k]) for k, e in enumerate(experts)
+    ]
+    too_big = [m.free.sum() > _MAX_NEWTON_PARAMS for m in models]
+    for model, expert, big in zip(models, experts, too_big):
+        if big:
+            model.free[:] = False
+        else:
+            model.warm_start(expert, classes)
+    with _threaded.single_threaded_blas():
+        ok = _newton(X, y_encoded, weights, models, tol, max_iter)
+        fitted = []
+        for model, expert, good, big in zip(models, experts, ok, too_big):
+            if not good or big:
+                fitted.append(False)
+                continue
+            coef, intercept = _final_parameters(model, X)
+            _set_fitted(expert, coef, intercept, classes, model.n_iter)
+            fitted.append(True)
+    return fitted
+
+
+def _multinomial_lr(expert, n_classes):
+    """Whether ``expert`` is a fitted LogisticRegression scored by a softmax."""
+    coef = getattr(expert, "coef_", None)
+    classes = getattr(expert, "classes_", None)
+    if type(expert) is not LogisticRegression or coef is None or classes is None:
+        return False
+    if len(classes) != n_classes or np.ndim(coef) != 2:
+        return False
+    if n_classes == 2:
+        return coef.shape[0] == 1
+    return coef.shape[0] == n_classes and getattr(
+        expert, "multi_class", "auto"
+    ) in ("auto", "multinomial", "deprecated")
+
+
+def predict_proba_logistic(experts, X, out):
+    """``predict_proba`` of the fitted LogisticRegression experts, together.
+
+    Parameters
+    ----------
+    experts : list of estimators
+        Fitted experts.
+    X : ndarray of shape (n_samples, n_features), float64
+        Validated input.
+    out : ndarray of shape (n_samples, len(experts), n_classes)
+        Receives, in ``out[:, k, :]``, ``experts[k].predict_proba(X)`` for
+        the experts that are plain LogisticRegression fitted on
+        ``n_classes`` classes (binomial, or multinomial), from one product
+        of ``X`` with all their stacked coefficients.
+
+    Returns
+    -------
+    done : list of bool
+        Which experts' slices were filled.
+    """
+    n_classes = out.shape[2]
+    done = [
+        _multinomial_lr(e, n_classes) and e.coef_.shape[1] == X.shape[1] for e in experts
+    ]
+    idx = [k for k, ok in enumerate(done) if ok]
+    if not idx:
+        return done
+    coef = np.vstack([experts[k].coef_ for k in idx])
+    intercept = np.concatenate(
+        [np.broadcast_to(experts[k].intercept_, (experts[k].coef_.shape[0],)) for k in idx]
+    )
+    with _threaded.single_threaded_blas():
+        Z = X @ coef.T
+    Z += intercept
+    m = coef.shape[0] // len(idx)
+    for j, k in enumerate(idx):
+        z = Z[:, j * m : (j + 1) * m]
+        if n_classes == 2:
+            p = expit(z[:, 0])
+            out[:, k, 0] = 1.0 - p
+            out[:, k, 1] = p
+        else:
+            out[:, k, :] = softmax(z, axis=1)
     return done
