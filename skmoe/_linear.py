@@ -16,6 +16,14 @@ condition number (after scaling its columns) exceeds ``_MAX_COND`` -- where
 the normal equations could lose digits against scikit-learn's
 least-squares solvers -- is handed back, and that expert is fitted by its own
 ``fit`` like any other.
+
+LogisticRegression experts (L2 penalty or none, any solver but liblinear)
+are fitted together in the same way by Newton's method on their exact
+objective (:func:`fit_logistic_experts`): each iteration is one pass over
+chunks of rows for all the experts (one product with the stacked parameters,
+one for the gradients, weighted Gram products for the Hessians), warm-started
+from the experts' current coefficients; :func:`predict_proba_logistic` scores
+them with one product.
 """
 
 from numbers import Real
@@ -214,6 +222,9 @@ _MAX_NEWTON_PARAMS = 2000
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 40
 _LOGISTIC_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga")
+# multi_class values (scikit-learn < 1.8) under which more classes are
+# multinomial.
+_MULTINOMIAL = ("auto", "multinomial", "deprecated")
 
 
 def _l2_inverse_C(expert):
@@ -269,7 +280,7 @@ def batchable_logistic(expert):
         and not expert.dual
         and expert.class_weight is None
         and expert.solver in _LOGISTIC_SOLVERS
-        and getattr(expert, "multi_class", "auto") in ("auto", "multinomial", "deprecated")
+        and getattr(expert, "multi_class", "auto") in _MULTINOMIAL
     )
 
 
@@ -487,7 +498,8 @@ def _newton(X, y, weights, models, tol, max_iter):
             still = []
             for k, res in zip(pending, results):
                 f_old = state[k][0]
-                if np.isfinite(res[0]) and res[0] <= f_old + _ARMIJO * step_size[k] * slopes[k]:
+                bound = f_old + _ARMIJO * step_size[k] * slopes[k]
+                if np.isfinite(res[0]) and res[0] <= bound:
                     thetas[k], state[k] = trial[k], res
                 else:
                     step_size[k] *= 0.5
@@ -560,7 +572,9 @@ def _set_fitted(expert, coef, intercept, classes, n_iter):
         expert.intercept_ = np.zeros(coef.shape[0])
 
 
-def fit_logistic_experts(experts, X, y_encoded, classes, weights, *, tol=1e-8, max_iter=100):
+def fit_logistic_experts(
+    experts, X, y_encoded, classes, weights, *, tol=1e-8, max_iter=100
+):
     """Fit LogisticRegression experts to weighted data, all together.
 
     Each expert's objective is scikit-learn's for
@@ -651,9 +665,8 @@ def _multinomial_lr(expert, n_classes):
         return False
     if n_classes == 2:
         return coef.shape[0] == 1
-    return coef.shape[0] == n_classes and getattr(
-        expert, "multi_class", "auto"
-    ) in ("auto", "multinomial", "deprecated")
+    multi_class = getattr(expert, "multi_class", "auto")
+    return coef.shape[0] == n_classes and multi_class in _MULTINOMIAL
 
 
 def predict_proba_logistic(experts, X, out):
@@ -678,14 +691,18 @@ def predict_proba_logistic(experts, X, out):
     """
     n_classes = out.shape[2]
     done = [
-        _multinomial_lr(e, n_classes) and e.coef_.shape[1] == X.shape[1] for e in experts
+        _multinomial_lr(e, n_classes) and e.coef_.shape[1] == X.shape[1]
+        for e in experts
     ]
     idx = [k for k, ok in enumerate(done) if ok]
     if not idx:
         return done
     coef = np.vstack([experts[k].coef_ for k in idx])
     intercept = np.concatenate(
-        [np.broadcast_to(experts[k].intercept_, (experts[k].coef_.shape[0],)) for k in idx]
+        [
+            np.broadcast_to(experts[k].intercept_, (experts[k].coef_.shape[0],))
+            for k in idx
+        ]
     )
     with _threaded.single_threaded_blas():
         Z = X @ coef.T
