@@ -29,9 +29,10 @@ them with one product.
 from numbers import Real
 
 import numpy as np
+from numba import njit
 from numpy.linalg import LinAlgError
 from scipy.linalg import cho_factor, cho_solve
-from scipy.special import expit, logsumexp, softmax
+from scipy.special import expit, softmax
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
 from . import _threaded
@@ -220,6 +221,9 @@ _UNSEEN_GAP = 30.0
 _MAX_NEWTON_PARAMS = 2000
 # Armijo constant and the most halvings of a Newton step.
 _ARMIJO = 1e-4
+# Newton decrement (relative to the objective) below which f's rounding
+# hides the decrease: the step is taken and the fit has converged.
+_ROUNDING = 1e-12
 _MAX_HALVINGS = 40
 _LOGISTIC_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga")
 # multi_class values (scikit-learn < 1.8) under which more classes are
@@ -360,8 +364,9 @@ class _LogitModel:
 def _logit_terms(model, z, y, w, need_hessian):
     """Loss, logit gradient and logit Hessian weights of one chunk.
 
-    Returns the weighted loss sum, ``G`` (rows x logits) and a dict of
-    ``(a, b) -> h_ab`` (rows,), ``a <= b``, or None.
+    Returns the weighted loss sum, ``G`` (rows x logits) and, when asked, a
+    dict ``(a, b) -> h`` of non-negative row weights (see
+    :func:`_add_hessian`), else None.
     """
     if model.binary:
         yb = (y == 1).astype(np.float64)
@@ -370,32 +375,87 @@ def _logit_terms(model, z, y, w, need_hessian):
         G = (w * (p - yb))[:, None]
         hess = {(0, 0): w * p * (1.0 - p)} if need_hessian else None
         return loss, G, hess
-    rows = np.arange(z.shape[0])
-    z_y = z[rows, y]
-    z = z.copy()
-    z[:, model.masked] = -np.inf
-    lse = logsumexp(z, axis=1)
-    loss = float(w @ np.where(w > 0, lse - z_y, 0.0))
-    P = np.exp(z - lse[:, None])
-    G = P * w[:, None]
-    G[rows, y] -= w
-    hess = None
-    if need_hessian:
-        live = np.flatnonzero(~model.masked)
-        hess = {}
-        for i, a in enumerate(live):
-            wa = w * P[:, a]
-            for b in live[i:]:
-                hess[(a, b)] = wa * ((a == b) - P[:, b])
-    return loss, G, hess
+    live = np.flatnonzero(~model.masked)
+    n_pairs = len(live) * (len(live) - 1) // 2 if need_hessian else 0
+    G = np.empty(z.shape)
+    pairs = np.empty((z.shape[0], n_pairs))
+    loss = _multinomial_terms(np.ascontiguousarray(z), y, w, model.masked, G, pairs)
+    if not need_hessian:
+        return loss, G, None
+    keys = [(a, b) for i, a in enumerate(live) for b in live[i + 1 :]]
+    return loss, G, {key: pairs[:, q] for q, key in enumerate(keys)}
+
+
+@njit(cache=True)
+def _multinomial_terms(z, y, w, masked, G, pairs):
+    """Row loop of the multinomial loss, its logit gradient and Hessian weights.
+
+    For each row: the softmax ``p`` over the unmasked logits, the weighted
+    loss ``w (logsumexp(z) - z_y)`` (added to the returned sum when
+    ``w > 0``), ``G = w (p - onehot(y))`` and, in ``pairs`` (whose columns
+    are the pairs ``a < b`` of unmasked logits in order, or none),
+    ``w p_a p_b``.
+    """
+    n_rows, m = z.shape
+    p = np.empty(m)
+    loss = 0.0
+    for i in range(n_rows):
+        top = -np.inf
+        for a in range(m):
+            if not masked[a] and z[i, a] > top:
+                top = z[i, a]
+        total = 0.0
+        for a in range(m):
+            p[a] = 0.0 if masked[a] else np.exp(z[i, a] - top)
+            total += p[a]
+        wi = w[i]
+        if wi > 0.0:
+            loss += wi * (top + np.log(total) - z[i, y[i]])
+        for a in range(m):
+            p[a] /= total
+            G[i, a] = wi * p[a]
+        G[i, y[i]] -= wi
+        if pairs.shape[1]:
+            q = 0
+            for a in range(m):
+                if masked[a]:
+                    continue
+                for b in range(a + 1, m):
+                    if not masked[b]:
+                        pairs[i, q] = wi * p[a] * p[b]
+                        q += 1
+    return loss
+
+
+def _add_hessian(H, Xa, binary, terms):
+    """Add one chunk's Hessian blocks to ``H`` (logits, d + 1, logits, d + 1).
+
+    Binary: ``terms[(0, 0)]`` holds ``w p (1 - p)`` and the block is
+    ``Xa.T @ diag(h) @ Xa``. Multinomial: ``terms[(a, b)]``, ``a < b``, holds
+    ``w p_a p_b``; block ``(a, b)`` is minus ``Xa.T @ diag(h) @ Xa`` and,
+    since each row's logit Hessian ``diag(p) - p p^T`` sums to zero along
+    its rows, block ``(a, a)`` is minus the sum of the other blocks of its
+    row: C(C-1)/2 Gram products instead of C(C+1)/2, each a symmetric
+    product of one scaled copy of the chunk.
+    """
+    for (a, b), h in terms.items():
+        scaled = Xa * np.sqrt(h)[:, None]
+        gram = scaled.T @ scaled
+        if binary:
+            H[0, :, 0, :] += gram
+            continue
+        H[a, :, b, :] -= gram
+        H[b, :, a, :] -= gram
+        H[a, :, a, :] += gram
+        H[b, :, b, :] += gram
 
 
 def _accumulate(X, y, weights, models, thetas, idx, need_hessian):
     """Objective, gradient and Hessian of experts ``idx`` at ``thetas``.
 
     One pass over fixed chunks of rows: one product of the chunk with all
-    the stacked parameters, one for all the gradients, and one weighted Gram
-    product per pair of logits per expert for the Hessians.
+    the stacked parameters, one for all the gradients, and weighted Gram
+    products for the Hessians (see :func:`_add_hessian`).
     """
     n, d = X.shape
     sizes = [thetas[k].shape[0] for k in idx]
@@ -424,11 +484,7 @@ def _accumulate(X, y, weights, models, thetas, idx, need_hessian):
             part, G_all[:, sl], h = _logit_terms(model, Z[:, sl], y_c, w, need_hessian)
             loss[j] += part
             if need_hessian:
-                for (a, b), h_ab in h.items():
-                    block_ab = Xa.T @ (Xa * h_ab[:, None])
-                    hess[j][a, :, b, :] += block_ab
-                    if a != b:
-                        hess[j][b, :, a, :] += block_ab.T
+                _add_hessian(hess[j], Xa, model.binary, h)
         grad += Xa.T @ G_all
     out = []
     for j, k in enumerate(idx):
@@ -484,8 +540,14 @@ def _newton(X, y, weights, models, tol, max_iter):
                 continue
             models[k].n_iter = it
             size = np.max(np.abs(step))
-            if size <= tol * (1.0 + np.max(np.abs(thetas[k]))):
-                thetas[k] = thetas[k] + step  # converged: a last, tiny step
+            decrement = -float(np.sum(g * step))
+            if (
+                size <= tol * (1.0 + np.max(np.abs(thetas[k])))
+                or decrement <= _ROUNDING * abs(f)
+            ):
+                # Converged: a last, tiny (quadratically accurate) step. A
+                # decrease below the rounding of f cannot be line-searched.
+                thetas[k] = thetas[k] + step
                 continue
             steps[k], slopes[k], step_size[k] = step, float(np.sum(g * step)), 1.0
         pending = list(steps)

@@ -274,3 +274,18 @@ def test_predict_proba_logistic(n_classes):
             out[:, k], experts[k].predict_proba(X), rtol=0, atol=1e-14
         )
     np.testing.assert_array_equal(out[:, 3], -1.0)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_converges_on_many_random_problems(n_classes):
+    """Newton (and its stopping rule at the rounding of the objective)."""
+    for seed in range(8):
+        X, y = _problem(n_classes, seed=100 + seed, n=300)
+        rng = np.random.RandomState(seed)
+        weights = rng.dirichlet(np.full(4, 0.5), size=X.shape[0])
+        experts = [LogisticRegression(C=c) for c in (0.05, 1.0, 50.0, np.inf)]
+        classes = np.arange(n_classes)
+        fitted = _linear.fit_logistic_experts(experts, X, y, classes, weights)
+        assert fitted == [True] * 4, seed
+        for k, expert in enumerate(experts):
+            _assert_same_fit(expert, _reference(expert, X, y, weights[:, k]), X)
