@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 from numpy.linalg import LinAlgError
 from scipy.linalg import cho_factor, cho_solve
+from scipy.sparse import issparse
 from scipy.special import expit, softmax
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
@@ -662,7 +663,7 @@ def fit_logistic_experts(
     experts : list of LogisticRegression
         Experts for which :func:`batchable_logistic` is True.
     X : ndarray of shape (n_samples, n_features), float64
-        Training data.
+        Training data (dense: sparse input is handed back).
     y_encoded : ndarray of shape (n_samples,), int
         Index of each row's class in ``classes``.
     classes : ndarray of shape (n_classes,)
@@ -688,13 +689,16 @@ def fit_logistic_experts(
         problem is separable, no convergence, or too many parameters) and
         it was left untouched: fit it the normal way.
     """
+    if issparse(X):
+        return [False] * len(experts)
     X = np.asarray(X, dtype=np.float64)
     y_encoded = np.asarray(y_encoded, dtype=np.intp)
     weights = np.asarray(weights, dtype=np.float64)
     n_classes = len(classes)
     d = X.shape[1]
-    class_weights = np.zeros((n_classes, weights.shape[1]))
-    np.add.at(class_weights, y_encoded, weights)
+    class_weights = np.column_stack(
+        [np.bincount(y_encoded, w, minlength=n_classes) for w in weights.T]
+    )
     models = [
         _LogitModel(e, n_classes, d, class_weights[:, k]) for k, e in enumerate(experts)
     ]
@@ -752,6 +756,8 @@ def predict_proba_logistic(experts, X, out):
         Which experts' slices were filled.
     """
     n_classes = out.shape[2]
+    if issparse(X):
+        return [False] * len(experts)
     done = [
         _multinomial_lr(e, n_classes) and e.coef_.shape[1] == X.shape[1]
         for e in experts

@@ -289,3 +289,30 @@ def test_converges_on_many_random_problems(n_classes):
         assert fitted == [True] * 4, seed
         for k, expert in enumerate(experts):
             _assert_same_fit(expert, _reference(expert, X, y, weights[:, k]), X)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg", "sag", "saga"])
+def test_same_optimum_as_every_batchable_solver(solver):
+    """Each solver's objective (its scaling of C and the weights) is ours."""
+    X, y = _problem(3, seed=37)
+    weights = np.random.RandomState(7).uniform(size=(X.shape[0], 1)) * 5.0
+    expert = LogisticRegression(C=0.5, solver=solver)
+    assert _linear.fit_logistic_experts([expert], X, y, np.arange(3), weights)
+    ref = LogisticRegression(C=0.5, solver=solver, tol=1e-12, max_iter=100000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X, y, sample_weight=weights[:, 0])
+    _assert_same_fit(expert, ref, X)
+
+
+def test_sparse_input_is_handed_back():
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = _problem(2, seed=41)
+    expert = LogisticRegression()
+    X_sparse = sparse.csr_matrix(X)
+    weights = np.ones((X.shape[0], 1))
+    fitted = _linear.fit_logistic_experts([expert], X_sparse, y, np.arange(2), weights)
+    assert fitted == [False]
+    expert.fit(X, y)
+    out = np.zeros((X.shape[0], 1, 2))
+    assert _linear.predict_proba_logistic([expert], X_sparse, out) == [False]
