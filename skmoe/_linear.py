@@ -222,10 +222,10 @@ _UNSEEN_GAP = 30.0
 _MAX_NEWTON_PARAMS = 2000
 # Armijo constant and the most halvings of a Newton step.
 _ARMIJO = 1e-4
+_MAX_HALVINGS = 40
 # Newton decrement (relative to the objective) below which f's rounding
 # hides the decrease: the step is taken and the fit has converged.
 _ROUNDING = 1e-12
-_MAX_HALVINGS = 40
 _LOGISTIC_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga")
 # multi_class values (scikit-learn < 1.8) under which more classes are
 # multinomial.
@@ -305,7 +305,11 @@ class _LogitModel:
         self.inv_C = _l2_inverse_C(expert)
         m = 1 if self.binary else n_classes
         total = class_weights.sum()
+        # No finite weight, or none at all: nothing to fit (handed back).
+        self.usable = bool(np.isfinite(total) and total > 0)
         seen = class_weights > _UNSEEN_SHARE * total
+        if not self.usable:
+            seen[:] = True
         if not self.fit_intercept:
             # Without an intercept the optimum is finite; nothing is unseen.
             seen[:] = True
@@ -702,17 +706,18 @@ def fit_logistic_experts(
     models = [
         _LogitModel(e, n_classes, d, class_weights[:, k]) for k, e in enumerate(experts)
     ]
-    too_big = [m.free.sum() > _MAX_NEWTON_PARAMS for m in models]
-    for model, expert, big in zip(models, experts, too_big):
-        if big:
+    # Too many parameters for a dense Hessian, or no weight: handed back.
+    skip = [m.free.sum() > _MAX_NEWTON_PARAMS or not m.usable for m in models]
+    for model, expert, skipped in zip(models, experts, skip):
+        if skipped:
             model.free[:] = False
         else:
             model.warm_start(expert, classes)
     with _threaded.single_threaded_blas():
         ok = _newton(X, y_encoded, weights, models, tol, max_iter)
         fitted = []
-        for model, expert, good, big in zip(models, experts, ok, too_big):
-            if not good or big:
+        for model, expert, good, skipped in zip(models, experts, ok, skip):
+            if skipped or not good:
                 fitted.append(False)
                 continue
             coef, intercept = _final_parameters(model, X)

@@ -316,3 +316,17 @@ def test_sparse_input_is_handed_back():
     expert.fit(X, y)
     out = np.zeros((X.shape[0], 1, 2))
     assert _linear.predict_proba_logistic([expert], X_sparse, out) == [False]
+
+
+def test_too_many_parameters_or_no_weight_is_handed_back(monkeypatch):
+    X, y = _problem(3, seed=43)
+    weights = np.ones((X.shape[0], 2))
+    weights[:, 1] = 0.0
+    experts = [LogisticRegression(), LogisticRegression()]
+    monkeypatch.setattr(_linear, "_MAX_NEWTON_PARAMS", 3 * (X.shape[1] + 1) - 2)
+    fitted = _linear.fit_logistic_experts(experts, X, y, np.arange(3), weights)
+    assert fitted == [False, False]
+    monkeypatch.undo()
+    fitted = _linear.fit_logistic_experts(experts, X, y, np.arange(3), weights)
+    assert fitted == [True, False]
+    assert not hasattr(experts[1], "coef_")
