@@ -31,7 +31,7 @@ from numbers import Real
 import numpy as np
 from numba import njit
 from numpy.linalg import LinAlgError
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_solve
 from scipy.sparse import issparse
 from scipy.special import expit, softmax
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
@@ -508,82 +508,105 @@ def _accumulate(X, y, weights, models, thetas, idx, need_hessian):
     return out
 
 
-def _newton_direction(model, g, H):
-    """Newton step on the free entries (None when H is not positive definite)."""
-    free = model.free.ravel()
+def _newton_direction(free, f, g, H):
+    """Newton step on the free entries ``free`` (flat indices) of ``g``.
+
+    None when the free block of ``H`` is not positive definite or the step
+    is not finite.
+    """
+    if not np.isfinite(f):
+        return None
     try:
-        factor = cho_factor(H[np.ix_(free, free)])
+        lower = np.linalg.cholesky(H[free[:, None], free])
     except LinAlgError:
         return None
-    step = cho_solve(factor, -g.ravel()[free])
+    step = cho_solve((lower, True), -g.ravel()[free], check_finite=False)
     if not np.all(np.isfinite(step)):
         return None
-    full = np.zeros(free.size)
+    full = np.zeros(g.size)
     full[free] = step
     return full.reshape(g.shape)
 
 
-def _newton(X, y, weights, models, tol, max_iter):
+def _converged(step, theta, f, g, tol):
+    """Whether Newton has converged (the step is then taken unchecked).
+
+    Either no entry of the step exceeds ``tol * (1 + max |theta|)``, or the
+    predicted decrease (the Newton decrement) is below the rounding of
+    ``f``, where a line search can no longer judge; the step is
+    quadratically accurate then.
+    """
+    small = np.max(np.abs(step)) <= tol * (1.0 + np.max(np.abs(theta)))
+    decrement = -float(np.sum(g * step))
+    return small or decrement <= _ROUNDING * abs(f)
+
+
+def _line_search(X, y, weights, models, thetas, state, steps):
+    """Backtracking (Armijo) line search along ``steps``, all experts together.
+
+    Each round evaluates, in one pass, the experts whose step is still
+    being halved; an accepted point replaces ``thetas[k]`` and its
+    objective, gradient and Hessian replace ``state[k]``. Returns the
+    experts for which no step length gave a decrease.
+    """
+    slopes = {k: float(np.sum(state[k][1] * steps[k])) for k in steps}
+    length = dict.fromkeys(steps, 1.0)
+    pending = list(steps)
+    for _ in range(_MAX_HALVINGS):
+        if not pending:
+            break
+        trial = {k: thetas[k] + length[k] * steps[k] for k in pending}
+        points = [trial.get(k, theta) for k, theta in enumerate(thetas)]
+        results = _accumulate(X, y, weights, models, points, pending, True)
+        still = []
+        for k, res in zip(pending, results):
+            bound = state[k][0] + _ARMIJO * length[k] * slopes[k]
+            if np.isfinite(res[0]) and res[0] <= bound:
+                thetas[k], state[k] = trial[k], res
+            else:
+                length[k] *= 0.5
+                still.append(k)
+        pending = still
+    return pending
+
+
+def _newton(X, y, weights, models, tol, max_iter, partial):
     """Damped Newton on every model with free parameters, together.
 
-    Returns a bool array: which models converged.
+    Returns a bool array: which models converged (or, with ``partial``,
+    were still decreasing their objective after ``max_iter`` iterations).
     """
     K = len(models)
     thetas = [m.theta for m in models]
-    active = [k for k in range(K) if models[k].free.any()]
+    free = [np.flatnonzero(m.free.ravel()) for m in models]
+    active = [k for k in range(K) if free[k].size]
     ok = np.ones(K, dtype=bool)
-    if not active:
-        return ok
-    state = dict(zip(active, _accumulate(X, y, weights, models, thetas, active, True)))
+    state = {}
+    if active:
+        at_start = _accumulate(X, y, weights, models, thetas, active, True)
+        state = dict(zip(active, at_start))
     for it in range(1, max_iter + 1):
-        steps, slopes, step_size = {}, {}, {}
+        if not active:
+            break
+        steps = {}
         for k in active:
-            f, g, H = state[k]
-            step = _newton_direction(models[k], g, H)
-            if step is None or not np.isfinite(f):
+            step = _newton_direction(free[k], *state[k])
+            if step is None:
                 ok[k] = False
                 continue
             models[k].n_iter = it
-            size = np.max(np.abs(step))
-            decrement = -float(np.sum(g * step))
-            if (
-                size <= tol * (1.0 + np.max(np.abs(thetas[k])))
-                or decrement <= _ROUNDING * abs(f)
-            ):
-                # Converged: a last, tiny (quadratically accurate) step. A
-                # decrease below the rounding of f cannot be line-searched.
+            if _converged(step, thetas[k], *state[k][:2], tol):
                 thetas[k] = thetas[k] + step
-                continue
-            steps[k], slopes[k], step_size[k] = step, float(np.sum(g * step)), 1.0
-        pending = list(steps)
-        for _ in range(_MAX_HALVINGS):
-            if not pending:
-                break
-            trial = {k: thetas[k] + step_size[k] * steps[k] for k in pending}
-            trial_thetas = [trial.get(k, thetas[k]) for k in range(K)]
-            results = _accumulate(X, y, weights, models, trial_thetas, pending, True)
-            still = []
-            for k, res in zip(pending, results):
-                f_old = state[k][0]
-                bound = f_old + _ARMIJO * step_size[k] * slopes[k]
-                if np.isfinite(res[0]) and res[0] <= bound:
-                    thetas[k], state[k] = trial[k], res
-                else:
-                    step_size[k] *= 0.5
-                    still.append(k)
-            pending = still
-        for k in pending:
+            else:
+                steps[k] = step
+        stuck = _line_search(X, y, weights, models, thetas, state, steps)
+        for k in stuck:
             # No decrease at all: at the optimum to rounding, or a failure.
-            g = state[k][1]
             scale = max(1.0, weights[:, k].sum())
-            if np.max(np.abs(g)) > 1e-8 * scale:
-                ok[k] = False
-        active = [k for k in steps if ok[k] and k not in pending]
-        if not active:
-            break
-    else:
-        for k in active:
-            ok[k] = False
+            ok[k] = np.max(np.abs(state[k][1])) <= 1e-8 * scale
+        active = [k for k in steps if ok[k] and k not in stuck]
+    for k in active:
+        ok[k] = partial  # still moving after max_iter iterations
     for k in range(K):
         models[k].theta = thetas[k]
     return ok
@@ -640,7 +663,7 @@ def _set_fitted(expert, coef, intercept, classes, n_iter):
 
 
 def fit_logistic_experts(
-    experts, X, y_encoded, classes, weights, *, tol=1e-8, max_iter=100
+    experts, X, y_encoded, classes, weights, *, tol=1e-8, max_iter=100, partial=False
 ):
     """Fit LogisticRegression experts to weighted data, all together.
 
@@ -681,7 +704,13 @@ def fit_logistic_experts(
         ``1 + max |parameter|``.
     max_iter : int, default=100
         Most Newton iterations; an expert still moving after them is handed
-        back.
+        back (unless ``partial``).
+    partial : bool, default=False
+        Keep the parameters of an expert still moving after ``max_iter``
+        iterations (and report it fitted): every accepted step decreased its
+        objective, so with a small ``max_iter`` this is a generalised-EM
+        M-step, which still increases the mixture's likelihood but is no
+        longer the expert's own fit until EM converges.
 
     Returns
     -------
@@ -714,7 +743,7 @@ def fit_logistic_experts(
         else:
             model.warm_start(expert, classes)
     with _threaded.single_threaded_blas():
-        ok = _newton(X, y_encoded, weights, models, tol, max_iter)
+        ok = _newton(X, y_encoded, weights, models, tol, max_iter, partial)
         fitted = []
         for model, expert, good, skipped in zip(models, experts, ok, skip):
             if skipped or not good:

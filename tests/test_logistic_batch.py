@@ -330,3 +330,35 @@ def test_too_many_parameters_or_no_weight_is_handed_back(monkeypatch):
     fitted = _linear.fit_logistic_experts(experts, X, y, np.arange(3), weights)
     assert fitted == [True, False]
     assert not hasattr(experts[1], "coef_")
+
+
+def test_partial_newton_steps_decrease_the_objective():
+    """``partial=True``, ``max_iter=1``: one damped step, kept (generalised EM)."""
+    X, y = _problem(3, seed=47)
+    weights = np.random.RandomState(8).uniform(size=(X.shape[0], 2))
+    experts = [LogisticRegression(), LogisticRegression()]
+    strict = _linear.fit_logistic_experts(
+        experts, X, y, np.arange(3), weights, max_iter=1
+    )
+    assert strict == [False, False]
+    assert not hasattr(experts[0], "coef_")
+
+    def objective(expert, w):
+        proba = expert.predict_proba(X)[np.arange(X.shape[0]), y]
+        return -w @ np.log(proba) + 0.5 * np.sum(expert.coef_**2) / expert.C
+
+    before = weights.sum(axis=0) * np.log(3.0)  # at zero parameters
+    fitted = _linear.fit_logistic_experts(
+        experts, X, y, np.arange(3), weights, max_iter=1, partial=True
+    )
+    assert fitted == [True, True]
+    for k, expert in enumerate(experts):
+        assert expert.n_iter_[0] == 1
+        assert objective(expert, weights[:, k]) < before[k]
+    # Further calls, warm-started, reach the optimum.
+    for _ in range(10):
+        _linear.fit_logistic_experts(
+            experts, X, y, np.arange(3), weights, max_iter=1, partial=True
+        )
+    for k, expert in enumerate(experts):
+        _assert_same_fit(expert, _reference(expert, X, y, weights[:, k]), X)
