@@ -1,5 +1,6 @@
 """Mixture of experts for regression: a gated mixture of Gaussians."""
 
+import inspect
 from numbers import Real
 
 import numpy as np
@@ -10,6 +11,11 @@ from sklearn.utils.metaestimators import available_if
 
 from . import _routing
 from ._base import _BaseMixtureOfExperts
+
+# The keyword parameters of the base class, passed on by ``__init__``.
+_SHARED_PARAMS = frozenset(
+    inspect.signature(_BaseMixtureOfExperts.__init__).parameters
+) - {"self", "experts"}
 from ._docstrings import fill_doc
 from ._experts import estimator_name
 from ._likelihood import GaussianLikelihood
@@ -224,36 +230,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         on_collapse="reseed",
         grow="refit",
     ):
-        super().__init__(
-            experts,
-            n_experts=n_experts,
-            gate=gate,
-            gate_features=gate_features,
-            assignment=assignment,
-            init=init,
-            n_init=n_init,
-            max_iter=max_iter,
-            tol=tol,
-            gate_max_iter=gate_max_iter,
-            warm_start=warm_start,
-            solver=solver,
-            optimizer=optimizer,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            momentum=momentum,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            n_iter_no_change=n_iter_no_change,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_jobs=n_jobs,
-            random_state=random_state,
-            verbose=verbose,
-            top_k=top_k,
-            min_expert_weight=min_expert_weight,
-            on_collapse=on_collapse,
-            grow=grow,
-        )
+        shared = {
+            name: value for name, value in locals().items() if name in _SHARED_PARAMS
+        }
+        super().__init__(experts, **shared)
         self.reg_variance = reg_variance
 
     @_fit_context(
