@@ -468,7 +468,11 @@ class _BaseMixtureOfExperts(
     _parameter_constraints = {
         "experts": [HasMethods(["fit", "predict"]), list, None],
         "n_experts": [Interval(Integral, 1, None, closed="left"), None],
-        "gate": [SoftmaxGate, None],
+        # Any estimator with the gate protocol (see SoftmaxGate).
+        "gate": [
+            HasMethods(["prepare", "fit_soft", "log_proba", "penalty", "n_parameters"]),
+            None,
+        ],
         "gate_features": ["array-like", None],
         "assignment": [StrOptions({"soft", "hard", "stochastic"})],
         "init": [StrOptions({"kmeans", "random"}), "array-like"],

@@ -18,7 +18,7 @@ n_experts : int, default=None
     when both are given).
 """,
     "gate": """\
-gate : SoftmaxGate, default=None
+gate : SoftmaxGate or estimator with the gate protocol, default=None
     The gating network, cloned at fit. ``None`` means ``SoftmaxGate()``
     (scikit-learn estimators take no estimator instance as a default).
     Pass ``gate=SoftmaxGate()`` to tune its penalty as ``gate__alpha``
@@ -28,7 +28,9 @@ gate : SoftmaxGate, default=None
     Load balancing is the gate's ``balance`` penalty
     (``gate=SoftmaxGate(balance=0.1)``), which pulls the mean gate
     probabilities toward equal use of the experts; it is part of the
-    objective that EM maximises.
+    objective that EM maximises. Any estimator that implements the gate
+    protocol (the methods of :class:`SoftmaxGate` listed in the user
+    guide, "Write your own gate") can take its place.
 """,
     "gate_features": """\
 gate_features : array-like of int, str or bool, default=None
@@ -252,7 +254,7 @@ experts_ : list of estimators
     The fitted experts.
 """,
     "gate_": """\
-gate_ : SoftmaxGate
+gate_ : SoftmaxGate or estimator with the gate protocol
     The fitted gate.
 """,
     "gate_features_": """\

@@ -228,7 +228,7 @@ def gate_loss_grad(Z, W, b, targets, sample_weight):
 
 
 def gaussian_log_lik(y, pred, variance):
-    """Gaussian log-densities; see :func:`skmoe._kernels.gaussian_log_lik`."""
+    """``log N(y_i; pred[i, k], variance[k])`` for every row and expert, ``(n, K)``."""
     half_log = 0.5 * (np.log(2.0 * np.pi) + np.log(variance))
     inv_var = 0.5 / variance
     out = np.empty(pred.shape)
@@ -245,7 +245,9 @@ def weighted_sq_residuals(y, pred, weights):
 
 
 def mix_mean_var(gate, pred, variance):
-    """Mixture mean and variance; see :func:`skmoe._kernels.mix_mean_var`."""
+    """Mean ``sum_k gate_ik pred_ik`` and variance ``sum_k gate_ik (variance_k +
+    (pred_ik - mean_i)^2)`` (the law of total variance) of a Gaussian mixture,
+    row by row."""
     n = pred.shape[0]
     mean = np.empty(n)
     var = np.empty(n)
@@ -254,7 +256,7 @@ def mix_mean_var(gate, pred, variance):
 
 
 def mix_mean(gate, pred):
-    """Gate-weighted mean; see :func:`skmoe._kernels.mix_mean`."""
+    """Gate-weighted mean ``sum_k gate_ik pred_ik`` of the expert predictions."""
     mean = np.empty(pred.shape[0])
     _run(_kernels.mix_mean_range, pred.shape[0], gate, pred, mean)
     return mean
