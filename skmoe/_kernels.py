@@ -40,6 +40,13 @@ def _row_logsumexp(a, i):
     return amax + np.log(s)
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _scale_row(a, i, factor):
+    """Multiply row ``i`` of ``a`` by ``factor`` in place."""
+    for k in range(a.shape[1]):
+        a[i, k] *= factor
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def log_softmax_rows(a):
     """Row-wise log-softmax.
@@ -133,9 +140,7 @@ def e_step(log_gate, log_lik):
             e = np.exp(resp[i, k] - amax)
             resp[i, k] = e
             s += e
-        inv = 1.0 / s
-        for k in range(m):
-            resp[i, k] *= inv
+        _scale_row(resp, i, 1.0 / s)
         log_norm[i] = amax + np.log(s)
     return resp, log_norm
 
@@ -306,9 +311,7 @@ def top_k_softmax(logits, k):
                 e = np.exp(logits[i, j] - amax)
                 out[i, j] = e
                 s += e
-        inv = 1.0 / s
-        for j in range(m):
-            out[i, j] *= inv
+        _scale_row(out, i, 1.0 / s)
     return out
 
 
@@ -585,6 +588,13 @@ def _log_bits(bits):
     return e * _LN2 + p
 
 
+@njit(cache=True, inline="always")
+def _block_buffers(m):
+    """Scratch arrays of the blocked kernels: a block of ``_TB`` rows stored as
+    the columns of an ``(m, _TB)`` array, and two values per row."""
+    return np.empty((m, _TB)), np.empty(_TB), np.empty(_TB)
+
+
 @njit(cache=True, fastmath=_EXP_FASTMATH, inline="always")
 def _block_exp(T, nb, m, amax, s):
     """Shifted exponentials of a block of rows stored as columns of ``T``.
@@ -611,9 +621,7 @@ def _block_exp(T, nb, m, amax, s):
 def log_softmax_range(a, out, start, stop):
     """Rows ``start:stop`` of :func:`log_softmax_rows` into ``out``."""
     m = a.shape[1]
-    T = np.empty((m, _TB))
-    amax = np.empty(_TB)
-    s = np.empty(_TB)
+    T, amax, s = _block_buffers(m)
     s_bits = s.view(np.int64)
     uniform = -np.log(m)
     for b0 in range(start, stop, _TB):
@@ -639,9 +647,7 @@ def log_softmax_range(a, out, start, stop):
 def e_step_range(log_gate, log_lik, resp, log_norm, start, stop):
     """Rows ``start:stop`` of :func:`e_step` into ``resp`` and ``log_norm``."""
     m = log_gate.shape[1]
-    T = np.empty((m, _TB))
-    amax = np.empty(_TB)
-    s = np.empty(_TB)
+    T, amax, s = _block_buffers(m)
     s_bits = s.view(np.int64)
     for b0 in range(start, stop, _TB):
         nb = min(b0 + _TB, stop) - b0
@@ -678,9 +684,7 @@ def soft_target_range(logits, targets, sample_weight, block_loss, block_sum, sta
     ``block_sum[b]``. ``start`` must be a multiple of ``_TB``.
     """
     m = logits.shape[1]
-    T = np.empty((m, _TB))
-    amax = np.empty(_TB)
-    s = np.empty(_TB)
+    T, amax, s = _block_buffers(m)
     s_bits = s.view(np.int64)
     for b0 in range(start, stop, _TB):
         nb = min(b0 + _TB, stop) - b0
