@@ -95,50 +95,40 @@ def single_threaded():
     return _limited(None)
 
 
-def _ranges(n):
-    """Contiguous row ranges, whole blocks each, one per thread."""
-    n_threads = min(numba.get_num_threads(), max(1, n // _MIN_ROWS))
+def _ranges(n, chunk=_TB):
+    """Contiguous row ranges made of whole chunks, one per thread.
+
+    One thread per ``_MIN_ROWS`` rows at most: small arrays run in the
+    calling thread.
+    """
+    n_chunks = -(-n // chunk)
+    n_threads = min(numba.get_num_threads(), max(1, n // _MIN_ROWS), n_chunks)
     if n_threads <= 1:
         return [(0, n)]
-    n_blocks = -(-n // _TB)
-    per = -(-n_blocks // n_threads)
-    return [
-        (b * _TB, min((b + per) * _TB, n)) for b in range(0, n_blocks, per)
-    ]
-
-
-def _run(kernel, n, *args):
-    ranges = _ranges(n)
-    if len(ranges) == 1:
-        kernel(*args, 0, n)
-        return
-    pool = _get_pool()
-    futures = [pool.submit(kernel, *args, a, b) for a, b in ranges[1:]]
-    kernel(*args, *ranges[0])
-    for f in futures:
-        f.result()
+    per = -(-n_chunks // n_threads)
+    return [(c * chunk, min((c + per) * chunk, n)) for c in range(0, n_chunks, per)]
 
 
 def run_chunks(func, n, chunk, *args):
-    """Run ``func(*args, start, stop)`` over row ranges made of whole chunks.
+    """Run ``func(*args, start, stop)`` over the row ranges of :func:`_ranges`.
 
-    Like the kernels' ranges, but for Python functions that release the GIL
-    in BLAS (``func`` must give per-chunk results, so that the split does
-    not matter).
+    For the compiled range kernels (``chunk=_TB``) and for Python functions
+    that release the GIL in BLAS (``func`` must give per-chunk results, so
+    that the split does not matter).
     """
-    n_threads = min(numba.get_num_threads(), max(1, n // _MIN_ROWS))
-    n_chunks = -(-n // chunk)
-    n_threads = min(n_threads, n_chunks)
-    if n_threads <= 1:
+    ranges = _ranges(n, chunk)
+    if len(ranges) == 1:
         func(*args, 0, n)
         return
-    per = -(-n_chunks // n_threads)
-    ranges = [(c * chunk, min((c + per) * chunk, n)) for c in range(0, n_chunks, per)]
     pool = _get_pool()
     futures = [pool.submit(func, *args, a, b) for a, b in ranges[1:]]
     func(*args, *ranges[0])
     for f in futures:
         f.result()
+
+
+def _run(kernel, n, *args):
+    run_chunks(kernel, n, _TB, *args)
 
 
 def log_softmax_rows(a):
