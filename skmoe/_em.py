@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _repair, _routing
 from ._experts import assignments, expert_weights, refit_experts
+from ._init import LazyInitColumns
 
 
 @dataclass
@@ -34,7 +35,8 @@ class EMData:
     """The validated data of a fit.
 
     ``init_columns`` builds, on first call, the scaled columns that
-    repairs split an expert's rows on (:class:`skmoe._init.LazyInitColumns`).
+    repairs split an expert's rows on (:class:`skmoe._init.LazyInitColumns`;
+    nothing is built for a fit that repairs nothing).
     """
 
     X: object
@@ -47,6 +49,17 @@ class EMData:
 
     def __post_init__(self):
         self.total = self.sample_weight.sum()
+        if self.init_columns is None:
+            self.init_columns = LazyInitColumns(
+                self.likelihood, self.X, self.y, self.sample_weight
+            )
+
+    def subset(self, rows):
+        """The data of ``rows`` (an index array or a slice)."""
+        return EMData(
+            self.X[rows], self.y[rows], self.sample_weight[rows], self.Z[rows],
+            self.likelihood,
+        )
 
 
 @dataclass
