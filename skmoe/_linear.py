@@ -155,6 +155,11 @@ def fit_linear_experts(experts, X, y, weights):
 
     fitted = []
     for k, expert in enumerate(experts):
+        if not np.isfinite(gram[k]).all():
+            # Squares of values above ~1e154 overflow: no normal equations
+            # (eigh would raise LinAlgError); the expert's own fit decides.
+            fitted.append(False)
+            continue
         A = gram[k, :d, :d].copy()
         rhs = gram[k, :d, d]
         is_ridge = type(expert) is Ridge
