@@ -32,7 +32,8 @@ SETTINGS = settings(
 
 # Words that name the culprit of an error.
 _CULPRITS = re.compile(
-    r"\b(X|y|sample_weight|[Ss]ample weights?|n_samples|n_features|n_experts|experts?|Expert \d+|"
+    r"\b(X|y|sample_weight|[Ss]ample weights?|n_samples|n_features|n_experts|"
+    r"experts?|Expert \d+|"
     r"class(es)?|label|top_k|init|gate_features|batch_size|validation_fraction|"
     r"early_stopping|min_expert_weight|solver|assignment)\b"
 )
@@ -74,11 +75,16 @@ def _problems(draw, classification):
     else:
         y = draw(arrays(np.float64, n, elements=_values))
         if draw(st.booleans()):
-            y = X.sum(axis=1) + draw(st.floats(0, 1)) * np.random.RandomState(0).normal(size=n)
+            noise = np.random.RandomState(0).normal(size=n)
+            y = X.sum(axis=1) + draw(st.floats(0, 1)) * noise
     sw = draw(
         st.one_of(
             st.none(),
-            arrays(np.float64, n, elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, 1e-8, 1e8])),
+            arrays(
+                np.float64,
+                n,
+                elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, 1e-8, 1e8]),
+            ),
         )
     )
     params = dict(

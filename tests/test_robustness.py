@@ -59,7 +59,8 @@ def test_item1_svr_experts_fit():
     assert moe.score(X, y) > 0.3
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning")  # SVC(probability=True), sklearn 1.9
+# SVC(probability=True) is deprecated in scikit-learn 1.9.
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_item1_svc_experts_fit():
     X, y = _classification()
     moe = MixtureOfExpertsClassifier(
@@ -148,7 +149,9 @@ def test_item3_non_finite_expert_named(faulty):
 
 def test_item3_wrong_length_expert_named():
     X, y = _regression()
-    moe = MixtureOfExpertsRegressor([LinearRegression(), _ShortRegressor()], random_state=0)
+    moe = MixtureOfExpertsRegressor(
+        [LinearRegression(), _ShortRegressor()], random_state=0
+    )
     with pytest.raises(ValueError, match=r"(?i)expert 1.*(shape|predictions|samples)"):
         moe.fit(X, y)
 
@@ -157,7 +160,8 @@ def test_item3_wrong_length_expert_named():
 def test_item3_bad_probabilities_named(faulty):
     X, y = _classification()
     moe = MixtureOfExpertsClassifier([LogisticRegression(), faulty()], random_state=0)
-    with pytest.raises(ValueError, match=r"(?i)expert 1.*(probabilit|nan|finite|negative)"):
+    pattern = r"(?i)expert 1.*(probabilit|nan|finite|negative)"
+    with pytest.raises(ValueError, match=pattern):
         moe.fit(X, y)
 
 
@@ -167,7 +171,9 @@ def test_item3_gaussian_nb_gd_constant_features():
     # probabilities unless the mixture catches it.
     X = np.ones((100, 2))
     y = np.r_[np.zeros(50), np.ones(50)].astype(int)
-    moe = MixtureOfExpertsClassifier(GaussianNB(), solver="gd", max_iter=5, random_state=0)
+    moe = MixtureOfExpertsClassifier(
+        GaussianNB(), solver="gd", max_iter=5, random_state=0
+    )
     try:
         moe.fit(X, y)
     except ValueError as exc:
@@ -357,7 +363,9 @@ def test_item9_gate_rows_sum_to_one_at_huge_logits():
     gate.coef_[...] = np.array([1.0, 1.0, 0.0]).reshape(gate.coef_.shape)
     gate.intercept_[...] = 0.0
     Zb = np.array([[3e11], [3.3e11], [2.9e11], [1.2345e11]])
-    np.testing.assert_allclose(gate.predict_proba(Zb).sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        gate.predict_proba(Zb).sum(axis=1), 1.0, rtol=0, atol=1e-12
+    )
     np.testing.assert_allclose(
         np.exp(gate.predict_log_proba(Zb)).sum(axis=1), 1.0, rtol=0, atol=1e-12
     )
@@ -373,7 +381,9 @@ def test_item9_mixture_gate_rows_sum_to_one_at_huge_logits():
     moe.gate_.intercept_[...] = 0.0
     Xb = np.zeros((3, 3))
     Xb[:, 0] = [3e11, 3.3e11, 2.9e11]
-    np.testing.assert_allclose(moe.predict_gate(Xb).sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        moe.predict_gate(Xb).sum(axis=1), 1.0, rtol=0, atol=1e-12
+    )
 
 
 def test_item9_mixed_label_types_name_y():
@@ -391,7 +401,9 @@ def test_item9_complex_y_refused_after_fit(method):
         getattr(moe, method)(X, y + 1j)
 
 
-@pytest.mark.parametrize("Estimator", [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier])
+@pytest.mark.parametrize(
+    "Estimator", [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier]
+)
 def test_item9_n_jobs_zero_refused_by_validation(Estimator):
     X, y = _classification()
     # n_jobs=0 must be refused by parameter validation, naming n_jobs, before
@@ -425,5 +437,6 @@ def test_item10_sparse_dense_same_model(expert, fmt):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         dense = MixtureOfExpertsRegressor(expert, **kw).fit(X, y)
-        sparse = MixtureOfExpertsRegressor(expert, **kw).fit(sp.csr_matrix(X).asformat(fmt), y)
+        Xs = sp.csr_matrix(X).asformat(fmt)
+        sparse = MixtureOfExpertsRegressor(expert, **kw).fit(Xs, y)
     np.testing.assert_allclose(sparse.predict(X), dense.predict(X), rtol=0, atol=1e-8)
