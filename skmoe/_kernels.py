@@ -24,6 +24,11 @@ from numba import njit
 # Allowed value-changing optimisations: no assumption that values are finite.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
+# Without "reassoc": where the order of a subtraction carries the precision
+# (``(a - amax) - logsum``), LLVM must not regroup it.
+_NO_REASSOC = {"nsz", "arcp", "contract"}
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _row_logsumexp(a, i):
     """Log-sum-exp of row ``i`` of ``a``; ``-inf`` for a row of ``-inf``."""
@@ -47,7 +52,29 @@ def _scale_row(a, i, factor):
         a[i, k] *= factor
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=_NO_REASSOC)
+def _row_max_logsum(a, i):
+    """``(amax, log(sum_k exp(a[i, k] - amax)))`` of row ``i``.
+
+    Kept apart (not added into a log-sum-exp) so that the log-softmax is
+    ``(a - amax) - logsum``: at logits near 3e11 the spacing of doubles is
+    6e-5, and ``a - (amax + logsum)`` rounds the sum, giving gate rows that
+    sum to 0.99997. ``amax`` is ``-inf`` for a row of ``-inf``.
+    """
+    n_cols = a.shape[1]
+    amax = -np.inf
+    for k in range(n_cols):
+        if a[i, k] > amax:
+            amax = a[i, k]
+    if amax == -np.inf:
+        return amax, 0.0
+    s = 0.0
+    for k in range(n_cols):
+        s += np.exp(a[i, k] - amax)
+    return amax, np.log(s)
+
+
+@njit(cache=True, fastmath=_NO_REASSOC)
 def log_softmax_rows(a):
     """Row-wise log-softmax.
 
@@ -60,23 +87,25 @@ def log_softmax_rows(a):
     Returns
     -------
     out : ndarray of shape (n_samples, n_cols)
-        ``a[i, k] - logsumexp(a[i])``.
+        ``a[i, k] - logsumexp(a[i])``, computed as
+        ``(a[i, k] - max(a[i])) - log(sum(exp(a[i] - max(a[i]))))`` so that
+        large logits lose no digits.
     """
     n, m = a.shape
     out = np.empty((n, m))
     uniform = -np.log(m)
     for i in range(n):
-        lse = _row_logsumexp(a, i)
-        if lse == -np.inf:
+        amax, logsum = _row_max_logsum(a, i)
+        if amax == -np.inf:
             for k in range(m):
                 out[i, k] = uniform
         else:
             for k in range(m):
-                out[i, k] = a[i, k] - lse
+                out[i, k] = (a[i, k] - amax) - logsum
     return out
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=_NO_REASSOC)
 def softmax_rows(a):
     """Row-wise softmax.
 
@@ -88,13 +117,27 @@ def softmax_rows(a):
     Returns
     -------
     out : ndarray of shape (n_samples, n_cols)
-        Non-negative rows that sum to one.
+        Non-negative rows that sum to one (``exp(a - max)`` divided by its
+        row sum: within a few ULPs of one whatever the size of the logits).
     """
-    out = log_softmax_rows(a)
-    n, m = out.shape
+    n, m = a.shape
+    out = np.empty((n, m))
     for i in range(n):
+        amax = -np.inf
         for k in range(m):
-            out[i, k] = np.exp(out[i, k])
+            if a[i, k] > amax:
+                amax = a[i, k]
+        if amax == -np.inf:
+            for k in range(m):
+                out[i, k] = 1.0 / m
+            continue
+        s = 0.0
+        for k in range(m):
+            e = np.exp(a[i, k] - amax)
+            out[i, k] = e
+            s += e
+        for k in range(m):
+            out[i, k] /= s
     return out
 
 
@@ -631,12 +674,14 @@ def log_softmax_range(a, out, start, stop):
                 T[k, j] = a[b0 + j, k]
         _block_exp(T, nb, m, amax, s)
         for j in range(nb):
-            s[j] = amax[j] + _log_bits(s_bits[j])  # s[j] becomes the lse
+            s[j] = _log_bits(s_bits[j])  # s[j] becomes log(sum)
         for j in range(nb):
             i = b0 + j
-            lse = s[j]
+            # (a - amax) - log(sum), not a - (amax + log(sum)): at large
+            # logits the latter rounds the sum (rows summing to 0.99997
+            # at logits near 3e11).
             for k in range(m):
-                out[i, k] = a[i, k] - lse
+                out[i, k] = (a[i, k] - amax[j]) - s[j]
         for j in range(nb):
             if amax[j] == -np.inf:
                 for k in range(m):
