@@ -458,11 +458,12 @@ class _BaseMixtureOfExperts(
 ):
     """Base class of the mixtures of experts.
 
-    Owns the parameters and the fit template (validation, solver dispatch,
-    ``n_init`` restarts, warm start and growth, fitted attributes); inference
-    and model selection come from :class:`_MixtureInferenceMixin`.
-    Subclasses choose the likelihood (:meth:`_make_likelihood`) and the
-    default expert.
+    Owns the parameters (the classifier takes this ``__init__`` as it is,
+    the regressor adds ``reg_variance``) and the fit template (validation,
+    solver dispatch, ``n_init`` restarts, warm start and growth, fitted
+    attributes); inference and model selection come from
+    :class:`_MixtureInferenceMixin`. Subclasses choose the likelihood
+    (:meth:`_make_likelihood`) and the default expert.
     """
 
     _parameter_constraints = {
@@ -535,8 +536,6 @@ class _BaseMixtureOfExperts(
         grow="refit",
     ):
         # Don't instantiate estimators now: their parameters may still change.
-        # (The classifier takes this signature as it is; the regressor adds
-        # ``reg_variance``.)
         self.experts = experts
         self.n_experts = n_experts
         self.gate = gate
