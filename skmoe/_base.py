@@ -16,15 +16,23 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state, get_tags
+from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
-from . import _repair, _routing, _threaded
+from . import _frames, _repair, _routing, _threaded
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
     check_sample_weight_support,
@@ -71,7 +79,7 @@ def _em_restart(init, data, prototypes, gate, config, rng, i_init):
         # A one-element list that run_em empties: no reference to the
         # initial responsibilities outlives their first use.
         resp = [initial_responsibilities(
-            init, data.likelihood, data.X, data.y, data.sample_weight,
+            init, data.likelihood, data.init_X, data.y, data.sample_weight,
             len(prototypes), rng, i_init,
         )]
     with _threaded.single_threaded_blas():
@@ -116,7 +124,7 @@ def _warn_usage(result, min_expert_weight):
             )
 
 
-class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
+class _BaseMixtureOfExperts(MetaEstimatorMixin, _BaseComposition, metaclass=ABCMeta):
     """Base class of the mixtures of experts.
 
     Owns the fit template (validation, solver dispatch, ``n_init`` restarts,
@@ -128,7 +136,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     _parameter_constraints = {
         "experts": [HasMethods(["fit", "predict"]), list, None],
         "n_experts": [Interval(Integral, 1, None, closed="left"), None],
-        "gate": [SoftmaxGate, None],
+        "gate": [HasMethods(["prepare", "fit_soft", "log_proba"]), Pipeline, None],
         "gate_features": ["array-like", None],
         "assignment": [StrOptions({"soft", "hard", "stochastic"})],
         "init": [StrOptions({"kmeans", "random"}), "array-like"],
@@ -221,13 +229,37 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         self.on_collapse = on_collapse
         self.grow = grow
 
+    def get_params(self, deep=True):
+        """Get the parameters of this estimator.
+
+        With a list of named experts (``[("linear", Ridge()), ...]``) the
+        deep parameters include every expert by its name and its parameters
+        as ``<name>__<parameter>`` (as :class:`~sklearn.ensemble.VotingRegressor`).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            If True, return the parameters of the gate and the experts too.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        return self._get_params("experts", deep=deep)
+
     def set_params(self, **params):
         """Set the parameters of this estimator.
 
-        Nested parameters such as ``experts__alpha`` or ``gate__alpha`` need
-        the estimator they belong to: with the default ``experts=None`` or
-        ``gate=None``, pass the estimator explicitly first (for example
-        ``gate=SoftmaxGate()``).
+        Nested parameters reach the gate (``gate__alpha``), a single expert
+        estimator (``experts__alpha``) or a named expert
+        (``linear__alpha`` for ``experts=[("linear", Ridge()), ...]``; a
+        named expert can also be replaced, ``linear=Lasso()``). With the
+        default ``gate=None`` or ``experts=None``, a nested parameter first
+        sets the default estimator (:class:`SoftmaxGate`; the default
+        expert, for example ``LinearRegression``), so that
+        ``GridSearchCV(MixtureOfExpertsRegressor(), {"gate__alpha": [...]})``
+        works as it is.
 
         Parameters
         ----------
@@ -241,21 +273,44 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         """
         for prefix in ("experts", "gate"):
             nested = [k for k in params if k.startswith(prefix + "__")]
-            owner = params.get(prefix, getattr(self, prefix, None))
-            if nested and owner is None:
-                default = "LinearRegression()" if prefix == "experts" else "SoftmaxGate()"
-                raise ValueError(
-                    f"Cannot set {nested[0]!r}: {prefix}=None. Pass the "
-                    f"{prefix} estimator explicitly (e.g. {prefix}="
-                    f"{default if prefix == 'gate' else 'Ridge()'}) to tune its "
-                    "parameters."
+            if nested and params.get(prefix, getattr(self, prefix, None)) is None:
+                params[prefix] = (
+                    SoftmaxGate() if prefix == "gate"
+                    else self._default_expert(params.get("solver", self.solver))
                 )
-            if nested and isinstance(owner, list):
+            if nested and isinstance(params.get(prefix, getattr(self, prefix, None)), list):
                 raise ValueError(
-                    f"Cannot set {nested[0]!r}: experts is a list; set the "
-                    "parameters of its estimators directly."
+                    f"Cannot set {nested[0]!r}: experts is a list. Name the "
+                    'experts, experts=[("linear", Ridge()), ("tree", '
+                    'DecisionTreeRegressor())], and set linear__alpha.'
                 )
-        return super().set_params(**params)
+        return self._set_params("experts", **params)
+
+    def _sk_visual_block_(self):
+        """The HTML diagram: the gate and every expert, side by side."""
+        try:
+            from sklearn.utils._repr_html.estimator import _VisualBlock
+        except ImportError:  # scikit-learn < 1.7
+            from sklearn.utils._estimator_html_repr import _VisualBlock
+        gate = SoftmaxGate() if self.gate is None else self.gate
+        names, estimators = ["gate"], [gate]
+        experts = self.experts
+        if isinstance(experts, list) and _is_named(experts):
+            names += [str(name) for name, _ in experts]
+            estimators += [est for _, est in experts]
+        elif isinstance(experts, list):
+            names += [f"experts[{i}]" for i in range(len(experts))]
+            estimators += list(experts)
+        else:
+            names.append("experts")
+            estimators.append(
+                self._default_expert(self.solver) if experts is None else experts
+            )
+        names = [f"{n}: {type(e).__name__}" for n, e in zip(names, estimators)]
+        return _VisualBlock(
+            "parallel", estimators, names=names,
+            name_details=[str(e) for e in estimators],
+        )
 
     # ------------------------------------------------------------------
     # Hooks of the regressor and the classifier
@@ -265,8 +320,8 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         """A new likelihood object (:mod:`skmoe._likelihood`) for a fit."""
 
     @abstractmethod
-    def _default_expert(self):
-        """The expert used when ``experts`` is None."""
+    def _default_expert(self, solver):
+        """The expert used when ``experts`` is None, for ``solver``."""
 
     @abstractmethod
     def _check_expert(self, expert, where):
@@ -295,6 +350,15 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         if isinstance(experts, list):
             if len(experts) == 0:
                 raise ValueError("experts must be an estimator or a non-empty list.")
+            if _is_named(experts):
+                names = [name for name, _ in experts]
+                self._validate_names(names)
+                experts = [est for _, est in experts]
+            elif any(isinstance(e, tuple) for e in experts):
+                raise ValueError(
+                    "experts must be a list of estimators or a list of (name, "
+                    "estimator) tuples, not a mix of both."
+                )
             if self.n_experts is not None and self.n_experts != len(experts):
                 raise ValueError(
                     f"n_experts={self.n_experts} disagrees with the {len(experts)} "
@@ -309,14 +373,28 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                     )
                 self._check_expert(est, f"experts[{i}]")
             return list(experts)
-        proto = self._default_expert() if experts is None else experts
+        proto = self._default_expert(self.solver) if experts is None else experts
         self._check_expert(proto, "experts")
         n = 2 if self.n_experts is None else self.n_experts
         return [proto] * n
 
-    def _gate_columns(self, n_features):
-        """Column indices of the gate's input, or None for all columns."""
+    def _gate_columns(self, X):
+        """Column indices of the gate's input, or None for all columns.
+
+        With a DataFrame and a gate that is not a Pipeline, ``None`` means
+        the frame's numeric columns.
+        """
+        n_features = X.shape[1]
         if self.gate_features is None:
+            if _frames.is_dataframe(X) and not isinstance(self.gate, Pipeline):
+                cols = _frames.numeric_positions(X)
+                if cols.size == 0:
+                    raise ValueError(
+                        "X has no numeric column for the gate. Encode its "
+                        "columns in a gate Pipeline, for example gate="
+                        "make_pipeline(OneHotEncoder(), SoftmaxGate())."
+                    )
+                return None if cols.size == n_features else cols
             return None
         cols = np.asarray(self.gate_features)
         if cols.ndim != 1 or cols.size == 0:
@@ -360,8 +438,28 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         Z = X[:, columns]
         return Z if sp.issparse(Z) else np.ascontiguousarray(Z)
 
+    def _gate_parts(self):
+        """``(transformer, gate)``: the leading steps of a gate Pipeline
+        (None for a plain gate) and the gate that EM fits."""
+        return _frames.split_gate(self.gate, SoftmaxGate)
+
     def _new_gate(self):
-        return clone(self.gate) if self.gate is not None else SoftmaxGate()
+        return clone(self._gate_parts()[1])
+
+    def _fit_gate_input(self, X, y, first=True):
+        """The gate's input of a fit, and what builds it for new data."""
+        if not first:
+            return self._gate_in, self._gate_in(X)
+        return _frames.GateInput.fit(X, y, self._gate_columns(X), self._gate_parts()[0])
+
+    def _validate_frame(self, X, y, reset):
+        """Checks of a DataFrame ``X`` (kept as it is) and of ``y``."""
+        X, y = validate_data(self, X, y, skip_check_array=True, reset=reset)
+        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        check_consistent_length(X, y)
+        if reset:
+            self._frame_template = _frames.frame_template(X)
+        return X, y
 
     # ------------------------------------------------------------------
     # The fit template
@@ -369,10 +467,14 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     def _validate_fit_data(self, X, y, sample_weight):
         """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
         prototypes = self._expert_prototypes()
-        X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-            y_numeric=False, multi_output=True,
-        )
+        self.__dict__.pop("_frame_template", None)
+        if _frames.is_dataframe(X):
+            X, y = self._validate_frame(X, y, reset=True)
+        else:
+            X, y = validate_data(
+                self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                y_numeric=False, multi_output=True,
+            )
         if sp.issparse(X):
             for k, p in enumerate(prototypes):
                 if not get_tags(p).input_tags.sparse:
@@ -392,15 +494,21 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 f"Expected n_samples >= n_experts, got n_samples={n_pos} "
                 f"(with positive sample_weight) and n_experts={len(prototypes)}."
             )
-        Z = self._gate_input(X, self._gate_columns(X.shape[1]))
+        gate_in, Z = self._fit_gate_input(X, y)
+        self._gate_in_fit = gate_in
         return prototypes, self._data(X, y, sample_weight, Z, likelihood)
 
     @staticmethod
-    def _data(X, y, sample_weight, Z, likelihood):
+    def _data(X, y, sample_weight, Z, likelihood, numeric=None):
+        # A DataFrame X: the numeric columns that the initialisation and the
+        # repairs cluster (skmoe/_frames.py).
+        if numeric is None:
+            numeric = _frames.numeric_columns(X, Z)
         # The scaled init columns, for re-seeding and growth: built only
         # when a repair needs them.
-        init_columns = LazyInitColumns(likelihood, X, y, sample_weight)
-        return EMData(X, y, sample_weight, Z, likelihood, init_columns)
+        init_X = X if numeric is None else numeric
+        init_columns = LazyInitColumns(likelihood, init_X, y, sample_weight)
+        return EMData(X, y, sample_weight, Z, likelihood, init_columns, numeric)
 
     def _fit(self, X, y, sample_weight):
         """The fit template shared by the regressor and the classifier."""
@@ -420,7 +528,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         if self.solver == "em":
             for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
                 self.__dict__.pop(name, None)
-        self._set_fitted(result, data, self._gate_columns(data.X.shape[1]), t_start)
+        self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
         return self
 
     def _convergence_message(self):
@@ -435,12 +543,13 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             f"change of the objective above tol={self.tol}). Increase max_iter or tol."
         )
 
-    def _set_fitted(self, result, data, columns, t_start):
+    def _set_fitted(self, result, data, gate_in, t_start):
         """Store a run's result as the fitted attributes (both solvers)."""
         state = result.state
         self.experts_ = state.experts
         self.gate_ = state.gate
-        self.gate_features_ = columns
+        self._gate_in = gate_in
+        self.gate_features_ = gate_in.columns
         self._gate_width = data.Z.shape[1]
         self.n_experts_ = len(state.experts)
         self._likelihood = data.likelihood
@@ -468,7 +577,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         ones untouched), with the current parameters (e.g. ``experts__alpha``
         or ``gate__alpha`` set since; the experts keep their seeds)."""
         gate = copy.deepcopy(self.gate_)
-        gate.set_params(**leaf_params(self.gate if self.gate is not None else SoftmaxGate()))
+        gate.set_params(**leaf_params(self._gate_parts()[1]))
         gate.prepare(data.Z, data.sample_weight)
         experts = copy.deepcopy(self.experts_)
         for expert, proto in zip(experts, prototypes):
@@ -540,7 +649,11 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 f"{n_experts}; decrease validation_fraction."
             )
         parts = [
-            self._data(data.X[r], data.y[r], data.sample_weight[r], data.Z[r], data.likelihood)
+            self._data(
+                _frames.take_rows(data.X, r), data.y[r], data.sample_weight[r],
+                data.Z[r], data.likelihood,
+                None if data.numeric is None else data.numeric[r],
+            )
             for r in (train, held)
         ]
         return parts[0], parts[1], train
@@ -559,12 +672,12 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             for i_init in range(self.n_init):
                 if isinstance(self.init, str):
                     resp = initial_responsibilities(
-                        self.init, data.likelihood, train.X, train.y,
+                        self.init, data.likelihood, train.init_X, train.y,
                         train.sample_weight, len(prototypes), rng, i_init,
                     )
                 else:
                     resp = initial_responsibilities(
-                        self.init, data.likelihood, data.X, data.y,
+                        self.init, data.likelihood, data.init_X, data.y,
                         data.sample_weight, len(prototypes), rng, i_init,
                     )
                     resp = resp if rows is None else resp[rows]
@@ -641,7 +754,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
                 n_iter = self.n_iter_
             sgd.weight_seen += float(data.sample_weight.sum())
             result = run_sgd(data, state, sgd, config, 1, sgd.weight_seen, None, classes)
-            self._set_fitted(result, data, self._partial_columns(data.X, first), t_start)
+            self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
             self._gd_state = sgd
             self.converged_ = False
             self.n_iter_ = n_iter + 1
@@ -649,18 +762,22 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             self.best_validation_score_ = None
         return self
 
-    def _partial_columns(self, X, first):
-        return self._gate_columns(X.shape[1]) if first else self.gate_features_
-
     def _validate_partial_data(self, X, y, sample_weight, classes, first):
         if first:
             check_partial_fit_experts(
                 self._expert_prototypes(), isinstance(self.experts, list)
             )
-        X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-            y_numeric=False, multi_output=True, reset=first,
-        )
+        if first:
+            self.__dict__.pop("_frame_template", None)
+        if _frames.is_dataframe(X) or (
+            not first and getattr(self, "_frame_template", None) is not None
+        ):
+            X, y = self._validate_frame(self._as_frame(X, first), y, reset=first)
+        else:
+            X, y = validate_data(
+                self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                y_numeric=False, multi_output=True, reset=first,
+            )
         if X.shape[0] < 2:
             # A batch of one row is refused (issue 3): collect rows into
             # mini-batches of at least two.
@@ -675,7 +792,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         # floor) stays fixed.
         likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)
         y = self._validate_partial_targets(likelihood, y, sample_weight, classes, first)
-        Z = self._gate_input(X, self._partial_columns(X, first))
+        self._gate_in_fit, Z = self._fit_gate_input(X, y, first)
         return self._data(X, y, sample_weight, Z, likelihood)
 
     def _partial_start(self, data, config, classes):
@@ -692,7 +809,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
         rng = check_random_state(self.random_state)
         resp = initial_responsibilities(
-            self.init, data.likelihood, data.X, data.y, data.sample_weight,
+            self.init, data.likelihood, data.init_X, data.y, data.sample_weight,
             n_experts, rng, 0,
         )
         state = EMState(make_experts(prototypes, rng), self._new_gate())
@@ -720,12 +837,28 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
     # ------------------------------------------------------------------
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C", reset=False
-        )
+        if getattr(self, "_frame_template", None) is None:
+            return validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                reset=False,
+            )
+        # Fitted on a DataFrame: the experts get one.
+        return validate_data(self, self._as_frame(X), reset=False, skip_check_array=True)
+
+    def _as_frame(self, X, first=False):
+        """``X`` as given when it is a DataFrame (or for a first fit); an
+        array for a mixture fitted on a frame becomes a frame with the fitted
+        columns and dtypes (after the usual warning about feature names)."""
+        if first or _frames.is_dataframe(X):
+            return X
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return _frames.frame_like(X, self._frame_template)
 
     def _log_gate(self, X):
-        return self.gate_.log_proba(self._gate_input(X, self.gate_features_))
+        gate_in = getattr(self, "_gate_in", None)
+        if gate_in is None:  # a mixture pickled before the gate input was stored
+            return self.gate_.log_proba(self._gate_input(X, self.gate_features_))
+        return self.gate_.log_proba(gate_in(X))
 
     def _routed_gate(self, X):
         """Gate weights for prediction: renormalised over each row's ``top_k``."""
@@ -966,6 +1099,14 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         )
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _is_named(experts):
+    """Whether ``experts`` is a list of ``(name, estimator)`` tuples."""
+    return bool(experts) and all(
+        isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+        for item in experts
+    )
 
 
 def _num_samples_of(X):

@@ -465,8 +465,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     def _make_likelihood(self):
         return CategoricalLikelihood()
 
-    def _default_expert(self):
-        if self.solver == "gd":
+    def _default_expert(self, solver):
+        if solver == "gd":
             return SGDClassifier(loss="log_loss")
         return LogisticRegression()
 

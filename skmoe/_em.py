@@ -35,6 +35,9 @@ class EMData:
 
     ``init_columns`` builds, on first call, the scaled columns that
     repairs split an expert's rows on (:class:`skmoe._init.LazyInitColumns`).
+    ``X`` is what the experts receive: a float64 array, a sparse matrix or
+    a DataFrame; for a DataFrame, ``numeric`` holds the float64 columns
+    that the initialisation and the repairs cluster (:mod:`skmoe._frames`).
     """
 
     X: object
@@ -43,10 +46,16 @@ class EMData:
     Z: object
     likelihood: object
     init_columns: object = None
+    numeric: object = None
     total: float = field(init=False)
 
     def __post_init__(self):
         self.total = self.sample_weight.sum()
+
+    @property
+    def init_X(self):
+        """The columns that ``init="kmeans"`` clusters (with ``y``)."""
+        return self.X if self.numeric is None else self.numeric
 
 
 @dataclass

@@ -501,8 +501,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def _make_likelihood(self):
         return GaussianLikelihood(self.reg_variance)
 
-    def _default_expert(self):
-        if self.solver == "gd":
+    def _default_expert(self, solver):
+        if solver == "gd":
             return SGDRegressor()
         return LinearRegression()
 

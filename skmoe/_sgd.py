@@ -56,6 +56,7 @@ from ._experts import (
     fit_expert,
     partial_fit_expert,
 )
+from ._frames import take_rows
 
 #: Decay per mini-batch of the sums behind the likelihood's running
 #: parameters: the estimate remembers roughly the last ten mini-batches, so it
@@ -224,7 +225,9 @@ def _epoch(data, state, sgd, config, classes, total):
         w_batch = sw.sum()
         if w_batch <= 0:
             continue
-        part = _em.EMData(data.X[rows], data.y[rows], sw, data.Z[rows], data.likelihood)
+        part = _em.EMData(
+            take_rows(data.X, rows), data.y[rows], sw, data.Z[rows], data.likelihood
+        )
         acc += _batch_step(part, state, sgd, config, classes, total)
         seen += w_batch
     sgd.usage /= seen
