@@ -8,8 +8,8 @@ fitted attributes, and answers the inference and model-selection questions.
 """
 
 import copy
+import dataclasses
 import time
-import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -32,7 +32,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _frames, _repair, _routing, _threaded
+from . import _frames, _gather, _repair, _routing, _threaded
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
     check_sample_weight_support,
@@ -94,33 +94,33 @@ def _warn_repairs(result, min_expert_weight, step):
             if r.action == "reseed"
             else "dropped; the experts after it were renumbered"
         )
-        warnings.warn(
+        _gather.warn(
             f"Expert {r.expert} ({r.name}) collapsed at {step} {r.iteration}: its "
             f"share of the training weight fell to {r.share:.3g}, below "
             f"min_expert_weight={min_expert_weight}; it was {what}.",
-            UserWarning,
+            UserWarning, stacklevel=4,
         )
 
 
 def _warn_usage(result, min_expert_weight):
     experts = result.state.experts
     for k in sorted(result.empty):
-        warnings.warn(
+        _gather.warn(
             f"Expert {k} ({estimator_name(experts[k])}) owned no training "
             "weight (or too few rows to be fit) during EM: it collapsed and "
             "kept its previous fit (at the first M-step, a fit on all the "
             "data). Consider fewer experts or another init.",
-            UserWarning,
+            UserWarning, stacklevel=4,
         )
     for k in np.flatnonzero(result.usage < min_expert_weight):
         if k not in result.empty and len(experts) > 1:
-            warnings.warn(
+            _gather.warn(
                 f"Expert {k} ({estimator_name(experts[k])}) holds only "
                 f"{result.usage[k]:.3g} of the training weight after fitting, below "
                 f"min_expert_weight={min_expert_weight}, and could not be "
                 "repaired (already re-seeded once in this run, frozen, or no "
                 "iteration left); consider fewer experts.",
-                UserWarning,
+                UserWarning, stacklevel=4,
             )
 
 
@@ -516,15 +516,19 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, _BaseComposition, metaclass=ABCM
         with _restore_on_error(self):
             prototypes, data = self._validate_fit_data(X, y, sample_weight)
             rng = check_random_state(self.random_state)
-            if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_sgd.py
-                result = self._fit_gd(data, prototypes, rng)
-            else:
-                result = self._fit_em(data, prototypes, rng)
+            # The warnings of the experts (every iteration) and of the
+            # restarts (maybe in worker processes) are raised once each, with
+            # their count, at the end (skmoe/_gather.py).
+            with _gather.gathered():
+                if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_sgd.py
+                    result = self._fit_gd(data, prototypes, rng)
+                else:
+                    result = self._fit_em(data, prototypes, rng)
         step = "EM iteration" if self.solver == "em" else "epoch"
         _warn_repairs(result, self.min_expert_weight, step)
         _warn_usage(result, self.min_expert_weight)
         if not result.converged:
-            warnings.warn(self._convergence_message(), ConvergenceWarning)
+            _gather.warn(self._convergence_message(), ConvergenceWarning)
         if self.solver == "em":
             for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
                 self.__dict__.pop(name, None)
@@ -606,24 +610,41 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, _BaseComposition, metaclass=ABCM
         # One RandomState per restart, drawn up front, so that the restarts
         # can run in parallel (n_jobs) with the same results as in series. A
         # single restart keeps using `rng` itself.
-        args = (self.init, data, prototypes, gate, config)
+        args = (self.init, data, prototypes, gate)
         if self.n_init == 1:
-            trials = [_em_restart(*args, rng, 0)]
+            trials = [_em_restart(*args, config, rng, 0)]
         else:
+            # Each restart's warnings come back with it (a worker process's
+            # would not reach the caller): they are raised here, and summarised
+            # with the others at the end of the fit.
             seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
-            trials = Parallel(n_jobs=self.n_jobs)(
-                delayed(_em_restart)(*args, np.random.RandomState(seed), i_init)
+            runs = Parallel(n_jobs=self.n_jobs)(
+                delayed(_gather.recording)(
+                    _em_restart, *args, self._restart_config(config, i_init),
+                    np.random.RandomState(seed), i_init,
+                )
                 for i_init, seed in enumerate(seeds)
             )
+            trials = [trial for trial, _ in runs]
+            for _, records in runs:
+                _gather.replay(records)
         for i_init, trial in enumerate(trials):
             self._print_restart(i_init, trial, "iterations")
         return max(trials, key=lambda trial: trial.objective)
 
+    def _restart_config(self, config, i_init):
+        """``config`` with the label of restart ``i_init`` in its progress lines."""
+        if self.n_init == 1:
+            return config
+        return dataclasses.replace(config, label=f"[init {i_init + 1}/{self.n_init}] ")
+
     def _print_restart(self, i_init, result, unit):
         if self.verbose:
+            label = f"[init {i_init + 1}/{self.n_init}] " if self.n_init > 1 else ""
             print(
-                f"Initialisation {i_init}: objective {result.objective:.6f}, "
-                f"{result.n_iter} {unit}, converged={result.converged}"
+                f"{label}Initialisation {i_init}: objective {result.objective:.6f}, "
+                f"{result.n_iter} {unit}, converged={result.converged}",
+                flush=True,
             )
 
     def _split_validation(self, data, rng):
@@ -681,7 +702,10 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, _BaseComposition, metaclass=ABCM
                         data.sample_weight, len(prototypes), rng, i_init,
                     )
                     resp = resp if rows is None else resp[rows]
-                trial, trial_sgd = self._gd_run(train, val, prototypes, resp, rng, *args)
+                trial, trial_sgd = self._gd_run(
+                    train, val, prototypes, resp, rng,
+                    self._restart_config(config, i_init), *args[1:],
+                )
                 self._print_restart(i_init, trial, "epochs")
                 if result is None or trial.objective > result.objective:
                     result, sgd = trial, trial_sgd
