@@ -31,25 +31,34 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
 
     Parameters
     ----------
-    experts : estimator or list of estimators, default=None
+    experts : estimator, list of estimators or of (str, estimator) tuples, \
+            default=None
         A classifier with ``predict_proba``, cloned ``n_experts`` times, or a
-        list of them. ``None`` means
-        :class:`~sklearn.linear_model.LogisticRegression`. Experts that
-        accept ``sample_weight`` are fitted on every row with weights
+        list of them; ``(name, estimator)`` tuples name them, their
+        parameters reachable as ``<name>__<parameter>``. ``None`` means
+        :class:`~sklearn.linear_model.LogisticRegression`
+        (``SGDClassifier(loss="log_loss")`` for ``solver="gd"``); a nested
+        parameter such as ``experts__C`` sets that default first. Experts
+        that accept ``sample_weight`` are fitted on every row with weights
         (so that each sees every class); the others on the rows assigned to
-        them (see :class:`MixtureOfExpertsRegressor`).
+        them (see :class:`MixtureOfExpertsRegressor`). Experts receive ``X``
+        as given, a DataFrame with its columns and dtypes included.
 
     n_experts : int, default=None
         Number of experts. ``None`` means 2 when ``experts`` is one estimator,
         and the length of the list otherwise.
 
-    gate : SoftmaxGate, default=None
+    gate : SoftmaxGate, gate or Pipeline, default=None
         The gating network, cloned at fit. ``None`` means ``SoftmaxGate()``;
-        pass ``gate=SoftmaxGate()`` to tune ``gate__alpha``, and
-        ``SoftmaxGate(balance=...)`` to balance the experts' load.
+        ``gate__alpha`` is tunable as it is (a nested parameter sets the
+        default gate first), and ``SoftmaxGate(balance=...)`` balances the
+        experts' load. A Pipeline ending in a gate,
+        ``make_pipeline(OneHotEncoder(), SoftmaxGate())``, encodes the
+        gate's columns (see :class:`MixtureOfExpertsRegressor`).
 
     gate_features : array-like of int, str or bool, default=None
-        Columns of ``X`` that the gate sees; ``None`` means all.
+        Columns of ``X`` that the gate sees (indices, names or a mask);
+        ``None`` means all, or a DataFrame's numeric columns.
 
     assignment : {"soft", "hard", "stochastic"}, default="soft"
         Posterior responsibilities (EM), the most probable expert
@@ -58,7 +67,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
             default="kmeans"
         Initial responsibilities. ``"kmeans"`` clusters the standardised
-        ``X`` (not the labels, which would split the clusters by class rather
+        ``X`` (a DataFrame's numeric columns; not the labels, which would split the clusters by class rather
         than by region); the first start is deterministic and weighted,
         later restarts use k-means++ seeds. ``"random"`` draws random
         balanced hard partitions.
@@ -163,7 +172,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         own ``random_state``.
 
     verbose : int, default=0
-        If positive, print one line per EM iteration.
+        If positive, print one line per EM iteration or epoch, labelled
+        ``[init i/n_init]`` for restarts; from 2, with the seconds of the
+        experts' M-step, the gate's M-step and the E-step.
 
     top_k : int, default=None
         Sparse routing. ``None`` is the dense mixture. With an int, each
@@ -222,7 +233,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         The fitted experts.
 
     gate_ : SoftmaxGate
-        The fitted gate.
+        The fitted gate (the last step of a gate Pipeline).
 
     gate_features_ : ndarray of int or None
         Column indices the gate sees (None: all).

@@ -34,10 +34,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     Parameters
     ----------
-    experts : estimator or list of estimators, default=None
+    experts : estimator, list of estimators or of (str, estimator) tuples, \
+            default=None
         A regressor cloned ``n_experts`` times, or a list of regressors (one
-        per expert; they may differ). ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`. Experts whose
+        per expert; they may differ). A list of ``(name, estimator)`` tuples
+        names the experts, as :class:`~sklearn.ensemble.VotingRegressor`
+        does: their parameters are then reachable as ``<name>__<parameter>``
+        (``linear__alpha`` in a grid search) and an expert is replaced by
+        ``set_params(<name>=estimator)``. ``None`` means
+        :class:`~sklearn.linear_model.LinearRegression`
+        (:class:`~sklearn.linear_model.SGDRegressor` for ``solver="gd"``);
+        a nested parameter such as ``experts__fit_intercept`` sets that
+        default first, so it is tunable as it is. Experts whose
         ``fit`` takes ``sample_weight`` (a Pipeline counts when its final step
         does; its steps that accept weights receive them) are fitted on the
         weighted data. An expert whose ``fit`` takes no ``sample_weight``
@@ -46,19 +54,28 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         ``assignment="soft"`` or ``"hard"``, rows drawn from the posterior when
         ``"stochastic"``. Such experts cannot honour a non-uniform
         ``sample_weight``; :meth:`fit` then raises an error. Experts receive
-        ``X`` as a float64 numpy array (column names are not passed on: select
-        columns by position inside an expert Pipeline).
+        ``X`` as it is given: a float64 array, a sparse matrix, or a pandas
+        (or polars) DataFrame with its columns and dtypes, a row subset
+        keeping the frame's order of rows. Pipelines selecting columns by
+        name and :class:`~sklearn.ensemble.HistGradientBoostingRegressor`
+        with ``categorical_features="from_dtype"`` therefore work as experts.
 
     n_experts : int, default=None
         Number of experts. ``None`` means 2 when ``experts`` is one estimator,
         and the length of the list otherwise (which must equal ``n_experts``
         when both are given).
 
-    gate : SoftmaxGate, default=None
-        The gating network, cloned at fit. ``None`` means ``SoftmaxGate()``
-        (scikit-learn estimators take no estimator instance as a default).
-        Pass ``gate=SoftmaxGate()`` to tune its penalty as ``gate__alpha``
-        in :class:`~sklearn.model_selection.GridSearchCV`. A strong penalty
+    gate : SoftmaxGate, gate or Pipeline, default=None
+        The gating network (:class:`SoftmaxGate`, or any gate of the gate
+        protocol), cloned at fit. ``None`` means ``SoftmaxGate()``
+        (scikit-learn estimators take no estimator instance as a default);
+        a nested parameter such as ``gate__alpha`` sets that default first,
+        so that ``GridSearchCV(MixtureOfExpertsRegressor(), {"gate__alpha":
+        [...]})`` works as it is. A Pipeline whose last step is a gate, for
+        example ``make_pipeline(OneHotEncoder(), SoftmaxGate())``, encodes the
+        gate's columns: its leading steps are fitted once per fit on them (a
+        DataFrame stays a DataFrame) and turn them into the gate's numeric
+        input; ``gate_`` is then its fitted last step. A strong penalty
         smooths the boundaries between the experts; sharp regime changes
         want a small ``alpha``.
         Load balancing is the gate's ``balance`` penalty
@@ -68,8 +85,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     gate_features : array-like of int, str or bool, default=None
         Columns of ``X`` that the gate sees: indices, names (when ``X`` is a
-        pandas DataFrame) or a boolean mask. ``None`` means all columns. The
-        experts always see all columns.
+        DataFrame) or a boolean mask. ``None`` means all columns; for a
+        DataFrame and a gate that is not a Pipeline, all its numeric
+        columns. The gate needs numbers: a string or categorical column
+        reaches it only through a gate Pipeline that encodes it. The experts
+        always see all columns.
 
     assignment : {"soft", "hard", "stochastic"}, default="soft"
         What the M-step gives the experts and the gate, as flexmix's
@@ -80,7 +100,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
             default="kmeans"
         Initial responsibilities. ``"kmeans"`` clusters the standardised
-        ``[X, y]``: the first start is deterministic (weighted Lloyd
+        ``[X, y]`` (for a DataFrame, its numeric columns and ``y``; the gate's
+        input and ``y`` when it has no numeric column): the first start is deterministic (weighted Lloyd
         iterations seeded by equal-weight slices along the first principal
         axis), later restarts use k-means++ seeds. ``"random"`` draws random
         balanced hard partitions. An array gives the responsibilities.
@@ -210,7 +231,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     verbose : int, default=0
         If positive, print one line per EM iteration (iteration,
-        log-likelihood, objective, change, seconds).
+        log-likelihood, objective, change, seconds) or epoch; with
+        ``n_init > 1`` the lines of every restart start with
+        ``[init i/n_init]``. From 2, every EM line also gives the seconds of
+        the experts' M-step, the gate's M-step and the E-step. (Warnings
+        raised during a fit, by the experts or by restarts in worker
+        processes, are raised once each at its end, with their count.)
 
     top_k : int, default=None
         Sparse routing. ``None`` is the dense mixture. With an int, each
@@ -269,7 +295,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         The fitted experts.
 
     gate_ : SoftmaxGate
-        The fitted gate.
+        The fitted gate (the last step of a gate Pipeline).
 
     gate_features_ : ndarray of int or None
         Column indices the gate sees (None: all).
