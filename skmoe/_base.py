@@ -22,7 +22,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -33,6 +32,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _frames, _gather, _repair, _routing, _threaded
+from ._composition import ExpertsComposition, is_named
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
     check_sample_weight_support,
@@ -124,7 +124,7 @@ def _warn_usage(result, min_expert_weight):
             )
 
 
-class _BaseMixtureOfExperts(MetaEstimatorMixin, _BaseComposition, metaclass=ABCMeta):
+class _BaseMixtureOfExperts(MetaEstimatorMixin, ExpertsComposition, metaclass=ABCMeta):
     """Base class of the mixtures of experts.
 
     Owns the fit template (validation, solver dispatch, ``n_init`` restarts,
@@ -229,89 +229,6 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, _BaseComposition, metaclass=ABCM
         self.on_collapse = on_collapse
         self.grow = grow
 
-    def get_params(self, deep=True):
-        """Get the parameters of this estimator.
-
-        With a list of named experts (``[("linear", Ridge()), ...]``) the
-        deep parameters include every expert by its name and its parameters
-        as ``<name>__<parameter>`` (as :class:`~sklearn.ensemble.VotingRegressor`).
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            If True, return the parameters of the gate and the experts too.
-
-        Returns
-        -------
-        params : dict
-            Parameter names mapped to their values.
-        """
-        return self._get_params("experts", deep=deep)
-
-    def set_params(self, **params):
-        """Set the parameters of this estimator.
-
-        Nested parameters reach the gate (``gate__alpha``), a single expert
-        estimator (``experts__alpha``) or a named expert
-        (``linear__alpha`` for ``experts=[("linear", Ridge()), ...]``; a
-        named expert can also be replaced, ``linear=Lasso()``). With the
-        default ``gate=None`` or ``experts=None``, a nested parameter first
-        sets the default estimator (:class:`SoftmaxGate`; the default
-        expert, for example ``LinearRegression``), so that
-        ``GridSearchCV(MixtureOfExpertsRegressor(), {"gate__alpha": [...]})``
-        works as it is.
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : estimator instance
-            The estimator.
-        """
-        for prefix in ("experts", "gate"):
-            nested = [k for k in params if k.startswith(prefix + "__")]
-            if nested and params.get(prefix, getattr(self, prefix, None)) is None:
-                params[prefix] = (
-                    SoftmaxGate() if prefix == "gate"
-                    else self._default_expert(params.get("solver", self.solver))
-                )
-            if nested and isinstance(params.get(prefix, getattr(self, prefix, None)), list):
-                raise ValueError(
-                    f"Cannot set {nested[0]!r}: experts is a list. Name the "
-                    'experts, experts=[("linear", Ridge()), ("tree", '
-                    'DecisionTreeRegressor())], and set linear__alpha.'
-                )
-        return self._set_params("experts", **params)
-
-    def _sk_visual_block_(self):
-        """The HTML diagram: the gate and every expert, side by side."""
-        try:
-            from sklearn.utils._repr_html.estimator import _VisualBlock
-        except ImportError:  # scikit-learn < 1.7
-            from sklearn.utils._estimator_html_repr import _VisualBlock
-        gate = SoftmaxGate() if self.gate is None else self.gate
-        names, estimators = ["gate"], [gate]
-        experts = self.experts
-        if isinstance(experts, list) and _is_named(experts):
-            names += [str(name) for name, _ in experts]
-            estimators += [est for _, est in experts]
-        elif isinstance(experts, list):
-            names += [f"experts[{i}]" for i in range(len(experts))]
-            estimators += list(experts)
-        else:
-            names.append("experts")
-            estimators.append(
-                self._default_expert(self.solver) if experts is None else experts
-            )
-        names = [f"{n}: {type(e).__name__}" for n, e in zip(names, estimators)]
-        return _VisualBlock(
-            "parallel", estimators, names=names,
-            name_details=[str(e) for e in estimators],
-        )
-
     # ------------------------------------------------------------------
     # Hooks of the regressor and the classifier
     # ------------------------------------------------------------------
@@ -350,7 +267,7 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, _BaseComposition, metaclass=ABCM
         if isinstance(experts, list):
             if len(experts) == 0:
                 raise ValueError("experts must be an estimator or a non-empty list.")
-            if _is_named(experts):
+            if is_named(experts):
                 names = [name for name, _ in experts]
                 self._validate_names(names)
                 experts = [est for _, est in experts]
@@ -1123,14 +1040,6 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, _BaseComposition, metaclass=ABCM
         )
         tags.input_tags.allow_nan = False
         return tags
-
-
-def _is_named(experts):
-    """Whether ``experts`` is a list of ``(name, estimator)`` tuples."""
-    return bool(experts) and all(
-        isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-        for item in experts
-    )
 
 
 def _num_samples_of(X):

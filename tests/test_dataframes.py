@@ -84,11 +84,12 @@ def _check_frames(records, frame, ordered=True):
         assert not ordered or np.all(np.diff(positions) > 0)
 
 
-def test_experts_receive_the_dataframe_unchanged(seen):
+@pytest.mark.parametrize("top_k", [None, 1])
+def test_experts_receive_the_dataframe_unchanged(seen, top_k):
     frame, y = mixed_frame()
     moe = MixtureOfExpertsRegressor(
         RecordingRegressor(), n_experts=2, gate_features=["x", "n"], max_iter=5,
-        random_state=0,
+        top_k=top_k, random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -99,7 +100,8 @@ def test_experts_receive_the_dataframe_unchanged(seen):
     seen.clear()
     for method in (moe.predict, moe.predict_gate, moe.predict_expert, moe.route):
         method(frame)
-    moe.log_prob(frame, y), moe.responsibilities(frame, y), moe.bic  # noqa: B018
+    moe.log_prob(frame, y)
+    moe.responsibilities(frame, y)
     _check_frames(seen, frame)
     assert moe.predict(frame.iloc[:7]).shape == (7,)
 
@@ -239,6 +241,30 @@ def test_partial_fit_and_early_stopping_with_a_dataframe(seen):
     assert moe.predict(frame).shape == (300,)
     with pytest.raises(ValueError, match="feature names"):
         moe.partial_fit(frame.rename(columns={"x": "z"}), y)
+
+
+@pytest.mark.parametrize("top_k", [None, 1])
+def test_classifier_with_column_selecting_experts_on_a_dataframe(top_k):
+    frame, y = mixed_frame(300)
+    labels = np.where(y > np.median(y), "high", "low")
+    expert = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), ["c", "s"]),
+            (StandardScaler(), ["x"]),
+        ),
+        LogisticRegression(),
+    )
+    moe = MixtureOfExpertsClassifier(
+        expert, n_experts=2, gate_features=["x"], top_k=top_k, max_iter=10,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        moe.fit(frame, labels)
+    assert moe.score(frame, labels) > 0.8
+    proba = moe.predict_proba(frame.iloc[::3])
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    assert moe.log_prob(frame, labels).shape == (300,)
 
 
 def test_polars_frame_reaches_the_experts():
