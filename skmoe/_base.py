@@ -19,8 +19,8 @@ import scipy.sparse as sp
 from sklearn.base import MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.pipeline import Pipeline
+from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
@@ -557,9 +557,12 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, ExpertsComposition, metaclass=AB
 
     def _print_restart(self, i_init, result, unit):
         if self.verbose:
-            label = f"[init {i_init + 1}/{self.n_init}] " if self.n_init > 1 else ""
+            label = (
+                f"[init {i_init + 1}/{self.n_init}]" if self.n_init > 1
+                else f"Initialisation {i_init}:"
+            )
             print(
-                f"{label}Initialisation {i_init}: objective {result.objective:.6f}, "
+                f"{label} objective {result.objective:.6f}, "
                 f"{result.n_iter} {unit}, converged={result.converged}",
                 flush=True,
             )

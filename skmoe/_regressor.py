@@ -234,9 +234,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         log-likelihood, objective, change, seconds) or epoch; with
         ``n_init > 1`` the lines of every restart start with
         ``[init i/n_init]``. From 2, every EM line also gives the seconds of
-        the experts' M-step, the gate's M-step and the E-step. (Warnings
+        the experts' M-step, the gate's M-step and the E-step. Warnings
         raised during a fit, by the experts or by restarts in worker
-        processes, are raised once each at its end, with their count.)
+        processes, are raised once each at its end, with their count.
 
     top_k : int, default=None
         Sparse routing. ``None`` is the dense mixture. With an int, each
