@@ -27,6 +27,8 @@ import numpy as np
 
 from . import _repair, _routing
 from ._experts import assignments, expert_weights, refit_experts
+from ._frames import take_rows
+from ._init import LazyInitColumns
 
 
 @dataclass
@@ -34,7 +36,8 @@ class EMData:
     """The validated data of a fit.
 
     ``init_columns`` builds, on first call, the scaled columns that
-    repairs split an expert's rows on (:class:`skmoe._init.LazyInitColumns`).
+    repairs split an expert's rows on (:class:`skmoe._init.LazyInitColumns`;
+    nothing is built for a fit that repairs nothing).
     ``X`` is what the experts receive: a float64 array, a sparse matrix or
     a DataFrame; for a DataFrame, ``numeric`` holds the float64 columns
     that the initialisation and the repairs cluster (:mod:`skmoe._frames`).
@@ -51,6 +54,18 @@ class EMData:
 
     def __post_init__(self):
         self.total = self.sample_weight.sum()
+        if self.init_columns is None:
+            self.init_columns = LazyInitColumns(
+                self.likelihood, self.init_X, self.y, self.sample_weight
+            )
+
+    def subset(self, rows):
+        """The data of ``rows`` (an index array or a slice)."""
+        return EMData(
+            take_rows(self.X, rows), self.y[rows], self.sample_weight[rows],
+            self.Z[rows], self.likelihood,
+            numeric=None if self.numeric is None else self.numeric[rows],
+        )
 
     @property
     def init_X(self):

@@ -45,6 +45,7 @@ import time
 from dataclasses import dataclass, fields
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 from sklearn.utils import gen_batches
 
@@ -54,9 +55,9 @@ from ._experts import (
     estimator_name,
     expert_weights,
     fit_expert,
+    make_experts,
     partial_fit_expert,
 )
-from ._frames import take_rows
 
 #: Decay per mini-batch of the sums behind the likelihood's running
 #: parameters: the estimate remembers roughly the last ten mini-batches, so it
@@ -136,6 +137,48 @@ def make_optimizer(config, params):
         params, config.learning_rate_init, config.learning_rate, config.momentum,
         nesterov=True,
     )
+
+
+def split_validation(data, fraction, rng, stratify, n_experts):
+    """``(train, held_out, train_rows)`` for ``early_stopping``."""
+    train, held = train_test_split(
+        np.arange(data.X.shape[0]), test_size=fraction, random_state=rng,
+        stratify=stratify,
+    )
+    if held.size < 2:
+        raise ValueError(
+            "The validation set is too small. Increase "
+            "'validation_fraction' or the size of your dataset."
+        )
+    train.sort()
+    held.sort()
+    if np.count_nonzero(data.sample_weight[train]) < n_experts:
+        raise ValueError(
+            "early_stopping leaves fewer training samples than n_experts="
+            f"{n_experts}; decrease validation_fraction."
+        )
+    return data.subset(train), data.subset(held), train
+
+
+def initial_state(data, prototypes, gate, resp, rng, config, classes):
+    """New experts (clones of ``prototypes``) and ``gate`` after a full M-step
+    from ``resp``; returns ``(state, sgd_state)``."""
+    state = _em.EMState(make_experts(prototypes, rng), gate)
+    state.gate.prepare(data.Z, data.sample_weight)
+    sgd = SGDState(None, rng)
+    full_m_step(data, state, resp, sgd, config, classes)
+    return state, sgd
+
+
+def resumed_state(data, state, prototypes, rng, config, classes, top_k, freeze):
+    """The gradient state that continues a fitted ``state`` (its gate prepared
+    on ``data``) with a fresh optimiser, as MLP's warm start; with more
+    ``prototypes`` than experts, the mixture grows first (a full M-step)."""
+    sgd = SGDState(make_optimizer(config, state.gate.sgd_parameters()), rng)
+    if len(state.experts) < len(prototypes):
+        resp = _repair.grow(data, state, prototypes, rng, top_k, freeze)
+        full_m_step(data, state, resp, sgd, config, classes)
+    return sgd
 
 
 def _update_experts(data, state, weights, resp, rng, config, classes, init):
@@ -230,10 +273,7 @@ def _epoch(data, state, sgd, config, classes, total):
         w_batch = sw.sum()
         if w_batch <= 0:
             continue
-        part = _em.EMData(
-            take_rows(data.X, rows), data.y[rows], sw, data.Z[rows], data.likelihood
-        )
-        acc += _batch_step(part, state, sgd, config, classes, total)
+        acc += _batch_step(data.subset(rows), state, sgd, config, classes, total)
         seen += w_batch
     sgd.usage /= seen
     return acc / seen
