@@ -89,7 +89,8 @@ def numeric_columns(X, Z):
     """The float64 columns that the initialisation and the repairs cluster.
 
     None for an array (they use ``X`` itself). For a frame, its numeric
-    columns, or the gate's input ``Z`` when it has none.
+    columns (missing values set to their column's mean), or the gate's input
+    ``Z`` when it has none.
     """
     if not is_dataframe(X):
         return None
@@ -97,19 +98,21 @@ def numeric_columns(X, Z):
     if cols.size == 0:
         return Z
     values = _to_float(_safe_indexing(X, cols, axis=1))
-    if not np.isfinite(values).all():
-        raise ValueError(
-            "The numeric columns of X hold NaN or infinite values; the "
-            "initialisation clusters them. Impute them first (for example "
-            "with a SimpleImputer in front of the mixture)."
-        )
+    missing = ~np.isfinite(values)
+    if missing.any():
+        # Experts such as HistGradientBoosting take missing values; the
+        # start only needs a place for them: the column's mean.
+        values[missing] = np.nan
+        means = np.nan_to_num(np.nanmean(values, axis=0))
+        values[missing] = np.take(means, np.nonzero(missing)[1])
     return values
 
 
 def frame_like(X, template):
     """An array ``X`` as a pandas DataFrame with the columns and dtypes of
     ``template`` (a dict with ``columns`` and ``dtypes``), for experts fitted
-    on a frame."""
+    on a frame. (For a mixture fitted on a polars frame the dtypes are not
+    kept: pass a polars frame to it.)"""
     import pandas as pd
 
     frame = pd.DataFrame(np.asarray(X, dtype=object), columns=template["columns"])
@@ -119,13 +122,9 @@ def frame_like(X, template):
 def frame_template(X):
     """What :func:`frame_like` needs to rebuild a frame like ``X``."""
     columns = list(X.columns)
-    try:
-        dtypes = list(X.dtypes)
-    except TypeError:  # pragma: no cover - polars dtypes
-        dtypes = [object] * len(columns)
-    if type(X).__module__.split(".")[0] != "pandas":
-        dtypes = [object] * len(columns)
-    return {"columns": columns, "dtypes": dtypes}
+    if type(X).__module__.split(".")[0] == "pandas":
+        return {"columns": columns, "dtypes": list(X.dtypes)}
+    return {"columns": columns, "dtypes": [object] * len(columns)}
 
 
 def split_gate(gate, default):

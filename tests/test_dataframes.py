@@ -407,3 +407,17 @@ def test_a_worker_process_raises_each_warning_once(monkeypatch):
             _gather.warn("EM did not converge", ConvergenceWarning)
         _gather.warn("another one", UserWarning)
     assert [str(w.message) for w in caught] == ["EM did not converge", "another one"]
+
+
+def test_missing_values_reach_experts_that_take_them():
+    frame, y = mixed_frame()
+    frame["n"] = frame["n"].astype(float)
+    frame.loc[frame.index[::7], "n"] = np.nan
+    moe = MixtureOfExpertsRegressor(
+        HistGradientBoostingRegressor(max_iter=10), n_experts=2, max_iter=3,
+        gate_features=["x"], random_state=0,
+    )
+    with warnings.catch_warnings(), threadpool_limits(1, "openmp"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        moe.fit(frame[["x", "n"]], y)
+    assert np.isfinite(moe.predict(frame[["x", "n"]])).all()
