@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import _repair, _routing
+from . import _chunked, _repair, _routing
 from ._experts import assignments, expert_weights, refit_experts
 
 
@@ -157,8 +157,33 @@ def m_step_likelihood(data, state, outputs, assign):
     state.theta = theta
 
 
-def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty):
+def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sums):
+    """One EM iteration by the chunked passes (:mod:`skmoe._chunked`).
+
+    ``sums`` is a one-element list holding the M-step's sums for ``resp``
+    (None: not yet computed); it receives those of the new responsibilities.
+    Returns None, having changed nothing, where the general M-step is needed
+    (an empty expert).
+    """
+    stats = sums[0] if sums[0] is not None else _chunked.stats_pass(data, resp)
+    sums[0] = None
+    if not _chunked.m_step(data, state, stats, resp, keep_empty):
+        return None
+    m_step_gate(data, state, resp, gate_max_iter)
+    resp, sums[0], log_lik = _chunked.e_pass(data, state, out=resp)
+    # The gate's log-probabilities and the outputs are not kept (a repair
+    # computes them when it needs them).
+    return resp, None, None, log_lik
+
+
+def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty, sums=None):
     """One EM iteration; returns ``(resp, log_gate, outputs, log_lik)``."""
+    if sums is not None and _chunked.applicable(data, state, config):
+        done = _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sums)
+        if done is not None:
+            return done
+    if sums is not None:
+        sums[0] = None
     assign = assignments(resp, rng, config.assignment)
     empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty)
     m_step_gate(data, state, assign, gate_max_iter)
@@ -198,6 +223,7 @@ def run_em(data, state, config, rng, resp=None):
         resp, log_norm = e_step(data, state, config.top_k)
         prev = (data.sample_weight @ log_norm - state.gate.penalty()) / data.total
     exact_gate = False
+    sums = [None]  # the chunked M-step's sums for resp (skmoe._chunked)
     for n_iter in range(1, config.max_iter + 1):
         tic = time.perf_counter()
         # A generalised M-step: a few gate iterations from the previous gate.
@@ -207,7 +233,7 @@ def run_em(data, state, config, rng, resp=None):
         log_gate = outputs = None  # drop the last iteration's arrays (peak memory)
         resp, log_gate, outputs, log_lik = _iteration(
             data, state, config, rng, resp, keep_empty,
-            None if step_exact else config.gate_max_iter, result.empty,
+            None if step_exact else config.gate_max_iter, result.empty, sums,
         )
         keep_empty, exact_gate = True, False
         objective = log_lik - state.gate.penalty() / data.total
@@ -225,6 +251,7 @@ def run_em(data, state, config, rng, resp=None):
         )
         if repaired is not None:
             resp, prev, exact_gate = repaired, -np.inf, True  # EM restarts from it
+            sums[0] = None
             continue
         # Converged once the objective stops rising by tol; a small change
         # after a partial gate step is confirmed by an exact one.

@@ -150,6 +150,43 @@ def _check_init_array(init, n_samples, n_experts):
     return resp / sums
 
 
+# Above this many rows, the k-means start clusters a fixed random subsample
+# of this many rows and then labels every row by its nearest centre, in
+# chunks: on a million rows the start costs a fraction of an EM iteration
+# instead of several, and no scaled copy of ``X`` is made (a memmap stays
+# on disk).
+_INIT_SUBSAMPLE = 131072
+
+
+def _subsampled_kmeans_labels(likelihood, X, y, sample_weight, n_experts, rng, i_init):
+    """k-means start on a subsample of the rows, every row labelled after."""
+    n_samples = X.shape[0]
+    # The subsample is a function of the number of rows only.
+    idx = np.sort(
+        np.random.default_rng(n_samples).choice(n_samples, _INIT_SUBSAMPLE, replace=False)
+    )
+    sw = sample_weight[idx]
+    D = np.asarray(likelihood.init_columns(X[idx], y[idx]), dtype=np.float64)
+    _, scale = _weighted_standardization(D, sw)
+    D /= scale
+    sub_labels = _kmeans_labels(D, sw, n_experts, rng, i_init)
+    centers = np.zeros((n_experts, D.shape[1]))
+    c_sq = np.full(n_experts, np.inf)  # an empty cluster attracts no row
+    for k in range(n_experts):
+        w = sw * (sub_labels == k)
+        if w.sum() > 0:
+            centers[k] = (w @ D) / w.sum()
+            c_sq[k] = centers[k] @ centers[k]
+    del D
+    labels = np.empty(n_samples, dtype=np.intp)
+    for c0 in range(0, n_samples, _CHUNK_ROWS):
+        c1 = min(c0 + _CHUNK_ROWS, n_samples)
+        Dc = np.asarray(likelihood.init_columns(X[c0:c1], y[c0:c1])) / scale
+        # ||D - c||^2 up to the row's own norm.
+        labels[c0:c1] = np.argmin(c_sq - 2.0 * (Dc @ centers.T), axis=1)
+    return labels
+
+
 def initial_responsibilities(init, likelihood, X, y, sample_weight, n_experts, rng, i_init):
     """Responsibilities that start restart ``i_init`` (``init`` as the estimator's)."""
     n_samples = X.shape[0]
@@ -157,6 +194,10 @@ def initial_responsibilities(init, likelihood, X, y, sample_weight, n_experts, r
         return _check_init_array(init, n_samples, n_experts)
     if init == "random":
         labels = rng.permutation(n_samples) % n_experts
+    elif n_samples > 2 * _INIT_SUBSAMPLE and not sp.issparse(X):
+        labels = _subsampled_kmeans_labels(
+            likelihood, X, y, sample_weight, n_experts, rng, i_init
+        )
     else:
         D = likelihood.init_columns(X, y)
         # k-means is translation invariant: scaling is all it needs, and it
