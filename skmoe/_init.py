@@ -156,6 +156,8 @@ def _check_init_array(init, n_samples, n_experts):
 # instead of several, and no scaled copy of ``X`` is made (a memmap stays
 # on disk).
 _INIT_SUBSAMPLE = 131072
+# Lloyd iterations on every row after the subsample's (each one pass).
+_INIT_FULL_LLOYD = 3
 
 
 def _subsampled_kmeans_labels(likelihood, X, y, sample_weight, n_experts, rng, i_init):
@@ -179,11 +181,26 @@ def _subsampled_kmeans_labels(likelihood, X, y, sample_weight, n_experts, rng, i
             c_sq[k] = centers[k] @ centers[k]
     del D
     labels = np.empty(n_samples, dtype=np.intp)
-    for c0 in range(0, n_samples, _CHUNK_ROWS):
-        c1 = min(c0 + _CHUNK_ROWS, n_samples)
-        Dc = np.asarray(likelihood.init_columns(X[c0:c1], y[c0:c1])) / scale
-        # ||D - c||^2 up to the row's own norm.
-        labels[c0:c1] = np.argmin(c_sq - 2.0 * (Dc @ centers.T), axis=1)
+    # A few Lloyd iterations on every row, chunk by chunk, from the
+    # subsample's centres (the last one only labels the rows).
+    for it in range(_INIT_FULL_LLOYD + 1):
+        sums = np.zeros_like(centers)
+        weight = np.zeros(n_experts)
+        for c0 in range(0, n_samples, _CHUNK_ROWS):
+            c1 = min(c0 + _CHUNK_ROWS, n_samples)
+            Dc = np.asarray(likelihood.init_columns(X[c0:c1], y[c0:c1])) / scale
+            # ||D - c||^2 up to the row's own norm.
+            lab = np.argmin(c_sq - 2.0 * (Dc @ centers.T), axis=1)
+            labels[c0:c1] = lab
+            if it < _INIT_FULL_LLOYD:
+                onehot = np.zeros((c1 - c0, n_experts))
+                onehot[np.arange(c1 - c0), lab] = sample_weight[c0:c1]
+                sums += onehot.T @ Dc
+                weight += onehot.sum(axis=0)
+        if it < _INIT_FULL_LLOYD:
+            owned = weight > 0
+            centers[owned] = sums[owned] / weight[owned, None]
+            c_sq = np.where(owned, np.sum(centers * centers, axis=1), np.inf)
     return labels
 
 
