@@ -27,7 +27,6 @@ in a fixed order: the results do not depend on the number of threads
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.linear_model import LinearRegression, Ridge
 
 from . import _kernels, _linear, _threaded
 from ._experts import EMPTY_EXPERT_SHARE, fit_expert
@@ -136,17 +135,20 @@ def _colsum(X, sw):
     return total
 
 
-def stats_pass(data, resp):
-    """The M-step's sums for the responsibilities ``resp`` (one pass over ``X``)."""
-    shift = _shift(data)
-    n, d = data.X.shape
+def moments(X, y, sw, resp, shift):
+    """Packed weighted moments of ``[X - c_x, y - c_y, 1]`` for ``resp`` (any rows)."""
+    n, d = X.shape
     m = d + 2
     out = np.empty((-(-n // _GROUP), m * (m + 1) // 2, resp.shape[1]))
     with _threaded.single_threaded_blas():
-        _threaded.run_chunks(
-            _stats_groups, n, _GROUP, data.X, data.y, data.sample_weight, resp, shift, out
-        )
-    return LinearStats(np.add.reduce(out, axis=0), shift)
+        _threaded.run_chunks(_stats_groups, n, _GROUP, X, y, sw, resp, shift, out)
+    return np.add.reduce(out, axis=0)
+
+
+def stats_pass(data, resp):
+    """The M-step's sums for the responsibilities ``resp`` (one pass over ``X``)."""
+    shift = _shift(data)
+    return LinearStats(moments(data.X, data.y, data.sample_weight, resp, shift), shift)
 
 
 def _e_groups(X, Z, y, sw, Wg, bg, coef, icpt, half_log, inv_var, shift, resp,
@@ -181,50 +183,68 @@ def _e_groups(X, Z, y, sw, Wg, bg, coef, icpt, half_log, inv_var, shift, resp,
         ll_out[g0 // _GROUP] = ll
 
 
+def model_arrays(experts, gate, theta):
+    """What the E-step reads of the model: gate and expert coefficients, variances."""
+    Wg = np.ascontiguousarray(gate.coef_.T)
+    bg = np.asarray(gate.intercept_, dtype=np.float64)
+    coef = np.column_stack([np.asarray(e.coef_, dtype=np.float64) for e in experts])
+    icpt = np.array([float(e.intercept_) for e in experts])
+    var = np.asarray(theta, dtype=np.float64)
+    half_log = 0.5 * (np.log(2.0 * np.pi) + np.log(var))
+    inv_var = 0.5 / var
+    return Wg, bg, coef, icpt, half_log, inv_var
+
+
+def e_step_moments(X, Z, y, sw, arrays, shift, out=None):
+    """E-step of rows ``X`` into ``out``, with the moments of the new weights.
+
+    Returns ``(resp, packed_moments, weighted_log_lik_sum)``.
+    """
+    n, d = X.shape
+    m = d + 2
+    K = arrays[2].shape[1]
+    if out is None or not out.flags.c_contiguous or out.shape != (n, K):
+        out = np.empty((n, K))
+    n_groups = -(-n // _GROUP)
+    packed = np.empty((n_groups, m * (m + 1) // 2, K))
+    ll = np.empty(n_groups)
+    with _threaded.single_threaded_blas():
+        _threaded.run_chunks(
+            _e_groups, n, _GROUP, X, Z, y, sw, *arrays, shift, out, packed, ll,
+        )
+    return out, np.add.reduce(packed, axis=0), float(np.add.reduce(ll))
+
+
 def e_pass(data, state, out):
     """E-step of the current model into ``out``, with the next M-step's sums.
 
     Returns ``(resp, stats, log_lik)``: the responsibilities (``out``), the
     :class:`LinearStats` of them, and the mean log-likelihood.
     """
-    X, Z = data.X, data.Z
-    n, d = X.shape
-    m = d + 2
-    K = len(state.experts)
-    if out is None or not out.flags.c_contiguous or out.shape != (n, K):
-        out = np.empty((n, K))
     shift = _shift(data)
-    gate = state.gate
-    Wg = np.ascontiguousarray(gate.coef_.T)
-    bg = np.asarray(gate.intercept_, dtype=np.float64)
-    coef = np.column_stack([np.asarray(e.coef_, dtype=np.float64) for e in state.experts])
-    icpt = np.array([float(e.intercept_) for e in state.experts])
-    var = np.asarray(state.theta, dtype=np.float64)
-    half_log = 0.5 * (np.log(2.0 * np.pi) + np.log(var))
-    inv_var = 0.5 / var
-    n_groups = -(-n // _GROUP)
-    packed = np.empty((n_groups, m * (m + 1) // 2, K))
-    ll = np.empty(n_groups)
-    with _threaded.single_threaded_blas():
-        _threaded.run_chunks(
-            _e_groups, n, _GROUP, X, Z, data.y, data.sample_weight, Wg, bg, coef, icpt,
-            half_log, inv_var, shift, out, packed, ll,
-        )
-    log_lik = float(np.add.reduce(ll)) / data.total
-    return out, LinearStats(np.add.reduce(packed, axis=0), shift), log_lik
+    arrays = model_arrays(state.experts, state.gate, state.theta)
+    out, packed, ll = e_step_moments(
+        data.X, data.Z, data.y, data.sample_weight, arrays, shift, out
+    )
+    return out, LinearStats(packed, shift), ll / data.total
 
 
-def m_step(data, state, stats, resp, keep_empty):
-    """Experts and variances from ``stats``; False (nothing changed) when an
-    expert is empty, for the general M-step to handle."""
-    d = data.X.shape[1]
-    m = d + 2
+def m_step_stats(experts, theta, stats, n_samples, total, likelihood):
+    """Experts and variances from ``stats``, in place of the experts.
+
+    Returns ``(ok, theta, not_fitted)``: ``ok`` False (nothing changed) when
+    an expert is empty; ``not_fitted`` the experts whose systems were too
+    ill-conditioned for the normal equations (fit them the normal way, then
+    call :func:`variances`).
+    """
+    m = stats.packed.shape[0]
+    m = int((np.sqrt(8 * m + 1) - 1) / 2)
+    d = m - 2
     S = _unpack(stats.packed, m)
     wsum = S[:, d + 1, d + 1]
-    if np.any(wsum <= EMPTY_EXPERT_SHARE * data.total):
-        return False
+    if np.any(wsum <= EMPTY_EXPERT_SHARE * total):
+        return False, theta, []
     shift = stats.shift
-    experts = state.experts
     K = len(experts)
     gram = np.empty((K, d + 1, d + 1))
     means = np.zeros((K, d + 1))
@@ -239,14 +259,16 @@ def m_step(data, state, stats, resp, keep_empty):
             gram[k] = S11 + np.outer(shift, sums) + np.outer(sums, shift)
             gram[k] += wsum[k] * np.outer(shift, shift)
     fitted = _linear.solve_linear_experts(experts, gram, means)
-    for k, ok in enumerate(fitted):
-        if not ok:  # ill-conditioned: the expert's own fit
-            experts[k] = fit_expert(
-                experts[k], data.X, data.y, data.sample_weight * resp[:, k],
-                data.likelihood.subset_rows,
-            )
-    # Weighted residual sums of squares of the new coefficients:
-    # r_i = a_i . u with u = [-coef, 1, c_y - c_x . coef - intercept].
+    not_fitted = [k for k, ok in enumerate(fitted) if not ok]
+    return True, variances(experts, theta, S, shift, n_samples, likelihood), not_fitted
+
+
+def variances(experts, theta, S, shift, n_samples, likelihood):
+    """Weighted residual sums of squares of the current coefficients, from the
+    moments: ``r_i = a_i . u`` with ``u = [-coef, 1, c_y - c_x . coef - intercept]``."""
+    K = len(experts)
+    m = S.shape[1]
+    d = m - 2
     rss = np.empty(K)
     for k, expert in enumerate(experts):
         coef = np.asarray(expert.coef_, dtype=np.float64)
@@ -255,8 +277,28 @@ def m_step(data, state, stats, resp, keep_empty):
         u[d] = 1.0
         u[d + 1] = shift[d] - shift[:d] @ coef - float(expert.intercept_)
         rss[k] = max(float(u @ S[k] @ u), 0.0)
-    theta = data.likelihood.m_step(
-        (rss, wsum, np.zeros(K), np.full(K, float(data.X.shape[0]))), state.theta
+    wsum = S[:, d + 1, d + 1]
+    return likelihood.m_step((rss, wsum, np.zeros(K), np.full(K, float(n_samples))), theta)
+
+
+def m_step(data, state, stats, resp, keep_empty):
+    """Experts and variances from ``stats``; False (nothing changed) when an
+    expert is empty, for the general M-step to handle."""
+    ok, theta, not_fitted = m_step_stats(
+        state.experts, state.theta, stats, data.X.shape[0], data.total, data.likelihood
     )
+    if not ok:
+        return False
+    if not_fitted:  # ill-conditioned: the expert's own fit
+        for k in not_fitted:
+            state.experts[k] = fit_expert(
+                state.experts[k], data.X, data.y, data.sample_weight * resp[:, k],
+                data.likelihood.subset_rows,
+            )
+        m = data.X.shape[1] + 2
+        theta = variances(
+            state.experts, state.theta, _unpack(stats.packed, m), stats.shift,
+            data.X.shape[0], data.likelihood,
+        )
     state.theta = theta
     return True

@@ -180,7 +180,7 @@ def _subsampled_kmeans_labels(likelihood, X, y, sample_weight, n_experts, rng, i
             centers[k] = (w @ D) / w.sum()
             c_sq[k] = centers[k] @ centers[k]
     del D
-    labels = np.empty(n_samples, dtype=np.intp)
+    labels = np.empty(n_samples, dtype=np.int32)
     # A few Lloyd iterations on every row, chunk by chunk, from the
     # subsample's centres (the last one only labels the rows).
     for it in range(_INIT_FULL_LLOYD + 1):
@@ -228,5 +228,7 @@ def initial_responsibilities(init, likelihood, X, y, sample_weight, n_experts, r
             D /= scale  # our own copy: no second one
         labels = _kmeans_labels(D, sample_weight, n_experts, rng, i_init)
     resp = np.zeros((n_samples, n_experts))
-    resp[np.arange(n_samples), labels] = 1.0
+    for c0 in range(0, n_samples, _CHUNK_ROWS):  # no n-long index array
+        c1 = min(c0 + _CHUNK_ROWS, n_samples)
+        resp[np.arange(c0, c1), labels[c0:c1]] = 1.0
     return resp
