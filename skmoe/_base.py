@@ -435,6 +435,15 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
             f"change of the objective above tol={self.tol}). Increase max_iter or tol."
         )
 
+    def _finish_dask_fit(self, result, data, t_start):
+        """The end of :meth:`fit` on dask collections (skmoe._dask)."""
+        _warn_usage(result, self.min_expert_weight)
+        if not result.converged:
+            warnings.warn(self._convergence_message(), ConvergenceWarning)
+        for name in _GD_ATTRIBUTES:
+            self.__dict__.pop(name, None)
+        self._set_fitted(result, data, None, t_start)
+
     def _set_fitted(self, result, data, columns, t_start):
         """Store a run's result as the fitted attributes (both solvers)."""
         state = result.state

@@ -160,26 +160,44 @@ _INIT_SUBSAMPLE = 131072
 _INIT_FULL_LLOYD = 3
 
 
-def _subsampled_kmeans_labels(likelihood, X, y, sample_weight, n_experts, rng, i_init):
-    """k-means start on a subsample of the rows, every row labelled after."""
-    n_samples = X.shape[0]
-    # The subsample is a function of the number of rows only.
-    idx = np.sort(
+def _subsample_rows(n_samples):
+    """The rows of the subsampled start: a function of the number of rows only."""
+    return np.sort(
         np.random.default_rng(n_samples).choice(n_samples, _INIT_SUBSAMPLE, replace=False)
     )
-    sw = sample_weight[idx]
-    D = np.asarray(likelihood.init_columns(X[idx], y[idx]), dtype=np.float64)
-    _, scale = _weighted_standardization(D, sw)
+
+
+def _subsample_centres(likelihood, X, y, sample_weight, n_experts, rng, i_init):
+    """k-means on the subsample's rows: ``(centres, squared norms, scale)``."""
+    D = np.asarray(likelihood.init_columns(X, y), dtype=np.float64)
+    _, scale = _weighted_standardization(D, sample_weight)
     D /= scale
-    sub_labels = _kmeans_labels(D, sw, n_experts, rng, i_init)
+    labels = _kmeans_labels(D, sample_weight, n_experts, rng, i_init)
     centers = np.zeros((n_experts, D.shape[1]))
     c_sq = np.full(n_experts, np.inf)  # an empty cluster attracts no row
     for k in range(n_experts):
-        w = sw * (sub_labels == k)
+        w = sample_weight * (labels == k)
         if w.sum() > 0:
             centers[k] = (w @ D) / w.sum()
             c_sq[k] = centers[k] @ centers[k]
-    del D
+    return centers, c_sq, scale
+
+
+def _lloyd_update(centers, sums, weight):
+    """New centres from the weighted sums of their rows (an empty one stays put)."""
+    owned = weight > 0
+    centers = centers.copy()
+    centers[owned] = sums[owned] / weight[owned, None]
+    return centers, np.where(owned, np.sum(centers * centers, axis=1), np.inf)
+
+
+def _subsampled_kmeans_labels(likelihood, X, y, sample_weight, n_experts, rng, i_init):
+    """k-means start on a subsample of the rows, every row labelled after."""
+    n_samples = X.shape[0]
+    idx = _subsample_rows(n_samples)
+    centers, c_sq, scale = _subsample_centres(
+        likelihood, X[idx], y[idx], sample_weight[idx], n_experts, rng, i_init
+    )
     labels = np.empty(n_samples, dtype=np.int32)
     # A few Lloyd iterations on every row, chunk by chunk, from the
     # subsample's centres (the last one only labels the rows).
@@ -198,9 +216,7 @@ def _subsampled_kmeans_labels(likelihood, X, y, sample_weight, n_experts, rng, i
                 sums += onehot.T @ Dc
                 weight += onehot.sum(axis=0)
         if it < _INIT_FULL_LLOYD:
-            owned = weight > 0
-            centers[owned] = sums[owned] / weight[owned, None]
-            c_sq = np.where(owned, np.sum(centers * centers, axis=1), np.inf)
+            centers, c_sq = _lloyd_update(centers, sums, weight)
     return labels
 
 
