@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
+from . import _threaded
 from ._gating import _CHUNK_ROWS, _weighted_standardization
 
 
@@ -199,25 +200,41 @@ def _subsampled_kmeans_labels(likelihood, X, y, sample_weight, n_experts, rng, i
         likelihood, X[idx], y[idx], sample_weight[idx], n_experts, rng, i_init
     )
     labels = np.empty(n_samples, dtype=np.int32)
-    # A few Lloyd iterations on every row, chunk by chunk, from the
-    # subsample's centres (the last one only labels the rows).
+    n_chunks = -(-n_samples // _CHUNK_ROWS)
+    sums = np.empty((n_chunks,) + centers.shape)
+    weight = np.empty((n_chunks, n_experts))
+    # A few Lloyd iterations on every row, chunk by chunk (on the threads of
+    # skmoe._threaded; the chunks' sums added in a fixed order), from the
+    # subsample's centres; the last one only labels the rows.
     for it in range(_INIT_FULL_LLOYD + 1):
-        sums = np.zeros_like(centers)
-        weight = np.zeros(n_experts)
-        for c0 in range(0, n_samples, _CHUNK_ROWS):
-            c1 = min(c0 + _CHUNK_ROWS, n_samples)
-            Dc = np.asarray(likelihood.init_columns(X[c0:c1], y[c0:c1])) / scale
-            # ||D - c||^2 up to the row's own norm.
-            lab = np.argmin(c_sq - 2.0 * (Dc @ centers.T), axis=1)
-            labels[c0:c1] = lab
-            if it < _INIT_FULL_LLOYD:
-                onehot = np.zeros((c1 - c0, n_experts))
-                onehot[np.arange(c1 - c0), lab] = sample_weight[c0:c1]
-                sums += onehot.T @ Dc
-                weight += onehot.sum(axis=0)
-        if it < _INIT_FULL_LLOYD:
-            centers, c_sq = _lloyd_update(centers, sums, weight)
+        last = it == _INIT_FULL_LLOYD
+        with _threaded.single_threaded_blas():
+            _threaded.run_chunks(
+                _lloyd_chunks, n_samples, _CHUNK_ROWS, likelihood, X, y, sample_weight,
+                scale, centers, c_sq, labels, sums, weight, last,
+            )
+        if not last:
+            centers, c_sq = _lloyd_update(
+                centers, np.add.reduce(sums, axis=0), np.add.reduce(weight, axis=0)
+            )
     return labels
+
+
+def _lloyd_chunks(likelihood, X, y, sample_weight, scale, centers, c_sq, labels,
+                  sums, weight, last, start, stop):
+    """Label rows ``start:stop`` by their nearest centre; per-chunk weighted sums."""
+    n_experts = len(c_sq)
+    for c0 in range(start, stop, _CHUNK_ROWS):
+        c1 = min(c0 + _CHUNK_ROWS, stop)
+        Dc = np.asarray(likelihood.init_columns(X[c0:c1], y[c0:c1])) / scale
+        # ||D - c||^2 up to the row's own norm.
+        lab = np.argmin(c_sq - 2.0 * (Dc @ centers.T), axis=1)
+        labels[c0:c1] = lab
+        if not last:
+            onehot = np.zeros((c1 - c0, n_experts))
+            onehot[np.arange(c1 - c0), lab] = sample_weight[c0:c1]
+            sums[c0 // _CHUNK_ROWS] = onehot.T @ Dc
+            weight[c0 // _CHUNK_ROWS] = onehot.sum(axis=0)
 
 
 def initial_responsibilities(init, likelihood, X, y, sample_weight, n_experts, rng, i_init):
