@@ -260,6 +260,8 @@ def m_step_stats(experts, theta, stats, n_samples, total, likelihood):
             gram[k] += wsum[k] * np.outer(shift, shift)
     fitted = _linear.solve_linear_experts(experts, gram, means)
     not_fitted = [k for k, ok in enumerate(fitted) if not ok]
+    if not_fitted:  # the variances once those are fitted
+        return True, None, not_fitted
     return True, variances(experts, theta, S, shift, n_samples, likelihood), not_fitted
 
 
