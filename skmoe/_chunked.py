@@ -28,7 +28,7 @@ in a fixed order: the results do not depend on the number of threads
 import numpy as np
 import scipy.sparse as sp
 
-from . import _kernels, _linear, _threaded
+from . import _kernels, _linear, _routing, _threaded
 from ._experts import EMPTY_EXPERT_SHARE, fit_expert
 from ._gating import SoftmaxGate
 from ._likelihood import GaussianLikelihood
@@ -40,8 +40,10 @@ _GROUP = 16 * _CHUNK
 
 def applicable(data, state, config):
     """Whether the chunked passes can run this EM iteration."""
-    if config.assignment != "soft" or config.top_k is not None:
+    if config.assignment != "soft":
         return False
+    if _routing.effective_k(config.top_k, len(state.experts)) is not None:
+        return False  # sparse EM (a top_k of at least n_experts is the dense model)
     if type(data.likelihood) is not GaussianLikelihood or data.y.ndim != 1:
         return False
     if type(state.gate) is not SoftmaxGate or getattr(state.gate, "_sgd", None) is not None:
