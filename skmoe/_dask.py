@@ -67,7 +67,8 @@ class _Runner:
                 args = [a.compute() if hasattr(a, "__dask_graph__") else a for a in args]
                 out.append(func(*args, **kwargs))
             return out
-        return self.client.map(func, *lists, pure=False, **kwargs)
+        n = len(lists[0])
+        return self.client.map(_on_one_thread, [func] * n, *lists, pure=False, **kwargs)
 
     def pick(self, handles, i):
         if self.client is None:
@@ -93,6 +94,19 @@ class _Runner:
         if self.client is not None:
             for h in handles:
                 h.release()
+
+
+def _on_one_thread(func, *args, **kwargs):
+    """Run a block task with one numba thread: the workers' own threads (and
+    processes) already share the cores, block by block."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return func(*args, **kwargs)
+    finally:
+        numba.set_num_threads(before)
 
 
 def _add(a, b):
