@@ -1,5 +1,5 @@
 """The chunked EM passes (skmoe/_chunked.py): same fit as the general path,
-bit-identical for any number of threads, and no copy of a memmap."""
+bit-identical for any number of threads, and the same on a memmap."""
 
 import numba
 import numpy as np
@@ -62,7 +62,7 @@ def test_chunked_identical_for_any_thread_count(monkeypatch):
             np.testing.assert_array_equal(a.coef_, b.coef_)
 
 
-def test_memmap_not_copied(tmp_path):
+def test_memmap_fit_equals_in_memory_fit(tmp_path):
     X, y = _data(n=6000)
     mm = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", shape=X.shape)
     mm[:] = X
@@ -71,3 +71,23 @@ def test_memmap_not_copied(tmp_path):
     fitted = moe.fit(mm, y)
     ref = MixtureOfExpertsRegressor(n_experts=3, random_state=0, max_iter=10).fit(X, y)
     assert fitted.log_likelihood_ == pytest.approx(ref.log_likelihood_, abs=1e-12)
+
+
+def test_memmap_is_read_in_place(tmp_path, monkeypatch):
+    # Validation does not copy a float64 C-contiguous memmap, and the gate
+    # reads the same array (gate_features=None).
+    from skmoe import _base
+
+    X, y = _data(n=3000)
+    mm = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", shape=X.shape)
+    mm[:] = X
+    seen = []
+    real = _base.run_em
+
+    def spy(data, *args, **kwargs):
+        seen.append((np.shares_memory(data.X, mm), data.Z is data.X))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(_base, "run_em", spy)
+    MixtureOfExpertsRegressor(n_experts=3, random_state=0, max_iter=3).fit(mm, y)
+    assert seen == [(True, True)]
