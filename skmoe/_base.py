@@ -8,23 +8,30 @@ fitted attributes, and answers the inference and model-selection questions.
 """
 
 import copy
+import dataclasses
 import time
-import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
-from . import _repair, _routing, _threaded
+from . import _frames, _gather, _repair, _routing, _threaded
+from ._composition import ExpertsComposition, is_named
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
     check_sample_weight_support,
@@ -34,14 +41,14 @@ from ._experts import (
     make_experts,
 )
 from ._gating import SoftmaxGate
-from ._init import LazyInitColumns, initial_responsibilities
+from ._init import initial_responsibilities
 from ._sgd import (
     SGDConfig,
-    SGDState,
     check_partial_fit_experts,
-    full_m_step,
-    make_optimizer,
+    initial_state,
+    resumed_state,
     run_sgd,
+    split_validation,
 )
 
 #: Fitted attributes that only ``solver="gd"`` sets; an EM fit removes them.
@@ -71,14 +78,28 @@ def _em_restart(init, data, prototypes, gate, config, rng, i_init):
         # A one-element list that run_em empties: no reference to the
         # initial responsibilities outlives their first use.
         resp = [initial_responsibilities(
-            init, data.likelihood, data.X, data.y, data.sample_weight,
+            init, data.likelihood, data.init_X, data.y, data.sample_weight,
             len(prototypes), rng, i_init,
         )]
     with _threaded.single_threaded_blas():
         return run_em(data, state, config, rng, resp)
 
 
-def _warn_repairs(result, min_expert_weight, step):
+def _convergence_message(estimator):
+    if estimator.solver == "gd":
+        return (
+            f"Stochastic optimizer: maximum iterations (max_iter={estimator.max_iter} "
+            "epochs) reached and the optimization hasn't converged yet. "
+            "Increase max_iter or learning_rate_init."
+        )
+    return (
+        f"EM did not converge in max_iter={estimator.max_iter} iterations (last "
+        f"change of the objective above tol={estimator.tol}). Increase max_iter or tol."
+    )
+
+
+def _warn_repairs(result, min_expert_weight, solver):
+    step = "EM iteration" if solver == "em" else "epoch"
     for r in result.repairs:
         what = (
             f"re-seeded with half of the rows of expert {r.donor}, the expert "
@@ -86,655 +107,137 @@ def _warn_repairs(result, min_expert_weight, step):
             if r.action == "reseed"
             else "dropped; the experts after it were renumbered"
         )
-        warnings.warn(
+        _gather.warn(
             f"Expert {r.expert} ({r.name}) collapsed at {step} {r.iteration}: its "
             f"share of the training weight fell to {r.share:.3g}, below "
             f"min_expert_weight={min_expert_weight}; it was {what}.",
-            UserWarning,
+            UserWarning, stacklevel=4,
         )
 
 
 def _warn_usage(result, min_expert_weight):
     experts = result.state.experts
     for k in sorted(result.empty):
-        warnings.warn(
+        _gather.warn(
             f"Expert {k} ({estimator_name(experts[k])}) owned no training "
             "weight (or too few rows to be fit) during EM: it collapsed and "
             "kept its previous fit (at the first M-step, a fit on all the "
             "data). Consider fewer experts or another init.",
-            UserWarning,
+            UserWarning, stacklevel=4,
         )
     for k in np.flatnonzero(result.usage < min_expert_weight):
         if k not in result.empty and len(experts) > 1:
-            warnings.warn(
+            _gather.warn(
                 f"Expert {k} ({estimator_name(experts[k])}) holds only "
                 f"{result.usage[k]:.3g} of the training weight after fitting, below "
                 f"min_expert_weight={min_expert_weight}, and could not be "
                 "repaired (already re-seeded once in this run, frozen, or no "
                 "iteration left); consider fewer experts.",
-                UserWarning,
+                UserWarning, stacklevel=4,
             )
 
 
-class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
-    """Base class of the mixtures of experts.
+def _gate_input(X, columns):
+    """The gate's columns of ``X`` (all of it when ``columns`` is None)."""
+    if columns is None:
+        return X
+    Z = X[:, columns]
+    return Z if sp.issparse(Z) else np.ascontiguousarray(Z)
 
-    Owns the fit template (validation, solver dispatch, ``n_init`` restarts,
-    warm start and growth, fitted attributes), inference and model
-    selection. Subclasses choose the likelihood (:meth:`_make_likelihood`)
-    and the default expert.
+
+def _print_restart(verbose, i_init, n_init, result, unit):
+    if verbose:
+        label = f"[init {i_init + 1}/{n_init}]" if n_init > 1 else f"Initialisation {i_init}:"
+        print(
+            f"{label} objective {result.objective:.6f}, "
+            f"{result.n_iter} {unit}, converged={result.converged}",
+            flush=True,
+        )
+
+
+def _restart_config(config, i_init, n_init):
+    """``config`` with the label of restart ``i_init`` in its progress lines."""
+    if n_init == 1:
+        return config
+    return dataclasses.replace(config, label=f"[init {i_init + 1}/{n_init}] ")
+
+
+def _gate_columns(gate_features, n_features, names):
+    """Column indices of the gate's input, or None for all columns.
+
+    ``gate_features`` as the estimator's parameter; ``names`` the feature
+    names of ``X`` (None when it has none).
+    """
+    if gate_features is None:
+        return None
+    cols = np.asarray(gate_features)
+    if cols.ndim != 1 or cols.size == 0:
+        raise ValueError(
+            "gate_features must be a non-empty 1-D list of column indices, "
+            "column names or a boolean mask."
+        )
+    if cols.dtype.kind in "OUS":
+        if names is None:
+            raise ValueError(
+                "gate_features holds column names, but X has no feature "
+                "names; pass a pandas DataFrame or column indices."
+            )
+        missing = [str(c) for c in cols if c not in set(names)]
+        if missing:
+            raise ValueError(f"gate_features names columns not in X: {missing}.")
+        lookup = {name: i for i, name in enumerate(names)}
+        return np.array([lookup[c] for c in cols], dtype=np.intp)
+    if cols.dtype.kind == "b":
+        if cols.size != n_features:
+            raise ValueError(
+                f"gate_features as a boolean mask must have {n_features} "
+                f"entries, got {cols.size}."
+            )
+        return np.flatnonzero(cols)
+    if cols.dtype.kind not in "iu":
+        raise ValueError(
+            "gate_features must hold integer column indices, column names "
+            f"or booleans; got dtype {cols.dtype}."
+        )
+    if cols.min() < -n_features or cols.max() >= n_features:
+        raise ValueError(
+            f"gate_features indices must lie in [0, {n_features}); got {cols.tolist()}."
+        )
+    return np.asarray(cols % n_features, dtype=np.intp)
+
+
+class _MixtureInferenceMixin:
+    """What a fitted mixture answers: gate, routing, posteriors, criteria.
+
+    Reads only the fitted attributes (``experts_``, ``gate_``,
+    ``gate_features_``, the fitted likelihood) and talks to the gate and the
+    likelihood through their protocols.
     """
 
-    _parameter_constraints = {
-        "experts": [HasMethods(["fit", "predict"]), list, None],
-        "n_experts": [Interval(Integral, 1, None, closed="left"), None],
-        "gate": [SoftmaxGate, None],
-        "gate_features": ["array-like", None],
-        "assignment": [StrOptions({"soft", "hard", "stochastic"})],
-        "init": [StrOptions({"kmeans", "random"}), "array-like"],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "gate_max_iter": [
-            Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None
-        ],
-        "warm_start": ["boolean"],
-        "solver": [StrOptions({"em", "gd"})],
-        "optimizer": [StrOptions({"adam", "sgd"})],
-        "learning_rate": [StrOptions({"constant", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_jobs": [Integral, None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "top_k": [Interval(Integral, 1, None, closed="left"), None],
-        "min_expert_weight": [Interval(Real, 0, 1, closed="left")],
-        "on_collapse": [StrOptions({"reseed", "drop"})],
-        "grow": [StrOptions({"refit", "freeze"})],
-    }
-
-    @abstractmethod
-    def __init__(
-        self,
-        experts=None,
-        *,
-        n_experts=None,
-        gate=None,
-        gate_features=None,
-        assignment="soft",
-        init="kmeans",
-        n_init=1,
-        max_iter=100,
-        tol=1e-6,
-        gate_max_iter="auto",
-        warm_start=False,
-        solver="em",
-        optimizer="adam",
-        learning_rate="constant",
-        learning_rate_init=0.1,
-        momentum=0.9,
-        batch_size="auto",
-        shuffle=True,
-        n_iter_no_change=10,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_jobs=None,
-        random_state=None,
-        verbose=0,
-        top_k=None,
-        min_expert_weight=1e-3,
-        on_collapse="reseed",
-        grow="refit",
-    ):
-        # Don't instantiate estimators now: their parameters may still change.
-        self.experts = experts
-        self.n_experts = n_experts
-        self.gate = gate
-        self.gate_features = gate_features
-        self.assignment = assignment
-        self.init = init
-        self.n_init = n_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.gate_max_iter = gate_max_iter
-        self.warm_start = warm_start
-        self.solver = solver
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-        self.verbose = verbose
-        self.top_k = top_k
-        self.min_expert_weight = min_expert_weight
-        self.on_collapse = on_collapse
-        self.grow = grow
-
-    def set_params(self, **params):
-        """Set the parameters of this estimator.
-
-        Nested parameters such as ``experts__alpha`` or ``gate__alpha`` need
-        the estimator they belong to: with the default ``experts=None`` or
-        ``gate=None``, pass the estimator explicitly first (for example
-        ``gate=SoftmaxGate()``).
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : estimator instance
-            The estimator.
-        """
-        for prefix in ("experts", "gate"):
-            nested = [k for k in params if k.startswith(prefix + "__")]
-            owner = params.get(prefix, getattr(self, prefix, None))
-            if nested and owner is None:
-                default = "LinearRegression()" if prefix == "experts" else "SoftmaxGate()"
-                raise ValueError(
-                    f"Cannot set {nested[0]!r}: {prefix}=None. Pass the "
-                    f"{prefix} estimator explicitly (e.g. {prefix}="
-                    f"{default if prefix == 'gate' else 'Ridge()'}) to tune its "
-                    "parameters."
-                )
-            if nested and isinstance(owner, list):
-                raise ValueError(
-                    f"Cannot set {nested[0]!r}: experts is a list; set the "
-                    "parameters of its estimators directly."
-                )
-        return super().set_params(**params)
-
-    # ------------------------------------------------------------------
-    # Hooks of the regressor and the classifier
-    # ------------------------------------------------------------------
-    @abstractmethod
-    def _make_likelihood(self):
-        """A new likelihood object (:mod:`skmoe._likelihood`) for a fit."""
-
-    @abstractmethod
-    def _default_expert(self):
-        """The expert used when ``experts`` is None."""
-
-    @abstractmethod
-    def _check_expert(self, expert, where):
-        """Raise a TypeError naming ``where`` if ``expert`` is of the wrong kind."""
-
-    @abstractmethod
-    def _likelihood_attributes(self, likelihood, theta):
-        """Fitted attributes that expose the likelihood (``noise_variance_``, ``classes_``)."""
-
-    def _fitted_theta(self):
-        """The fitted likelihood parameters, for a warm start (None: none)."""
-        return None
-
-    def _validate_partial_targets(self, likelihood, y, sample_weight, classes, first):
-        """Check ``y`` of a ``partial_fit`` batch; the first batch fixes the facts."""
-        if first:
-            return likelihood.validate_targets(y, sample_weight)[0]
-        return self._make_likelihood().validate_targets(y, sample_weight)[0]
-
-    # ------------------------------------------------------------------
-    # Parameter resolution
-    # ------------------------------------------------------------------
-    def _expert_prototypes(self):
-        """Unfitted experts, one per slot, after checking their kind."""
-        experts = self.experts
-        if isinstance(experts, list):
-            if len(experts) == 0:
-                raise ValueError("experts must be an estimator or a non-empty list.")
-            if self.n_experts is not None and self.n_experts != len(experts):
-                raise ValueError(
-                    f"n_experts={self.n_experts} disagrees with the {len(experts)} "
-                    "estimators given in experts; set n_experts=None or "
-                    f"n_experts={len(experts)}."
-                )
-            for i, est in enumerate(experts):
-                if not (hasattr(est, "fit") and hasattr(est, "predict")):
-                    raise TypeError(
-                        f"experts[{i}] must be an estimator with fit and predict; "
-                        f"got {est!r}."
-                    )
-                self._check_expert(est, f"experts[{i}]")
-            return list(experts)
-        proto = self._default_expert() if experts is None else experts
-        self._check_expert(proto, "experts")
-        n = 2 if self.n_experts is None else self.n_experts
-        return [proto] * n
-
-    def _gate_columns(self, n_features):
-        """Column indices of the gate's input, or None for all columns."""
-        if self.gate_features is None:
-            return None
-        cols = np.asarray(self.gate_features)
-        if cols.ndim != 1 or cols.size == 0:
-            raise ValueError(
-                "gate_features must be a non-empty 1-D list of column indices, "
-                "column names or a boolean mask."
-            )
-        if cols.dtype.kind in "OUS":
-            names = getattr(self, "feature_names_in_", None)
-            if names is None:
-                raise ValueError(
-                    "gate_features holds column names, but X has no feature "
-                    "names; pass a pandas DataFrame or column indices."
-                )
-            missing = [str(c) for c in cols if c not in set(names)]
-            if missing:
-                raise ValueError(f"gate_features names columns not in X: {missing}.")
-            lookup = {name: i for i, name in enumerate(names)}
-            return np.array([lookup[c] for c in cols], dtype=np.intp)
-        if cols.dtype.kind == "b":
-            if cols.size != n_features:
-                raise ValueError(
-                    f"gate_features as a boolean mask must have {n_features} "
-                    f"entries, got {cols.size}."
-                )
-            return np.flatnonzero(cols)
-        if cols.dtype.kind not in "iu":
-            raise ValueError(
-                "gate_features must hold integer column indices, column names "
-                f"or booleans; got dtype {cols.dtype}."
-            )
-        if cols.min() < -n_features or cols.max() >= n_features:
-            raise ValueError(
-                f"gate_features indices must lie in [0, {n_features}); got {cols.tolist()}."
-            )
-        return np.asarray(cols % n_features, dtype=np.intp)
-
-    def _gate_input(self, X, columns):
-        if columns is None:
-            return X
-        Z = X[:, columns]
-        return Z if sp.issparse(Z) else np.ascontiguousarray(Z)
-
-    def _new_gate(self):
-        return clone(self.gate) if self.gate is not None else SoftmaxGate()
-
-    # ------------------------------------------------------------------
-    # The fit template
-    # ------------------------------------------------------------------
-    def _validate_fit_data(self, X, y, sample_weight):
-        """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
-        prototypes = self._expert_prototypes()
-        X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-            y_numeric=False, multi_output=True,
-        )
-        if sp.issparse(X):
-            for k, p in enumerate(prototypes):
-                if not get_tags(p).input_tags.sparse:
-                    raise TypeError(
-                        f"X is sparse but expert {k} ({estimator_name(p)}) "
-                        "does not accept sparse input; pass a dense X or "
-                        "experts that accept sparse matrices."
-                    )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        likelihood = self._make_likelihood()
-        y, _ = likelihood.validate_targets(y, sample_weight)
-        n_pos = int(np.count_nonzero(sample_weight))
-        if n_pos < len(prototypes):
-            raise ValueError(
-                f"Expected n_samples >= n_experts, got n_samples={n_pos} "
-                f"(with positive sample_weight) and n_experts={len(prototypes)}."
-            )
-        Z = self._gate_input(X, self._gate_columns(X.shape[1]))
-        return prototypes, self._data(X, y, sample_weight, Z, likelihood)
-
-    @staticmethod
-    def _data(X, y, sample_weight, Z, likelihood):
-        # The scaled init columns, for re-seeding and growth: built only
-        # when a repair needs them.
-        init_columns = LazyInitColumns(likelihood, X, y, sample_weight)
-        return EMData(X, y, sample_weight, Z, likelihood, init_columns)
-
-    def _fit(self, X, y, sample_weight):
-        """The fit template shared by the regressor and the classifier."""
-        t_start = time.perf_counter()
-        with _restore_on_error(self):
-            prototypes, data = self._validate_fit_data(X, y, sample_weight)
-            rng = check_random_state(self.random_state)
-            if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_sgd.py
-                result = self._fit_gd(data, prototypes, rng)
-            else:
-                result = self._fit_em(data, prototypes, rng)
-        step = "EM iteration" if self.solver == "em" else "epoch"
-        _warn_repairs(result, self.min_expert_weight, step)
-        _warn_usage(result, self.min_expert_weight)
-        if not result.converged:
-            warnings.warn(self._convergence_message(), ConvergenceWarning)
-        if self.solver == "em":
-            for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
-                self.__dict__.pop(name, None)
-        self._set_fitted(result, data, self._gate_columns(data.X.shape[1]), t_start)
-        return self
-
-    def _convergence_message(self):
-        if self.solver == "gd":
-            return (
-                f"Stochastic optimizer: maximum iterations (max_iter={self.max_iter} "
-                "epochs) reached and the optimization hasn't converged yet. "
-                "Increase max_iter or learning_rate_init."
-            )
-        return (
-            f"EM did not converge in max_iter={self.max_iter} iterations (last "
-            f"change of the objective above tol={self.tol}). Increase max_iter or tol."
-        )
-
-    def _finish_dask_fit(self, result, data, t_start):
-        """The end of :meth:`fit` on dask collections (skmoe._dask)."""
-        _warn_usage(result, self.min_expert_weight)
-        if not result.converged:
-            warnings.warn(self._convergence_message(), ConvergenceWarning)
-        for name in _GD_ATTRIBUTES:
-            self.__dict__.pop(name, None)
-        self._set_fitted(result, data, None, t_start)
-
-    def _set_fitted(self, result, data, columns, t_start):
-        """Store a run's result as the fitted attributes (both solvers)."""
-        state = result.state
-        self.experts_ = state.experts
-        self.gate_ = state.gate
-        self.gate_features_ = columns
-        self._gate_width = data.Z.shape[1]
-        self.n_experts_ = len(state.experts)
-        self._likelihood = data.likelihood
-        self.__dict__.update(self._likelihood_attributes(data.likelihood, state.theta))
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.log_likelihood_history_ = np.asarray(result.history)
-        self.log_likelihood_ = float(result.log_likelihood)
-        self.expert_usage_ = result.usage
-        self.repairs_ = [r.as_dict() for r in result.repairs]
-        self.fit_time_ = time.perf_counter() - t_start
-
-    def _can_warm_start(self, Z, n_experts):
-        """Whether :meth:`fit` continues from the fitted mixture (growing it
-        when ``n_experts`` grew): the one warm-start test of both solvers."""
-        return (
-            self.warm_start
-            and hasattr(self, "experts_")
-            and self._gate_width == Z.shape[1]
-            and len(self.experts_) <= n_experts
-        )
-
-    def _warm_state(self, prototypes, data):
-        """Copies of the fitted experts and gate (a failure leaves the fitted
-        ones untouched), with the current parameters (e.g. ``experts__alpha``
-        or ``gate__alpha`` set since; the experts keep their seeds)."""
-        gate = copy.deepcopy(self.gate_)
-        gate.set_params(**leaf_params(self.gate if self.gate is not None else SoftmaxGate()))
-        gate.prepare(data.Z, data.sample_weight)
-        experts = copy.deepcopy(self.experts_)
-        for expert, proto in zip(experts, prototypes):
-            params = leaf_params(proto)
-            expert.set_params(
-                **{k: v for k, v in params.items() if not k.endswith("random_state")}
-            )
-        return EMState(experts, gate, self._fitted_theta())
-
-    def _fit_em(self, data, prototypes, rng):
-        """EM from the fitted state (warm start, growing it if ``n_experts``
-        grew) or the best of ``n_init`` restarts, in parallel when ``n_jobs``
-        allows."""
-        check_sample_weight_support(prototypes, data.sample_weight)
-        config = EMConfig.from_estimator(self)
-        if self._can_warm_start(data.Z, len(prototypes)):
-            state = self._warm_state(prototypes, data)
-            resp = None
-            with _threaded.single_threaded_blas():
-                if len(state.experts) < len(prototypes):
-                    resp = _repair.grow(
-                        data, state, prototypes, rng, self.top_k, self.grow == "freeze"
-                    )
-                return run_em(data, state, config, rng, resp)
-        gate = self._new_gate().prepare(data.Z, data.sample_weight)
-        # One RandomState per restart, drawn up front, so that the restarts
-        # can run in parallel (n_jobs) with the same results as in series. A
-        # single restart keeps using `rng` itself.
-        args = (self.init, data, prototypes, gate, config)
-        if self.n_init == 1:
-            trials = [_em_restart(*args, rng, 0)]
-        else:
-            seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
-            trials = Parallel(n_jobs=self.n_jobs)(
-                delayed(_em_restart)(*args, np.random.RandomState(seed), i_init)
-                for i_init, seed in enumerate(seeds)
-            )
-        for i_init, trial in enumerate(trials):
-            self._print_restart(i_init, trial, "iterations")
-        return max(trials, key=lambda trial: trial.objective)
-
-    def _print_restart(self, i_init, result, unit):
-        if self.verbose:
-            print(
-                f"Initialisation {i_init}: objective {result.objective:.6f}, "
-                f"{result.n_iter} {unit}, converged={result.converged}"
-            )
-
-    def _split_validation(self, data, rng):
-        """``(train, held_out, train_rows)`` of ``early_stopping`` (else
-        ``(data, None, None)``)."""
-        if not self.early_stopping:
-            return data, None, None
-        train, held = train_test_split(
-            np.arange(data.X.shape[0]), test_size=self.validation_fraction,
-            random_state=rng, stratify=data.y if is_classifier(self) else None,
-        )
-        if held.size < 2:
-            raise ValueError(
-                "The validation set is too small. Increase "
-                "'validation_fraction' or the size of your dataset."
-            )
-        train.sort()
-        held.sort()
-        n_experts = len(self._expert_prototypes())
-        if np.count_nonzero(data.sample_weight[train]) < n_experts:
-            raise ValueError(
-                "early_stopping leaves fewer training samples than n_experts="
-                f"{n_experts}; decrease validation_fraction."
-            )
-        parts = [
-            self._data(data.X[r], data.y[r], data.sample_weight[r], data.Z[r], data.likelihood)
-            for r in (train, held)
-        ]
-        return parts[0], parts[1], train
-
-    def _fit_gd(self, data, prototypes, rng):
-        """``fit`` with ``solver="gd"``: a warm start, or the best of ``n_init`` runs."""
-        check_partial_fit_experts(prototypes, isinstance(self.experts, list))
-        check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
-        config = SGDConfig.from_estimator(self)
-        train, val, rows = self._split_validation(data, rng)
-        args = (config, getattr(data.likelihood, "classes_", None))
-        if self._can_warm_start(train.Z, len(prototypes)):
-            result, sgd = self._gd_warm(train, val, prototypes, rng, *args)
-        else:
-            result = sgd = None
-            for i_init in range(self.n_init):
-                if isinstance(self.init, str):
-                    resp = initial_responsibilities(
-                        self.init, data.likelihood, train.X, train.y,
-                        train.sample_weight, len(prototypes), rng, i_init,
-                    )
-                else:
-                    resp = initial_responsibilities(
-                        self.init, data.likelihood, data.X, data.y,
-                        data.sample_weight, len(prototypes), rng, i_init,
-                    )
-                    resp = resp if rows is None else resp[rows]
-                trial, trial_sgd = self._gd_run(train, val, prototypes, resp, rng, *args)
-                self._print_restart(i_init, trial, "epochs")
-                if result is None or trial.objective > result.objective:
-                    result, sgd = trial, trial_sgd
-        sgd.weight_seen = train.total
-        self._gd_state = sgd
-        scores = result.validation_scores if self.early_stopping else None
-        self.validation_scores_ = None if scores is None else np.asarray(scores)
-        self.best_validation_score_ = None if scores is None else float(np.max(scores))
-        return result
-
-    def _gd_run(self, train, val, prototypes, resp, rng, config, classes):
-        """One gradient run from initial responsibilities."""
-        state = EMState(make_experts(prototypes, rng), self._new_gate())
-        state.gate.prepare(train.Z, train.sample_weight)
-        sgd = SGDState(None, rng)
-        full_m_step(train, state, resp, sgd, config, classes)
-        return run_sgd(
-            train, state, sgd, config, self.max_iter, train.total, val, classes
-        ), sgd
-
-    def _gd_warm(self, train, val, prototypes, rng, config, classes):
-        """As MLP's warm start: the fitted parameters, a fresh optimiser
-        (growing the mixture first if ``n_experts`` grew)."""
-        state = self._warm_state(prototypes, train)
-        check_partial_fit_experts(state.experts, isinstance(self.experts, list))
-        sgd = SGDState(make_optimizer(config, state.gate.sgd_parameters()), rng)
-        if len(state.experts) < len(prototypes):
-            resp = _repair.grow(
-                train, state, prototypes, rng, self.top_k, self.grow == "freeze"
-            )
-            full_m_step(train, state, resp, sgd, config, classes)
-        return run_sgd(
-            train, state, sgd, config, self.max_iter, train.total, val, classes
-        ), sgd
-
-    # ------------------------------------------------------------------
-    # partial_fit (solver="gd")
-    # ------------------------------------------------------------------
-    def _check_gd_solver(self):
-        if self.solver != "gd":
-            raise AttributeError(
-                "partial_fit is only available for solver='gd'; this mixture has "
-                f"solver={self.solver!r}."
-            )
-        return True
-
-    def _partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One pass of mini-batch gradient steps over ``(X, y)``.
-
-        All checks run before anything changes, and the pass works on copies
-        of the fitted experts, gate and state, committed only at the end: an
-        error leaves the fitted mixture exactly as it was.
-        """
-        t_start = time.perf_counter()
-        if self.early_stopping:
-            raise ValueError(
-                "partial_fit does not support early_stopping=True (there is no "
-                "held-out data in a stream); set early_stopping=False."
-            )
-        first = not hasattr(self, "experts_")
-        with _restore_on_error(self):
-            data = self._validate_partial_data(X, y, sample_weight, classes, first)
-            config = SGDConfig.from_estimator(self)
-            classes = getattr(data.likelihood, "classes_", None)
-            if first:
-                state, sgd = self._partial_start(data, config, classes)
-                n_iter = 0
-            else:
-                state, sgd = self._partial_resume(data, config)
-                n_iter = self.n_iter_
-            sgd.weight_seen += float(data.sample_weight.sum())
-            result = run_sgd(data, state, sgd, config, 1, sgd.weight_seen, None, classes)
-            self._set_fitted(result, data, self._partial_columns(data.X, first), t_start)
-            self._gd_state = sgd
-            self.converged_ = False
-            self.n_iter_ = n_iter + 1
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-        return self
-
-    def _partial_columns(self, X, first):
-        return self._gate_columns(X.shape[1]) if first else self.gate_features_
-
-    def _validate_partial_data(self, X, y, sample_weight, classes, first):
-        if first:
-            check_partial_fit_experts(
-                self._expert_prototypes(), isinstance(self.experts, list)
-            )
-        X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-            y_numeric=False, multi_output=True, reset=first,
-        )
-        if X.shape[0] < 2:
-            # A batch of one row is refused (issue 3): collect rows into
-            # mini-batches of at least two.
-            raise ValueError(
-                f"partial_fit needs a batch of at least 2 samples; got "
-                f"{X.shape[0]}. Collect single rows into mini-batches."
-            )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-        # What the first batch fixed (the classes, the regressor's variance
-        # floor) stays fixed.
-        likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)
-        y = self._validate_partial_targets(likelihood, y, sample_weight, classes, first)
-        Z = self._gate_input(X, self._partial_columns(X, first))
-        return self._data(X, y, sample_weight, Z, likelihood)
-
-    def _partial_start(self, data, config, classes):
-        """The first ``partial_fit`` call initialises the mixture on its batch."""
-        prototypes = self._expert_prototypes()
-        n_experts = len(prototypes)
-        n_pos = int(np.count_nonzero(data.sample_weight))
-        if n_pos < max(2, n_experts):
-            raise ValueError(
-                "The first call to partial_fit initialises the mixture and "
-                f"needs at least max(2, n_experts)={max(2, n_experts)} "
-                f"samples with positive sample_weight; got {n_pos}."
-            )
-        check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
-        rng = check_random_state(self.random_state)
-        resp = initial_responsibilities(
-            self.init, data.likelihood, data.X, data.y, data.sample_weight,
-            n_experts, rng, 0,
-        )
-        state = EMState(make_experts(prototypes, rng), self._new_gate())
-        state.gate.prepare(data.Z, data.sample_weight)
-        sgd = SGDState(None, rng)
-        full_m_step(data, state, resp, sgd, config, classes)
-        return state, sgd
-
-    def _partial_resume(self, data, config):
-        """Copies of the fitted mixture and of its gradient state."""
-        check_sample_weight_support(self.experts_, data.sample_weight, "partial_fit")
-        state = EMState(
-            copy.deepcopy(self.experts_), copy.deepcopy(self.gate_), self._fitted_theta()
-        )
-        if getattr(self, "_gd_state", None) is not None:
-            return state, copy.deepcopy(self._gd_state)
-        # Fitted by EM: continue from its experts and gate.
-        check_partial_fit_experts(state.experts, isinstance(self.experts, list))
-        state.gate.prepare(data.Z, data.sample_weight)
-        rng = check_random_state(self.random_state)
-        return state, SGDState(make_optimizer(config, state.gate.sgd_parameters()), rng)
-
-    # ------------------------------------------------------------------
-    # Shared inference
-    # ------------------------------------------------------------------
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C", reset=False
-        )
+        if getattr(self, "_frame_template", None) is None:
+            return validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                reset=False,
+            )
+        # Fitted on a DataFrame: the experts get one.
+        return validate_data(self, self._as_frame(X), reset=False, skip_check_array=True)
+
+    def _as_frame(self, X, first=False):
+        """``X`` as given when it is a DataFrame (or for a first fit); an
+        array for a mixture fitted on a frame becomes a frame with the fitted
+        columns and dtypes (after the usual warning about feature names)."""
+        if first or _frames.is_dataframe(X):
+            return X
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return _frames.frame_like(X, self._frame_template)
 
     def _log_gate(self, X):
-        return self.gate_.log_proba(self._gate_input(X, self.gate_features_))
+        gate_in = getattr(self, "_gate_in", None)
+        if gate_in is None:  # a mixture pickled before the gate input was stored
+            return self.gate_.log_proba(_gate_input(X, self.gate_features_))
+        return self.gate_.log_proba(gate_in(X))
 
     def _routed_gate(self, X):
         """Gate weights for prediction: renormalised over each row's ``top_k``."""
@@ -962,6 +465,549 @@ class _BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
         return float(
             -2.0 * log_norm.sum() + self._n_parameters() * np.log(n) + 2.0 * entropy
         )
+
+
+class _BaseMixtureOfExperts(
+    _MixtureInferenceMixin, MetaEstimatorMixin, ExpertsComposition, metaclass=ABCMeta
+):
+    """Base class of the mixtures of experts.
+
+    Owns the parameters (the classifier takes this ``__init__`` as it is,
+    the regressor adds ``reg_variance``) and the fit template (validation,
+    solver dispatch, ``n_init`` restarts, warm start and growth, fitted
+    attributes); inference and model selection come from
+    :class:`_MixtureInferenceMixin`, named experts and tunable defaults from
+    :class:`~skmoe._composition.ExpertsComposition`. Subclasses choose the
+    likelihood (:meth:`_make_likelihood`) and the default expert.
+    """
+
+    _parameter_constraints = {
+        "experts": [HasMethods(["fit", "predict"]), list, None],
+        "n_experts": [Interval(Integral, 1, None, closed="left"), None],
+        # Any estimator with the gate protocol (see SoftmaxGate), or a
+        # Pipeline ending in one.
+        "gate": [
+            HasMethods(["prepare", "fit_soft", "log_proba", "penalty", "n_parameters"]),
+            Pipeline,
+            None,
+        ],
+        "gate_features": ["array-like", None],
+        "assignment": [StrOptions({"soft", "hard", "stochastic"})],
+        "init": [StrOptions({"kmeans", "random"}), "array-like"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "gate_max_iter": [
+            Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None
+        ],
+        "warm_start": ["boolean"],
+        "solver": [StrOptions({"em", "gd"})],
+        "optimizer": [StrOptions({"adam", "sgd"})],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "top_k": [Interval(Integral, 1, None, closed="left"), None],
+        "min_expert_weight": [Interval(Real, 0, 1, closed="left")],
+        "on_collapse": [StrOptions({"reseed", "drop"})],
+        "grow": [StrOptions({"refit", "freeze"})],
+    }
+
+    def __init__(
+        self,
+        experts=None,
+        *,
+        n_experts=None,
+        gate=None,
+        gate_features=None,
+        assignment="soft",
+        init="kmeans",
+        n_init=1,
+        max_iter=100,
+        tol=1e-6,
+        gate_max_iter="auto",
+        warm_start=False,
+        solver="em",
+        optimizer="adam",
+        learning_rate="constant",
+        learning_rate_init=0.1,
+        momentum=0.9,
+        batch_size="auto",
+        shuffle=True,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        top_k=None,
+        min_expert_weight=1e-3,
+        on_collapse="reseed",
+        grow="refit",
+    ):
+        # Don't instantiate estimators now: their parameters may still change.
+        self.experts = experts
+        self.n_experts = n_experts
+        self.gate = gate
+        self.gate_features = gate_features
+        self.assignment = assignment
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.gate_max_iter = gate_max_iter
+        self.warm_start = warm_start
+        self.solver = solver
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.top_k = top_k
+        self.min_expert_weight = min_expert_weight
+        self.on_collapse = on_collapse
+        self.grow = grow
+
+    # ------------------------------------------------------------------
+    # Hooks of the regressor and the classifier
+    # ------------------------------------------------------------------
+    @abstractmethod
+    def _make_likelihood(self):
+        """A new likelihood object (:mod:`skmoe._likelihood`) for a fit."""
+
+    @abstractmethod
+    def _default_expert(self, solver):
+        """The expert used when ``experts`` is None, for ``solver``."""
+
+    @abstractmethod
+    def _check_expert(self, expert, where):
+        """Raise a TypeError naming ``where`` if ``expert`` is of the wrong kind."""
+
+    @abstractmethod
+    def _likelihood_attributes(self, likelihood, theta):
+        """Fitted attributes that expose the likelihood (``noise_variance_``, ``classes_``)."""
+
+    def _fitted_theta(self):
+        """The fitted likelihood parameters, for a warm start (None: none)."""
+        return None
+
+    def _validate_partial_targets(self, likelihood, y, sample_weight, classes, first):
+        """Check ``y`` of a ``partial_fit`` batch; the first batch fixes the facts."""
+        if first:
+            return likelihood.validate_targets(y, sample_weight)[0]
+        return self._make_likelihood().validate_targets(y, sample_weight)[0]
+
+    # ------------------------------------------------------------------
+    # Parameter resolution
+    # ------------------------------------------------------------------
+    def _expert_prototypes(self):
+        """Unfitted experts, one per slot, after checking their kind."""
+        experts = self.experts
+        if isinstance(experts, list):
+            if len(experts) == 0:
+                raise ValueError("experts must be an estimator or a non-empty list.")
+            if is_named(experts):
+                self._validate_names([name for name, _ in experts])
+                experts = [est for _, est in experts]
+            elif any(isinstance(e, tuple) for e in experts):
+                raise ValueError(
+                    "experts must be a list of estimators or a list of (name, "
+                    "estimator) tuples, not a mix of both."
+                )
+            if self.n_experts is not None and self.n_experts != len(experts):
+                raise ValueError(
+                    f"n_experts={self.n_experts} disagrees with the {len(experts)} "
+                    "estimators given in experts; set n_experts=None or "
+                    f"n_experts={len(experts)}."
+                )
+            for i, est in enumerate(experts):
+                if not (hasattr(est, "fit") and hasattr(est, "predict")):
+                    raise TypeError(
+                        f"experts[{i}] must be an estimator with fit and predict; "
+                        f"got {est!r}."
+                    )
+                self._check_expert(est, f"experts[{i}]")
+            return list(experts)
+        proto = self._default_expert(self.solver) if experts is None else experts
+        self._check_expert(proto, "experts")
+        n = 2 if self.n_experts is None else self.n_experts
+        return [proto] * n
+
+    def _gate_columns(self, X):
+        """Column indices of the gate's input, or None for all columns.
+
+        With a DataFrame and a gate that is not a Pipeline, ``None`` means
+        the frame's numeric columns.
+        """
+        if self.gate_features is None and _frames.is_dataframe(X) and not isinstance(
+            self.gate, Pipeline
+        ):
+            cols = _frames.numeric_positions(X)
+            if cols.size == 0:
+                raise ValueError(
+                    "X has no numeric column for the gate. Encode its columns "
+                    "in a gate Pipeline, for example gate="
+                    "make_pipeline(OneHotEncoder(), SoftmaxGate())."
+                )
+            return None if cols.size == X.shape[1] else cols
+        names = getattr(self, "feature_names_in_", None)
+        return _gate_columns(self.gate_features, X.shape[1], names)
+
+    def _gate_parts(self):
+        """``(transformer, gate)``: the leading steps of a gate Pipeline
+        (None for a plain gate) and the gate that EM fits."""
+        return _frames.split_gate(self.gate, SoftmaxGate)
+
+    def _new_gate(self):
+        return clone(self._gate_parts()[1])
+
+    def _fit_gate_input(self, X, y, first=True):
+        """The gate's input of a fit (a :class:`~skmoe._frames.GateInput`,
+        fitted on the first batch, and ``Z``)."""
+        if not first:
+            return self._gate_in, self._gate_in(X)
+        return _frames.GateInput.fit(X, y, self._gate_columns(X), self._gate_parts()[0])
+
+    def _validate_frame(self, X, y, reset):
+        """Checks of a DataFrame ``X`` (kept as it is) and of ``y``."""
+        X, y = validate_data(self, X, y, skip_check_array=True, reset=reset)
+        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        check_consistent_length(X, y)
+        if reset:
+            self._frame_template = _frames.frame_template(X)
+        return X, y
+
+    def _data(self, X, y, sample_weight, likelihood, first=True):
+        """The EMData of a fit or a batch; keeps the gate input to store."""
+        self._gate_in_fit, Z = self._fit_gate_input(X, y, first)
+        # A DataFrame: the numeric columns that the initialisation and the
+        # repairs cluster (skmoe/_frames.py).
+        numeric = _frames.numeric_columns(X, Z)
+        return EMData(X, y, sample_weight, Z, likelihood, numeric=numeric)
+
+    # ------------------------------------------------------------------
+    # The fit template
+    # ------------------------------------------------------------------
+    def _validate_fit_data(self, X, y, sample_weight):
+        """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
+        prototypes = self._expert_prototypes()
+        self.__dict__.pop("_frame_template", None)
+        if _frames.is_dataframe(X):
+            X, y = self._validate_frame(X, y, reset=True)
+        else:
+            X, y = validate_data(
+                self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                y_numeric=False, multi_output=True,
+            )
+        if sp.issparse(X):
+            for k, p in enumerate(prototypes):
+                if not get_tags(p).input_tags.sparse:
+                    raise TypeError(
+                        f"X is sparse but expert {k} ({estimator_name(p)}) "
+                        "does not accept sparse input; pass a dense X or "
+                        "experts that accept sparse matrices."
+                    )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        likelihood = self._make_likelihood()
+        y, _ = likelihood.validate_targets(y, sample_weight)
+        n_pos = int(np.count_nonzero(sample_weight))
+        if n_pos < len(prototypes):
+            raise ValueError(
+                f"Expected n_samples >= n_experts, got n_samples={n_pos} "
+                f"(with positive sample_weight) and n_experts={len(prototypes)}."
+            )
+        return prototypes, self._data(X, y, sample_weight, likelihood)
+
+    def _fit(self, X, y, sample_weight):
+        """The fit template shared by the regressor and the classifier."""
+        t_start = time.perf_counter()
+        with _restore_on_error(self):
+            prototypes, data = self._validate_fit_data(X, y, sample_weight)
+            rng = check_random_state(self.random_state)
+            # The warnings of the experts (every iteration) and of the
+            # restarts (maybe in worker processes) are raised once each, with
+            # their count, at the end (skmoe/_gather.py).
+            with _gather.gathered():
+                if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_sgd.py
+                    result = self._fit_gd(data, prototypes, rng)
+                else:
+                    result = self._fit_em(data, prototypes, rng)
+        _warn_repairs(result, self.min_expert_weight, self.solver)
+        _warn_usage(result, self.min_expert_weight)
+        if not result.converged:
+            _gather.warn(_convergence_message(self), ConvergenceWarning)
+        if self.solver == "em":
+            for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
+                self.__dict__.pop(name, None)
+        self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
+        return self
+
+    def _finish_dask_fit(self, result, data, t_start):
+        """The end of :meth:`fit` on dask collections (skmoe._dask)."""
+        _warn_usage(result, self.min_expert_weight)
+        if not result.converged:
+            _gather.warn(_convergence_message(self), ConvergenceWarning)
+        for name in _GD_ATTRIBUTES + ("_frame_template",):
+            self.__dict__.pop(name, None)
+        self._set_fitted(result, data, _frames.GateInput(None, None), t_start)
+
+    def _set_fitted(self, result, data, gate_in, t_start):
+        """Store a run's result as the fitted attributes (both solvers)."""
+        state = result.state
+        self.experts_ = state.experts
+        self.gate_ = state.gate
+        self._gate_in = gate_in
+        self.gate_features_ = gate_in.columns
+        self._gate_width = data.Z.shape[1]
+        self.n_experts_ = len(state.experts)
+        self._likelihood = data.likelihood
+        self.__dict__.update(self._likelihood_attributes(data.likelihood, state.theta))
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.log_likelihood_history_ = np.asarray(result.history)
+        self.log_likelihood_ = float(result.log_likelihood)
+        self.expert_usage_ = result.usage
+        self.repairs_ = [r.as_dict() for r in result.repairs]
+        self.fit_time_ = time.perf_counter() - t_start
+
+    def _can_warm_start(self, Z, n_experts):
+        """Whether :meth:`fit` continues from the fitted mixture (growing it
+        when ``n_experts`` grew): the one warm-start test of both solvers."""
+        return (
+            self.warm_start
+            and hasattr(self, "experts_")
+            and self._gate_width == Z.shape[1]
+            and len(self.experts_) <= n_experts
+        )
+
+    def _warm_state(self, prototypes, data):
+        """Copies of the fitted experts and gate (a failure leaves the fitted
+        ones untouched), with the current parameters (e.g. ``experts__alpha``
+        or ``gate__alpha`` set since; the experts keep their seeds), the gate
+        prepared on ``data``."""
+        gate = copy.deepcopy(self.gate_)
+        gate.set_params(**leaf_params(self._gate_parts()[1]))
+        gate.prepare(data.Z, data.sample_weight)
+        experts = copy.deepcopy(self.experts_)
+        for expert, proto in zip(experts, prototypes):
+            params = leaf_params(proto)
+            expert.set_params(
+                **{k: v for k, v in params.items() if not k.endswith("random_state")}
+            )
+        return EMState(experts, gate, self._fitted_theta())
+
+    def _fit_em(self, data, prototypes, rng):
+        """EM from the fitted state (warm start, growing it if ``n_experts``
+        grew) or the best of ``n_init`` restarts, in parallel when ``n_jobs``
+        allows."""
+        check_sample_weight_support(prototypes, data.sample_weight)
+        config = EMConfig.from_estimator(self)
+        if self._can_warm_start(data.Z, len(prototypes)):
+            state = self._warm_state(prototypes, data)
+            resp = None
+            with _threaded.single_threaded_blas():
+                if len(state.experts) < len(prototypes):
+                    resp = _repair.grow(
+                        data, state, prototypes, rng, self.top_k, self.grow == "freeze"
+                    )
+                return run_em(data, state, config, rng, resp)
+        gate = self._new_gate().prepare(data.Z, data.sample_weight)
+        # One RandomState per restart, drawn up front, so that the restarts
+        # can run in parallel (n_jobs) with the same results as in series. A
+        # single restart keeps using `rng` itself.
+        args = (self.init, data, prototypes, gate)
+        if self.n_init == 1:
+            trials = [_em_restart(*args, config, rng, 0)]
+        else:
+            # Each restart's warnings come back with it (a worker process's
+            # would not reach the caller): they are raised here, and summarised
+            # with the others at the end of the fit.
+            seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+            runs = Parallel(n_jobs=self.n_jobs)(
+                delayed(_gather.recording)(
+                    _em_restart, *args, _restart_config(config, i_init, self.n_init),
+                    np.random.RandomState(seed), i_init,
+                )
+                for i_init, seed in enumerate(seeds)
+            )
+            trials = [trial for trial, _ in runs]
+            for _, records in runs:
+                _gather.replay(records)
+        for i_init, trial in enumerate(trials):
+            _print_restart(self.verbose, i_init, self.n_init, trial, "iterations")
+        return max(trials, key=lambda trial: trial.objective)
+
+    def _fit_gd(self, data, prototypes, rng):
+        """``fit`` with ``solver="gd"``: a warm start, or the best of ``n_init`` runs."""
+        from_list = isinstance(self.experts, list)
+        check_partial_fit_experts(prototypes, from_list)
+        check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
+        config = SGDConfig.from_estimator(self)
+        classes = getattr(data.likelihood, "classes_", None)
+        train, val, rows = data, None, None
+        if self.early_stopping:
+            stratify = data.y if is_classifier(self) else None
+            train, val, rows = split_validation(
+                data, self.validation_fraction, rng, stratify, len(prototypes)
+            )
+        args = (config, self.max_iter, train.total, val, classes)
+        warm = self._can_warm_start(train.Z, len(prototypes))
+        if warm:
+            state = self._warm_state(prototypes, train)
+            check_partial_fit_experts(state.experts, from_list)
+            sgd = resumed_state(
+                train, state, prototypes, rng, config, classes, self.top_k,
+                self.grow == "freeze",
+            )
+            best = (run_sgd(train, state, sgd, *args), sgd)
+        for i_init in range(0 if warm else self.n_init):
+            # An init array is given for all the rows: keep the training ones.
+            source = train if isinstance(self.init, str) else data
+            resp = initial_responsibilities(
+                self.init, data.likelihood, source.init_X, source.y,
+                source.sample_weight, len(prototypes), rng, i_init,
+            )
+            if source is data and rows is not None:
+                resp = resp[rows]
+            state, sgd = initial_state(
+                train, prototypes, self._new_gate(), resp, rng, config, classes
+            )
+            result = run_sgd(
+                train, state, sgd, _restart_config(config, i_init, self.n_init), *args[1:]
+            )
+            _print_restart(self.verbose, i_init, self.n_init, result, "epochs")
+            if i_init == 0 or result.objective > best[0].objective:
+                best = (result, sgd)
+        result, self._gd_state = best
+        self._gd_state.weight_seen = train.total
+        scores = result.validation_scores if self.early_stopping else None
+        self.validation_scores_ = None if scores is None else np.asarray(scores)
+        self.best_validation_score_ = None if scores is None else float(np.max(scores))
+        return result
+
+    # ------------------------------------------------------------------
+    # partial_fit (solver="gd")
+    # ------------------------------------------------------------------
+    def _check_gd_solver(self):
+        if self.solver != "gd":
+            raise AttributeError(
+                "partial_fit is only available for solver='gd'; this mixture has "
+                f"solver={self.solver!r}."
+            )
+        return True
+
+    def _partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One pass of mini-batch gradient steps over ``(X, y)``.
+
+        All checks run before anything changes, and the pass works on copies
+        of the fitted experts, gate and state, committed only at the end: an
+        error leaves the fitted mixture exactly as it was.
+        """
+        t_start = time.perf_counter()
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True (there is no "
+                "held-out data in a stream); set early_stopping=False."
+            )
+        first = not hasattr(self, "experts_")
+        with _restore_on_error(self):
+            data = self._validate_partial_data(X, y, sample_weight, classes, first)
+            config = SGDConfig.from_estimator(self)
+            classes = getattr(data.likelihood, "classes_", None)
+            if first:
+                state, sgd = self._partial_start(data, config, classes)
+            else:
+                state, sgd = self._partial_resume(data, config)
+            n_iter = 0 if first else self.n_iter_
+            sgd.weight_seen += float(data.sample_weight.sum())
+            result = run_sgd(data, state, sgd, config, 1, sgd.weight_seen, None, classes)
+            self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
+            self._gd_state = sgd
+            self.converged_ = False
+            self.n_iter_ = n_iter + 1
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        return self
+
+    def _validate_partial_data(self, X, y, sample_weight, classes, first):
+        if first:
+            check_partial_fit_experts(
+                self._expert_prototypes(), isinstance(self.experts, list)
+            )
+        if first:
+            self.__dict__.pop("_frame_template", None)
+        if _frames.is_dataframe(X) or (
+            not first and getattr(self, "_frame_template", None) is not None
+        ):
+            X, y = self._validate_frame(self._as_frame(X, first), y, reset=first)
+        else:
+            X, y = validate_data(
+                self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                y_numeric=False, multi_output=True, reset=first,
+            )
+        if X.shape[0] < 2:
+            # A batch of one row is refused (issue 3): collect rows into
+            # mini-batches of at least two.
+            raise ValueError(
+                f"partial_fit needs a batch of at least 2 samples; got "
+                f"{X.shape[0]}. Collect single rows into mini-batches."
+            )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        # What the first batch fixed (the classes, the regressor's variance
+        # floor) stays fixed.
+        likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)
+        y = self._validate_partial_targets(likelihood, y, sample_weight, classes, first)
+        return self._data(X, y, sample_weight, likelihood, first)
+
+    def _partial_start(self, data, config, classes):
+        """The first ``partial_fit`` call initialises the mixture on its batch."""
+        prototypes = self._expert_prototypes()
+        n_pos = int(np.count_nonzero(data.sample_weight))
+        if n_pos < max(2, len(prototypes)):
+            raise ValueError(
+                "The first call to partial_fit initialises the mixture and "
+                f"needs at least max(2, n_experts)={max(2, len(prototypes))} "
+                f"samples with positive sample_weight; got {n_pos}."
+            )
+        check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
+        rng = check_random_state(self.random_state)
+        resp = initial_responsibilities(
+            self.init, data.likelihood, data.init_X, data.y, data.sample_weight,
+            len(prototypes), rng, 0,
+        )
+        return initial_state(data, prototypes, self._new_gate(), resp, rng, config, classes)
+
+    def _partial_resume(self, data, config):
+        """Copies of the fitted mixture and of its gradient state (a mixture
+        fitted by EM continues from its experts and gate)."""
+        check_sample_weight_support(self.experts_, data.sample_weight, "partial_fit")
+        state = EMState(
+            copy.deepcopy(self.experts_), copy.deepcopy(self.gate_), self._fitted_theta()
+        )
+        if getattr(self, "_gd_state", None) is not None:
+            return state, copy.deepcopy(self._gd_state)
+        check_partial_fit_experts(state.experts, isinstance(self.experts, list))
+        state.gate.prepare(data.Z, data.sample_weight)
+        rng = check_random_state(self.random_state)
+        return state, resumed_state(data, state, state.experts, rng, config, None, None, False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

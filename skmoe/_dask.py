@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _chunked, _init, _linear
 from ._em import EMResult, EMState
-from ._gating import SoftmaxGate, _to_raw, _to_standardised
+from ._gating import SoftmaxGate, _minimise, _to_raw, _to_standardised
 from ._experts import estimator_name, make_experts
 
 
@@ -413,7 +413,7 @@ def _gate_m_step(gate, blocks, total, max_iter):
         x0 = np.zeros(d * K + K)
         x0[d * K :] = np.log(np.maximum(freq, 1e-12))
     args = (blocks, None, None, mean, scale, float(gate.alpha), total, 0.0)
-    x, fun, nit = gate._minimise(x0, args, d, K, max_iter)
+    x, fun, nit = _minimise(x0, args, d, K, gate.max_iter, max_iter, gate.tol)
     W_s = x[: d * K].reshape(d, K)
     gate._set_coef(*_to_raw(W_s, x[d * K :], mean, scale))
     gate.objective_ = float(fun)

@@ -290,6 +290,57 @@ def _newton(x0, args, max_iter, gtol, ftol=1e-12):
     return x, f, max_iter
 
 
+def _split_output(coef, intercept, j, n_new):
+    """``(coef, intercept)`` with ``n_new`` copies of row ``j`` that share its
+    probability (intercepts lowered by ``log(n_new + 1)``) appended."""
+    coef = np.vstack([coef] + [coef[j : j + 1]] * n_new)
+    intercept = np.concatenate([intercept, np.repeat(intercept[j], n_new)])
+    shift = np.log(n_new + 1.0)
+    intercept[j] -= shift
+    intercept[-n_new:] -= shift
+    return coef, intercept
+
+
+def _initial_params(gate, R, sample_weight, total, mean, scale, warm):
+    """Starting point of the optimiser: the fitted ``gate`` (``warm``, same
+    shape) in standardised space, or the weighted target frequencies."""
+    n_features, n_classes = len(mean), R.shape[1]
+    coef = getattr(gate, "coef_", None)
+    if warm and coef is not None and coef.shape == (n_classes, n_features):
+        W_s, b_s = _to_standardised(coef, gate.intercept_, mean, scale)
+        return np.concatenate([W_s.ravel(), b_s])
+    # A common shift of the intercepts is irrelevant to the softmax.
+    x0 = np.zeros(n_features * n_classes + n_classes)
+    freq = sample_weight @ R / total
+    x0[n_features * n_classes :] = np.log(np.maximum(freq, 1e-12))
+    return x0
+
+
+def _minimise(x0, args, n_features, n_classes, max_iter, gate_max_iter, tol):
+    """Newton for small gates (L-BFGS when it fails), L-BFGS otherwise.
+
+    ``gate_max_iter``: None (``max_iter`` iterations), an int (at most that
+    many) or ``"auto"`` (one Newton or ``_AUTO_LBFGS_ITER`` L-BFGS
+    iterations). Returns ``(x, objective, n_iter)``.
+    """
+    if gate_max_iter is None:
+        n_newton = n_lbfgs = max_iter
+    elif gate_max_iter == "auto":
+        n_newton, n_lbfgs = 1, min(_AUTO_LBFGS_ITER, max_iter)
+    else:
+        n_newton = n_lbfgs = min(gate_max_iter, max_iter)
+    with _threaded.single_threaded_blas():
+        if _newton_pays(n_features, n_classes):
+            newton = _newton(x0, args, n_newton, tol)
+            if newton is not None:
+                return newton
+        result = minimize(
+            _gate_objective, x0, args=args, jac=True, method="L-BFGS-B",
+            options={"maxiter": n_lbfgs, "gtol": tol, "ftol": 1e-12},
+        )
+    return result.x, result.fun, result.nit
+
+
 class SoftmaxGate(BaseEstimator):
     """Softmax gating network fitted to soft targets.
 
@@ -479,10 +530,9 @@ class SoftmaxGate(BaseEstimator):
     def prepare(self, Z, sample_weight):
         """Compute the statistics of the gate input, once per fit.
 
-        The mixtures call it before any :meth:`fit_soft`; the weighted mean
-        and standard deviation of the columns of ``Z`` define the
-        standardised space in which the penalty and the gradient solver
-        work.
+        The weighted mean and standard deviation of the columns of ``Z``
+        define the standardised space of the penalty and of the gradient
+        solver.
 
         Parameters
         ----------
@@ -507,9 +557,8 @@ class SoftmaxGate(BaseEstimator):
     def fit_soft(self, Z, R, sample_weight, *, max_iter=None):
         """Fit to soft targets, starting from the current coefficients.
 
-        The M-step of the gate. Warm-starts from the fitted coefficients when
-        they have ``R.shape[1]`` outputs (whatever ``warm_start`` says: that
-        parameter is for :meth:`fit`).
+        The M-step of the gate: warm-starts from the fitted coefficients when
+        they have ``R.shape[1]`` outputs (``warm_start`` is for :meth:`fit`).
 
         Parameters
         ----------
@@ -523,10 +572,9 @@ class SoftmaxGate(BaseEstimator):
             Non-negative sample weights.
 
         max_iter : int, "auto" or None, default=None
-            ``None`` runs the optimiser to convergence (``self.max_iter`` and
-            ``self.tol``). An int caps its iterations; ``"auto"`` is one
-            Newton iteration, or a few L-BFGS iterations for gates too large
-            for Newton: a generalised (partial) M-step.
+            ``None`` runs the optimiser to convergence; an int caps its
+            iterations; ``"auto"`` is one Newton iteration (a few L-BFGS
+            ones for large gates): a generalised M-step.
 
         Returns
         -------
@@ -584,9 +632,7 @@ class SoftmaxGate(BaseEstimator):
             The output to remove.
         """
         self._leave_sgd()
-        self._set_coef(
-            np.delete(self.coef_, k, axis=0), np.delete(self.intercept_, k)
-        )
+        self._set_coef(np.delete(self.coef_, k, axis=0), np.delete(self.intercept_, k))
 
     def split_output(self, j, n_new):
         """Add ``n_new`` copies of output ``j`` sharing its probability (in place).
@@ -604,23 +650,16 @@ class SoftmaxGate(BaseEstimator):
             How many copies to add.
         """
         self._leave_sgd()
-        coef = np.vstack([self.coef_] + [self.coef_[j : j + 1]] * n_new)
-        intercept = np.concatenate([self.intercept_, np.repeat(self.intercept_[j], n_new)])
-        shift = np.log(n_new + 1.0)
-        intercept[j] -= shift
-        intercept[-n_new:] -= shift
-        self._set_coef(coef, intercept)
+        self._set_coef(*_split_output(self.coef_, self.intercept_, j, n_new))
 
     def sgd_parameters(self):
         """The arrays that the gradient solver moves, in place.
 
-        The coefficients and intercepts ``[W_s, b_s]`` of the input
-        standardised with the statistics of :meth:`prepare`: the penalty and
-        the learning rate then mean the same whatever the units of ``Z``.
-        Until the next :meth:`prepare`, :meth:`fit_soft` or output edit, the
-        gate's probabilities follow these arrays, and ``coef_`` and
-        ``intercept_`` are brought up to date by :meth:`penalty` and
-        :meth:`n_parameters`.
+        ``[W_s, b_s]``, the coefficients of the input standardised by
+        :meth:`prepare` (the learning rate then means the same whatever the
+        units of ``Z``). Until the next :meth:`prepare`, :meth:`fit_soft` or
+        output edit the gate follows these arrays; :meth:`penalty` brings
+        ``coef_`` and ``intercept_`` up to date.
 
         Returns
         -------
@@ -686,45 +725,6 @@ class SoftmaxGate(BaseEstimator):
         self.n_classes_ = self.n_outputs_ = self.coef_.shape[0]
         self.classes_ = np.arange(self.n_classes_)
 
-    def _start(self, R, sample_weight, total, mean, scale, warm):
-        """Starting point of the optimiser: the current gate, or the frequencies."""
-        n_features, n_classes = len(mean), R.shape[1]
-        if warm and hasattr(self, "coef_") and self.coef_.shape == (n_classes, n_features):
-            # Express the previous raw coefficients in standardised space.
-            W_s, b_s = _to_standardised(self.coef_, self.intercept_, mean, scale)
-            return np.concatenate([W_s.ravel(), b_s])
-        # Start from the weighted class frequencies (a common shift of the
-        # intercepts is irrelevant to the softmax).
-        x0 = np.zeros(n_features * n_classes + n_classes)
-        freq = sample_weight @ R / total
-        x0[n_features * n_classes :] = np.log(np.maximum(freq, 1e-12))
-        return x0
-
-    def _minimise(self, x0, args, n_features, n_classes, max_iter):
-        """Newton for small gates (L-BFGS when it fails), L-BFGS otherwise."""
-        if max_iter is None:
-            n_newton = n_lbfgs = self.max_iter
-        elif max_iter == "auto":
-            n_newton = 1
-            n_lbfgs = min(_AUTO_LBFGS_ITER, self.max_iter)
-        else:
-            n_newton = n_lbfgs = min(max_iter, self.max_iter)
-        with _threaded.single_threaded_blas():
-            newton = None
-            if _newton_pays(n_features, n_classes):
-                newton = _newton(x0, args, n_newton, self.tol)
-            if newton is None:
-                result = minimize(
-                    _gate_objective,
-                    x0,
-                    args=args,
-                    jac=True,
-                    method="L-BFGS-B",
-                    options={"maxiter": n_lbfgs, "gtol": self.tol, "ftol": 1e-12},
-                )
-                newton = (result.x, result.fun, result.nit)
-        return newton
-
     def _fit_soft(self, Z, R, sample_weight, max_iter, warm):
         """Fit on validated float64 C-contiguous arrays (no checks)."""
         self._leave_sgd()
@@ -736,11 +736,13 @@ class SoftmaxGate(BaseEstimator):
         if getattr(self, "_standardization", None) is None:
             self.prepare(Z, sample_weight)
         mean, scale = self._standardization
-        x0 = self._start(R, sample_weight, total, mean, scale, warm)
+        x0 = _initial_params(self, R, sample_weight, total, mean, scale, warm)
         args = (
             Z, R, sample_weight, mean, scale, float(self.alpha), total, float(self.balance)
         )
-        x, fun, nit = self._minimise(x0, args, n_features, n_classes, max_iter)
+        x, fun, nit = _minimise(
+            x0, args, n_features, n_classes, self.max_iter, max_iter, self.tol
+        )
         W_s = x[: n_features * n_classes].reshape(n_features, n_classes)
         self._set_coef(*_to_raw(W_s, x[n_features * n_classes :], mean, scale))
         self.objective_ = float(fun)

@@ -24,7 +24,9 @@ from numba import njit
 # Allowed value-changing optimisations: no assumption that values are finite.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
+# Without "reassoc": where the order of a subtraction carries the precision
+# (``(a - amax) - logsum``), LLVM must not regroup it.
+_NO_REASSOC = {"nsz", "arcp", "contract"}
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -43,28 +45,36 @@ def _row_logsumexp(a, i):
     return amax + np.log(s)
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def logsumexp_rows(a):
-    """Log-sum-exp of every row.
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _scale_row(a, i, factor):
+    """Multiply row ``i`` of ``a`` by ``factor`` in place."""
+    for k in range(a.shape[1]):
+        a[i, k] *= factor
 
-    Parameters
-    ----------
-    a : ndarray of shape (n_samples, n_cols), float64
-        Values in log space; ``-inf`` entries are allowed.
 
-    Returns
-    -------
-    out : ndarray of shape (n_samples,)
-        ``log(sum_k exp(a[i, k]))``, ``-inf`` for a row of ``-inf``.
+@njit(cache=True, fastmath=_NO_REASSOC)
+def _row_max_logsum(a, i):
+    """``(amax, log(sum_k exp(a[i, k] - amax)))`` of row ``i``.
+
+    Kept apart (not added into a log-sum-exp) so that the log-softmax is
+    ``(a - amax) - logsum``: at logits near 3e11 the spacing of doubles is
+    6e-5, and ``a - (amax + logsum)`` rounds the sum, giving gate rows that
+    sum to 0.99997. ``amax`` is ``-inf`` for a row of ``-inf``.
     """
-    n = a.shape[0]
-    out = np.empty(n)
-    for i in range(n):
-        out[i] = _row_logsumexp(a, i)
-    return out
+    n_cols = a.shape[1]
+    amax = -np.inf
+    for k in range(n_cols):
+        if a[i, k] > amax:
+            amax = a[i, k]
+    if amax == -np.inf:
+        return amax, 0.0
+    s = 0.0
+    for k in range(n_cols):
+        s += np.exp(a[i, k] - amax)
+    return amax, np.log(s)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=_NO_REASSOC)
 def log_softmax_rows(a):
     """Row-wise log-softmax.
 
@@ -77,23 +87,25 @@ def log_softmax_rows(a):
     Returns
     -------
     out : ndarray of shape (n_samples, n_cols)
-        ``a[i, k] - logsumexp(a[i])``.
+        ``a[i, k] - logsumexp(a[i])``, computed as
+        ``(a[i, k] - max(a[i])) - log(sum(exp(a[i] - max(a[i]))))`` so that
+        large logits lose no digits.
     """
     n, m = a.shape
     out = np.empty((n, m))
     uniform = -np.log(m)
     for i in range(n):
-        lse = _row_logsumexp(a, i)
-        if lse == -np.inf:
+        amax, logsum = _row_max_logsum(a, i)
+        if amax == -np.inf:
             for k in range(m):
                 out[i, k] = uniform
         else:
             for k in range(m):
-                out[i, k] = a[i, k] - lse
+                out[i, k] = (a[i, k] - amax) - logsum
     return out
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=_NO_REASSOC)
 def softmax_rows(a):
     """Row-wise softmax.
 
@@ -105,13 +117,27 @@ def softmax_rows(a):
     Returns
     -------
     out : ndarray of shape (n_samples, n_cols)
-        Non-negative rows that sum to one.
+        Non-negative rows that sum to one (``exp(a - max)`` divided by its
+        row sum: within a few ULPs of one whatever the size of the logits).
     """
-    out = log_softmax_rows(a)
-    n, m = out.shape
+    n, m = a.shape
+    out = np.empty((n, m))
     for i in range(n):
+        amax = -np.inf
         for k in range(m):
-            out[i, k] = np.exp(out[i, k])
+            if a[i, k] > amax:
+                amax = a[i, k]
+        if amax == -np.inf:
+            for k in range(m):
+                out[i, k] = 1.0 / m
+            continue
+        s = 0.0
+        for k in range(m):
+            e = np.exp(a[i, k] - amax)
+            out[i, k] = e
+            s += e
+        for k in range(m):
+            out[i, k] /= s
     return out
 
 
@@ -157,9 +183,7 @@ def e_step(log_gate, log_lik):
             e = np.exp(resp[i, k] - amax)
             resp[i, k] = e
             s += e
-        inv = 1.0 / s
-        for k in range(m):
-            resp[i, k] *= inv
+        _scale_row(resp, i, 1.0 / s)
         log_norm[i] = amax + np.log(s)
     return resp, log_norm
 
@@ -210,39 +234,6 @@ def soft_target_loss_grad(logits, targets, sample_weight):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def gaussian_log_lik(y, pred, variance):
-    """Gaussian log-density of ``y`` under every expert.
-
-    Parameters
-    ----------
-    y : ndarray of shape (n_samples,), float64
-        Targets.
-    pred : ndarray of shape (n_samples, n_experts), float64
-        Expert means ``f_k(x_i)``.
-    variance : ndarray of shape (n_experts,), float64
-        Positive noise variances ``sigma_k^2``.
-
-    Returns
-    -------
-    out : ndarray of shape (n_samples, n_experts)
-        ``log Normal(y_i; pred[i, k], variance[k])``.
-    """
-    n, m = pred.shape
-    out = np.empty((n, m))
-    half_log = np.empty(m)
-    inv_var = np.empty(m)
-    for k in range(m):
-        half_log[k] = 0.5 * (_LOG_2PI + np.log(variance[k]))
-        inv_var[k] = 0.5 / variance[k]
-    for i in range(n):
-        yi = y[i]
-        for k in range(m):
-            r = yi - pred[i, k]
-            out[i, k] = -half_log[k] - r * r * inv_var[k]
-    return out
-
-
-@njit(cache=True, fastmath=FASTMATH)
 def weighted_sq_residuals(y, pred, weights):
     """Weighted residual sums of squares per expert.
 
@@ -268,69 +259,6 @@ def weighted_sq_residuals(y, pred, weights):
             r = yi - pred[i, k]
             rss[k] += weights[i, k] * r * r
     return rss
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def mix_mean_var(gate, pred, variance):
-    """Mean and variance of a mixture of Gaussians, row by row.
-
-    Parameters
-    ----------
-    gate : ndarray of shape (n_samples, n_experts), float64
-        Mixing weights (rows sum to one).
-    pred : ndarray of shape (n_samples, n_experts), float64
-        Component means.
-    variance : ndarray of shape (n_experts,), float64
-        Component variances.
-
-    Returns
-    -------
-    mean : ndarray of shape (n_samples,)
-        ``sum_k gate[i, k] * pred[i, k]``.
-    var : ndarray of shape (n_samples,)
-        ``sum_k gate[i, k] * (variance[k] + (pred[i, k] - mean_i) ** 2)``,
-        the law of total variance (never negative).
-    """
-    n, m = pred.shape
-    mean = np.empty(n)
-    var = np.empty(n)
-    for i in range(n):
-        mu = 0.0
-        for k in range(m):
-            mu += gate[i, k] * pred[i, k]
-        v = 0.0
-        for k in range(m):
-            d = pred[i, k] - mu
-            v += gate[i, k] * (variance[k] + d * d)
-        mean[i] = mu
-        var[i] = v
-    return mean, var
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def mix_mean(gate, pred):
-    """Gate-weighted mean of the expert predictions.
-
-    Parameters
-    ----------
-    gate : ndarray of shape (n_samples, n_experts), float64
-        Mixing weights.
-    pred : ndarray of shape (n_samples, n_experts), float64
-        Expert predictions.
-
-    Returns
-    -------
-    mean : ndarray of shape (n_samples,)
-        ``sum_k gate[i, k] * pred[i, k]``.
-    """
-    n, m = pred.shape
-    mean = np.empty(n)
-    for i in range(n):
-        mu = 0.0
-        for k in range(m):
-            mu += gate[i, k] * pred[i, k]
-        mean[i] = mu
-    return mean
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -426,9 +354,7 @@ def top_k_softmax(logits, k):
                 e = np.exp(logits[i, j] - amax)
                 out[i, j] = e
                 s += e
-        inv = 1.0 / s
-        for j in range(m):
-            out[i, j] *= inv
+        _scale_row(out, i, 1.0 / s)
     return out
 
 
@@ -705,32 +631,40 @@ def _log_bits(bits):
     return e * _LN2 + p
 
 
-@njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True, error_model="numpy")
-def log_pos(x):
-    """``log`` of a 1-D array of positive normal values (tests ``_log_bits``)."""
-    out = np.empty_like(x)
-    bits = x.view(np.int64)
-    for i in range(x.shape[0]):
-        out[i] = _log_bits(bits[i])
-    return out
+@njit(cache=True, inline="always")
+def _block_buffers(m):
+    """Scratch arrays of the blocked kernels: a block of ``_TB`` rows stored as
+    the columns of an ``(m, _TB)`` array, and two values per row."""
+    return np.empty((m, _TB)), np.empty(_TB), np.empty(_TB)
 
 
-@njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True)
-def exp_nonpos(x):
-    """``exp`` of a 1-D array of non-positive values (tests ``_exp_nonpos``)."""
-    out = np.empty_like(x)
-    for i in range(x.shape[0]):
-        out[i] = _exp_nonpos(x[i])
-    return out
+@njit(cache=True, fastmath=_EXP_FASTMATH, inline="always")
+def _block_exp(T, nb, m, amax, s):
+    """Shifted exponentials of a block of rows stored as columns of ``T``.
+
+    For the ``nb`` columns of ``T`` (one per row, ``m`` values each):
+    ``amax[j]`` their maximum, ``T[k, j] = exp(T[k, j] - amax[j])`` and
+    ``s[j]`` the sum of those exponentials (the log-sum-exp is then
+    ``amax[j] + log(s[j])``). The shared core of the range kernels below.
+    """
+    for j in range(nb):
+        amax[j] = T[0, j]
+        s[j] = 0.0
+    for k in range(1, m):
+        for j in range(nb):
+            amax[j] = max(amax[j], T[k, j])
+    for k in range(m):
+        for j in range(nb):
+            e = _exp_nonpos(T[k, j] - amax[j])
+            T[k, j] = e
+            s[j] += e
 
 
 @njit(cache=True, fastmath=_EXP_FASTMATH, nogil=True, error_model="numpy")
 def log_softmax_range(a, out, start, stop):
     """Rows ``start:stop`` of :func:`log_softmax_rows` into ``out``."""
     m = a.shape[1]
-    T = np.empty((m, _TB))
-    amax = np.empty(_TB)
-    s = np.empty(_TB)
+    T, amax, s = _block_buffers(m)
     s_bits = s.view(np.int64)
     uniform = -np.log(m)
     for b0 in range(start, stop, _TB):
@@ -738,22 +672,16 @@ def log_softmax_range(a, out, start, stop):
         for j in range(nb):
             for k in range(m):
                 T[k, j] = a[b0 + j, k]
+        _block_exp(T, nb, m, amax, s)
         for j in range(nb):
-            amax[j] = T[0, j]
-            s[j] = 0.0
-        for k in range(1, m):
-            for j in range(nb):
-                amax[j] = max(amax[j], T[k, j])
-        for k in range(m):
-            for j in range(nb):
-                s[j] += _exp_nonpos(T[k, j] - amax[j])
-        for j in range(nb):
-            s[j] = amax[j] + _log_bits(s_bits[j])  # s[j] becomes the lse
+            s[j] = _log_bits(s_bits[j])  # s[j] becomes log(sum)
         for j in range(nb):
             i = b0 + j
-            lse = s[j]
+            # (a - amax) - log(sum), not a - (amax + log(sum)): at large
+            # logits the latter rounds the sum (rows summing to 0.99997
+            # at logits near 3e11).
             for k in range(m):
-                out[i, k] = a[i, k] - lse
+                out[i, k] = (a[i, k] - amax[j]) - s[j]
         for j in range(nb):
             if amax[j] == -np.inf:
                 for k in range(m):
@@ -764,26 +692,14 @@ def log_softmax_range(a, out, start, stop):
 def e_step_range(log_gate, log_lik, resp, log_norm, start, stop):
     """Rows ``start:stop`` of :func:`e_step` into ``resp`` and ``log_norm``."""
     m = log_gate.shape[1]
-    T = np.empty((m, _TB))
-    amax = np.empty(_TB)
-    s = np.empty(_TB)
+    T, amax, s = _block_buffers(m)
     s_bits = s.view(np.int64)
     for b0 in range(start, stop, _TB):
         nb = min(b0 + _TB, stop) - b0
         for j in range(nb):
             for k in range(m):
                 T[k, j] = log_gate[b0 + j, k] + log_lik[b0 + j, k]
-        for j in range(nb):
-            amax[j] = T[0, j]
-            s[j] = 0.0
-        for k in range(1, m):
-            for j in range(nb):
-                amax[j] = max(amax[j], T[k, j])
-        for k in range(m):
-            for j in range(nb):
-                e = _exp_nonpos(T[k, j] - amax[j])
-                T[k, j] = e
-                s[j] += e
+        _block_exp(T, nb, m, amax, s)
         for j in range(nb):
             log_norm[b0 + j] = amax[j] + _log_bits(s_bits[j])
         for j in range(nb):
@@ -813,9 +729,7 @@ def soft_target_range(logits, targets, sample_weight, block_loss, block_sum, sta
     ``block_sum[b]``. ``start`` must be a multiple of ``_TB``.
     """
     m = logits.shape[1]
-    T = np.empty((m, _TB))
-    amax = np.empty(_TB)
-    s = np.empty(_TB)
+    T, amax, s = _block_buffers(m)
     s_bits = s.view(np.int64)
     for b0 in range(start, stop, _TB):
         nb = min(b0 + _TB, stop) - b0
@@ -823,17 +737,7 @@ def soft_target_range(logits, targets, sample_weight, block_loss, block_sum, sta
         for j in range(nb):
             for k in range(m):
                 T[k, j] = logits[b0 + j, k]
-        for j in range(nb):
-            amax[j] = T[0, j]
-            s[j] = 0.0
-        for k in range(1, m):
-            for j in range(nb):
-                amax[j] = max(amax[j], T[k, j])
-        for k in range(m):
-            for j in range(nb):
-                e = _exp_nonpos(T[k, j] - amax[j])
-                T[k, j] = e
-                s[j] += e
+        _block_exp(T, nb, m, amax, s)
         loss = 0.0
         for k in range(m):
             block_sum[blk, k] = 0.0
@@ -860,8 +764,9 @@ def soft_target_range(logits, targets, sample_weight, block_loss, block_sum, sta
 
 @njit(cache=True, fastmath=FASTMATH, nogil=True)
 def gaussian_log_lik_range(y, pred, half_log, inv_var, out, start, stop):
-    """Rows ``start:stop`` of :func:`gaussian_log_lik` into ``out``.
+    """Rows ``start:stop`` of the Gaussian log-densities into ``out``.
 
+    ``out[i, k] = log N(y_i; pred[i, k], variance[k])``, with
     ``half_log[k] = (log(2 pi) + log(variance[k])) / 2`` and
     ``inv_var[k] = 1 / (2 variance[k])``.
     """
@@ -894,7 +799,11 @@ def weighted_sq_residuals_range(y, pred, weights, block_sum, start, stop):
 
 @njit(cache=True, fastmath=FASTMATH, nogil=True)
 def mix_mean_var_range(gate, pred, variance, mean, var, start, stop):
-    """Rows ``start:stop`` of :func:`mix_mean_var` into ``mean`` and ``var``."""
+    """Rows ``start:stop`` of a Gaussian mixture's mean and variance.
+
+    ``mean[i] = sum_k gate[i, k] pred[i, k]`` and ``var[i] = sum_k gate[i, k]
+    (variance[k] + (pred[i, k] - mean[i]) ** 2)`` (the law of total variance).
+    """
     m = pred.shape[1]
     mu = np.empty(_TB)
     v = np.empty(_TB)
@@ -917,7 +826,7 @@ def mix_mean_var_range(gate, pred, variance, mean, var, start, stop):
 
 @njit(cache=True, fastmath=FASTMATH, nogil=True)
 def mix_mean_range(gate, pred, mean, start, stop):
-    """Rows ``start:stop`` of :func:`mix_mean` into ``mean``."""
+    """Rows ``start:stop`` of the gate-weighted mean ``sum_k gate[i, k] pred[i, k]``."""
     m = pred.shape[1]
     for i in range(start, stop):
         mu = 0.0

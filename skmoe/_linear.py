@@ -29,10 +29,10 @@ them with one product.
 from numbers import Real
 
 import numpy as np
+import scipy.sparse as sp
 from numba import njit
 from numpy.linalg import LinAlgError
 from scipy.linalg import cho_solve
-from scipy.sparse import issparse
 from scipy.special import expit, softmax
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
@@ -78,6 +78,40 @@ def _chunk_grams(X, y, weights, means, grams, start, stop):
             g[k] = s.T @ s
 
 
+def _sparse_grams(X, y, weights, means):
+    """Centred weighted Gram matrices of a sparse ``X``, shape (K, d+1, d+1).
+
+    ``X^T W X`` is formed sparse (its cost is that of the non-zeros, never
+    ``n x d`` dense), then centred with the weighted means:
+    ``sum_i w_i (x_i - m)(x_i - m)^T = X^T W X - W m m^T`` for the weighted
+    mean ``m`` (``m = 0`` without an intercept). Returns None when the
+    centring cancels so much of a diagonal (over 1e-6 of it) that the
+    subtraction could lose digits against the dense, centred accumulation;
+    the experts then take their own ``fit``.
+    """
+    X = sp.csr_matrix(X)
+    n, d = X.shape
+    K = weights.shape[1]
+    grams = np.empty((K, d + 1, d + 1))
+    for k in range(K):
+        w = weights[:, k]
+        Xw = sp.diags(w) @ X
+        xx = (X.T @ Xw).toarray()
+        xy = Xw.T @ y
+        yy = w @ (y * y)
+        raw_diag = np.append(np.diag(xx), yy)
+        W = w.sum()
+        m = means[k]
+        g = grams[k]
+        g[:d, :d] = xx - W * np.outer(m[:d], m[:d])
+        g[:d, d] = g[d, :d] = xy - W * m[:d] * m[d]
+        g[d, d] = yy - W * m[d] * m[d]
+        cent_diag = np.diag(g)
+        if np.any(cent_diag < 1e-6 * raw_diag):
+            return None
+    return grams
+
+
 def fit_linear_experts(experts, X, y, weights):
     """Fit LinearRegression / Ridge experts to weighted data, all together.
 
@@ -85,8 +119,11 @@ def fit_linear_experts(experts, X, y, weights):
     ----------
     experts : list of estimators
         Experts for which :func:`batchable` is True.
-    X : ndarray of shape (n_samples, n_features), float64, C-contiguous
-        Training data.
+    X : ndarray of shape (n_samples, n_features), float64, C-contiguous, \
+            or sparse matrix (CSR or CSC)
+        Training data. A sparse ``X`` takes the same exact normal equations
+        (its Gram matrix is cheap), so that it gives the model of its dense
+        copy.
     y : ndarray of shape (n_samples,), float64
         Targets.
     weights : ndarray of shape (n_samples, len(experts)), float64
@@ -99,7 +136,8 @@ def fit_linear_experts(experts, X, y, weights):
         ``fitted[k]`` is True when ``experts[k]`` now holds the fitted
         attributes of ``experts[k].fit(X, y, sample_weight=weights[:, k])``,
         False when its system was too ill-conditioned and it was left
-        untouched (fit it the normal way).
+        untouched (fit it the normal way). All False for a sparse ``X``
+        whose centring would lose digits (see :func:`_sparse_grams`).
     """
     n, d = X.shape
     K = len(experts)
@@ -110,17 +148,22 @@ def fit_linear_experts(experts, X, y, weights):
         # Weighted means of [X, y] (zero for experts without an intercept).
         means = np.zeros((K, d + 1))
         if intercepts.any():
-            means[:, :d] = weights.T @ X
+            means[:, :d] = (X.T @ weights).T if sp.issparse(X) else weights.T @ X
             means[:, d] = y @ weights
             means /= wsum[:, None]
             means[~intercepts] = 0.0
-        n_chunks = -(-n // _CHUNK)
-        grams = np.empty((n_chunks, K, d + 1, d + 1))
-        _threaded.run_chunks(
-            _chunk_grams, n, _CHUNK, X, y, weights, means, grams
-        )
-        # Fixed-order sum over the chunks.
-        gram = np.add.reduce(grams, axis=0)
+        if sp.issparse(X):
+            gram = _sparse_grams(X, y, weights, means)
+            if gram is None:
+                return [False] * K
+        else:
+            n_chunks = -(-n // _CHUNK)
+            grams = np.empty((n_chunks, K, d + 1, d + 1))
+            _threaded.run_chunks(
+                _chunk_grams, n, _CHUNK, X, y, weights, means, grams
+            )
+            # Fixed-order sum over the chunks.
+            gram = np.add.reduce(grams, axis=0)
     return solve_linear_experts(experts, gram, means)
 
 
@@ -135,6 +178,11 @@ def solve_linear_experts(experts, gram, means):
     d = gram.shape[1] - 1
     fitted = []
     for k, expert in enumerate(experts):
+        if not np.isfinite(gram[k]).all():
+            # Squares of values above ~1e154 overflow: no normal equations
+            # (eigh would raise LinAlgError); the expert's own fit decides.
+            fitted.append(False)
+            continue
         A = gram[k, :d, :d].copy()
         rhs = gram[k, :d, d]
         is_ridge = type(expert) is Ridge
@@ -177,7 +225,7 @@ def predict_linear(experts, X, out):
     ----------
     experts : list of estimators
         Fitted experts.
-    X : ndarray of shape (n_samples, n_features), float64
+    X : ndarray of shape (n_samples, n_features), float64, or sparse matrix
         Validated input.
     out : ndarray of shape (n_samples, len(experts))
         Receives ``X @ coef_ + intercept_`` in the columns of the experts
@@ -200,7 +248,7 @@ def predict_linear(experts, X, out):
         coef = np.column_stack([experts[k].coef_ for k in idx])
         intercept = np.array([float(experts[k].intercept_) for k in idx])
         with _threaded.single_threaded_blas():
-            pred = X @ coef
+            pred = np.asarray(X @ coef)
         pred += intercept
         out[:, idx] = pred
     return done
@@ -733,7 +781,7 @@ def fit_logistic_experts(
         problem is separable, no convergence, or too many parameters) and
         it was left untouched: fit it the normal way.
     """
-    if issparse(X):
+    if sp.issparse(X):
         return [False] * len(experts)
     X = np.asarray(X, dtype=np.float64)
     y_encoded = np.asarray(y_encoded, dtype=np.intp)
@@ -801,7 +849,7 @@ def predict_proba_logistic(experts, X, out):
         Which experts' slices were filled.
     """
     n_classes = out.shape[2]
-    if issparse(X):
+    if sp.issparse(X):
         return [False] * len(experts)
     done = [
         _multinomial_lr(e, n_classes) and e.coef_.shape[1] == X.shape[1]

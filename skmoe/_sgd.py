@@ -49,6 +49,7 @@ import time
 from dataclasses import dataclass, fields
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 from sklearn.utils import gen_batches
 
@@ -58,6 +59,7 @@ from ._experts import (
     estimator_name,
     expert_weights,
     fit_expert,
+    make_experts,
     partial_fit_expert,
 )
 
@@ -84,10 +86,15 @@ class SGDConfig:
     learning_rate_init: float = 0.1
     momentum: float = 0.9
     verbose: int = 0
+    #: Prefix of the progress lines (``"[init 2/5] "`` for a restart).
+    label: str = ""
 
     @classmethod
     def from_estimator(cls, estimator):
-        return cls(**{f.name: getattr(estimator, f.name) for f in fields(cls)})
+        return cls(**{
+            f.name: getattr(estimator, f.name) for f in fields(cls)
+            if f.name != "label"
+        })
 
 
 class SGDState:
@@ -134,6 +141,48 @@ def make_optimizer(config, params):
         params, config.learning_rate_init, config.learning_rate, config.momentum,
         nesterov=True,
     )
+
+
+def split_validation(data, fraction, rng, stratify, n_experts):
+    """``(train, held_out, train_rows)`` for ``early_stopping``."""
+    train, held = train_test_split(
+        np.arange(data.X.shape[0]), test_size=fraction, random_state=rng,
+        stratify=stratify,
+    )
+    if held.size < 2:
+        raise ValueError(
+            "The validation set is too small. Increase "
+            "'validation_fraction' or the size of your dataset."
+        )
+    train.sort()
+    held.sort()
+    if np.count_nonzero(data.sample_weight[train]) < n_experts:
+        raise ValueError(
+            "early_stopping leaves fewer training samples than n_experts="
+            f"{n_experts}; decrease validation_fraction."
+        )
+    return data.subset(train), data.subset(held), train
+
+
+def initial_state(data, prototypes, gate, resp, rng, config, classes):
+    """New experts (clones of ``prototypes``) and ``gate`` after a full M-step
+    from ``resp``; returns ``(state, sgd_state)``."""
+    state = _em.EMState(make_experts(prototypes, rng), gate)
+    state.gate.prepare(data.Z, data.sample_weight)
+    sgd = SGDState(None, rng)
+    full_m_step(data, state, resp, sgd, config, classes)
+    return state, sgd
+
+
+def resumed_state(data, state, prototypes, rng, config, classes, top_k, freeze):
+    """The gradient state that continues a fitted ``state`` (its gate prepared
+    on ``data``) with a fresh optimiser, as MLP's warm start; with more
+    ``prototypes`` than experts, the mixture grows first (a full M-step)."""
+    sgd = SGDState(make_optimizer(config, state.gate.sgd_parameters()), rng)
+    if len(state.experts) < len(prototypes):
+        resp = _repair.grow(data, state, prototypes, rng, top_k, freeze)
+        full_m_step(data, state, resp, sgd, config, classes)
+    return sgd
 
 
 def _update_experts(data, state, weights, resp, rng, config, classes, init):
@@ -254,10 +303,7 @@ def _epoch(data, state, sgd, config, classes, total):
     usage = np.zeros(len(state.experts))
     for b0 in range(0, n, _BLOCK):
         rows = np.sort(order[b0 : b0 + _BLOCK])  # sorted: contiguous reads
-        part = _em.EMData(
-            data.X[rows], data.y[rows], data.sample_weight[rows], data.Z[rows],
-            data.likelihood,
-        )
+        part = data.subset(rows)
         if part.total <= 0:
             continue
         acc += _block_step(part, state, sgd, config, classes, total) * part.total
@@ -311,7 +357,7 @@ def run_sgd(data, state, sgd, config, n_epochs, total, val=None, classes=None):
         if config.verbose:
             extra = f", validation {score:.6f}" if val is not None else ""
             print(
-                f"Epoch {epoch:4d}: log-likelihood {log_lik:.6f}, objective "
+                f"{config.label}Epoch {epoch:4d}: log-likelihood {log_lik:.6f}, objective "
                 f"{objective:.6f}{extra}, {time.perf_counter() - tic:.3f}s"
             )
         if n_epochs == 1:  # partial_fit: one pass, no stopping rule

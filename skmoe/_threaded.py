@@ -95,50 +95,40 @@ def single_threaded():
     return _limited(None)
 
 
-def _ranges(n):
-    """Contiguous row ranges, whole blocks each, one per thread."""
-    n_threads = min(numba.get_num_threads(), max(1, n // _MIN_ROWS))
+def _ranges(n, chunk=_TB):
+    """Contiguous row ranges made of whole chunks, one per thread.
+
+    One thread per ``_MIN_ROWS`` rows at most: small arrays run in the
+    calling thread.
+    """
+    n_chunks = -(-n // chunk)
+    n_threads = min(numba.get_num_threads(), max(1, n // _MIN_ROWS), n_chunks)
     if n_threads <= 1:
         return [(0, n)]
-    n_blocks = -(-n // _TB)
-    per = -(-n_blocks // n_threads)
-    return [
-        (b * _TB, min((b + per) * _TB, n)) for b in range(0, n_blocks, per)
-    ]
-
-
-def _run(kernel, n, *args):
-    ranges = _ranges(n)
-    if len(ranges) == 1:
-        kernel(*args, 0, n)
-        return
-    pool = _get_pool()
-    futures = [pool.submit(kernel, *args, a, b) for a, b in ranges[1:]]
-    kernel(*args, *ranges[0])
-    for f in futures:
-        f.result()
+    per = -(-n_chunks // n_threads)
+    return [(c * chunk, min((c + per) * chunk, n)) for c in range(0, n_chunks, per)]
 
 
 def run_chunks(func, n, chunk, *args):
-    """Run ``func(*args, start, stop)`` over row ranges made of whole chunks.
+    """Run ``func(*args, start, stop)`` over the row ranges of :func:`_ranges`.
 
-    Like the kernels' ranges, but for Python functions that release the GIL
-    in BLAS (``func`` must give per-chunk results, so that the split does
-    not matter).
+    For the compiled range kernels (``chunk=_TB``) and for Python functions
+    that release the GIL in BLAS (``func`` must give per-chunk results, so
+    that the split does not matter).
     """
-    n_threads = min(numba.get_num_threads(), max(1, n // _MIN_ROWS))
-    n_chunks = -(-n // chunk)
-    n_threads = min(n_threads, n_chunks)
-    if n_threads <= 1:
+    ranges = _ranges(n, chunk)
+    if len(ranges) == 1:
         func(*args, 0, n)
         return
-    per = -(-n_chunks // n_threads)
-    ranges = [(c * chunk, min((c + per) * chunk, n)) for c in range(0, n_chunks, per)]
     pool = _get_pool()
     futures = [pool.submit(func, *args, a, b) for a, b in ranges[1:]]
     func(*args, *ranges[0])
     for f in futures:
         f.result()
+
+
+def _run(kernel, n, *args):
+    run_chunks(kernel, n, _TB, *args)
 
 
 def log_softmax_rows(a):
@@ -228,7 +218,7 @@ def gate_loss_grad(Z, W, b, targets, sample_weight):
 
 
 def gaussian_log_lik(y, pred, variance):
-    """Gaussian log-densities; see :func:`skmoe._kernels.gaussian_log_lik`."""
+    """``log N(y_i; pred[i, k], variance[k])`` for every row and expert, ``(n, K)``."""
     half_log = 0.5 * (np.log(2.0 * np.pi) + np.log(variance))
     inv_var = 0.5 / variance
     out = np.empty(pred.shape)
@@ -245,7 +235,9 @@ def weighted_sq_residuals(y, pred, weights):
 
 
 def mix_mean_var(gate, pred, variance):
-    """Mixture mean and variance; see :func:`skmoe._kernels.mix_mean_var`."""
+    """Mean ``sum_k gate_ik pred_ik`` and variance ``sum_k gate_ik (variance_k +
+    (pred_ik - mean_i)^2)`` (the law of total variance) of a Gaussian mixture,
+    row by row."""
     n = pred.shape[0]
     mean = np.empty(n)
     var = np.empty(n)
@@ -254,7 +246,7 @@ def mix_mean_var(gate, pred, variance):
 
 
 def mix_mean(gate, pred):
-    """Gate-weighted mean; see :func:`skmoe._kernels.mix_mean`."""
+    """Gate-weighted mean ``sum_k gate_ik pred_ik`` of the expert predictions."""
     mean = np.empty(pred.shape[0])
     _run(_kernels.mix_mean_range, pred.shape[0], gate, pred, mean)
     return mean

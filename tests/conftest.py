@@ -1,7 +1,10 @@
 """Shared fixtures: small synthetic problems with a known mixture structure."""
 
+import numba
 import numpy as np
 import pytest
+
+from skmoe import _threaded
 
 
 def make_piecewise(n=600, seed=0, noise=0.3):
@@ -26,3 +29,12 @@ def three_class():
     region = X[:, 0] > 0
     y = np.where(region, (X[:, 1] > 0).astype(int), 2 * (X[:, 1] > 0.5))
     return X, y
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Let the kernels split rows over 2 threads even on small arrays."""
+    monkeypatch.setattr(_threaded, "_MIN_ROWS", 300)
+    old = numba.get_num_threads()
+    yield
+    numba.set_num_threads(old)

@@ -161,3 +161,17 @@ def balance_penalty(logits, sample_weight):
     pbar = sample_weight @ p / total
     K = logits.shape[1]
     return -(total / K) * np.sum(np.log(K * pbar))
+
+
+def gate_hessian_sums(Z, prob, weight, pk, pl, fa, fb):
+    """``S[p, j] = sum_i w_i (delta_kl p_ik - p_ik p_il) v_ia v_ib`` for the
+    class pairs ``(k, l) = (pk[p], pl[p])`` and the feature pairs
+    ``(a, b) = (fa[j], fb[j])`` of ``v_i = [Z[i], 1]``: the blocks of the
+    softmax Hessian, from the dense ``(n, K, K)`` and ``(n, d+1, d+1)`` arrays."""
+    V = np.column_stack([Z, np.ones(len(Z))])
+    C = weight[:, None, None] * (
+        np.einsum("ik,kl->ikl", prob, np.eye(prob.shape[1]))
+        - prob[:, :, None] * prob[:, None, :]
+    )
+    VV = V[:, :, None] * V[:, None, :]
+    return np.einsum("ip,iq->pq", C[:, pk, pl], VV[:, fa, fb])

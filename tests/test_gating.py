@@ -1,5 +1,6 @@
 """SoftmaxGate: gradient, optimum, scale invariance, input checks."""
 
+import numba
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -157,3 +158,66 @@ def test_balance_pulls_mean_gate_probabilities_toward_uniform():
     assert kl[0] > 0.05
     assert np.all(np.diff(kl) < 0)
     assert kl[-1] < 0.01 * kl[0]
+
+
+def test_gate_hessian_matches_finite_differences_and_newton_equals_lbfgs(monkeypatch):
+    from scipy.optimize import approx_fprime
+
+    from skmoe import SoftmaxGate
+    from skmoe import _gating
+
+    rng = np.random.RandomState(0)
+    n, d, K = 3000, 3, 4
+    Z = rng.normal(size=(n, d)) * [1.0, 10.0, 0.1] + [0.0, 5.0, 1.0]
+    R = rng.dirichlet(np.ones(K), size=n)
+    sw = rng.uniform(0.5, 2, size=n)
+    mean, scale = _gating._weighted_standardization(Z, sw)
+    args = (Z, R, sw, mean, scale, 0.7, sw.sum())
+    x = rng.normal(size=(d + 1) * K) * 0.3
+    H = _gating._gate_hessian(x, *args)
+    H_fd = np.array([
+        approx_fprime(x, lambda v: _gating._gate_objective(v, *args)[1][i], 1e-6)
+        for i in range(x.size)
+    ])
+    assert_allclose(H, H_fd, atol=1e-6)
+    assert _gating._newton_pays(d, K)
+    newton = SoftmaxGate(alpha=0.7, tol=1e-9).fit(Z, R, sample_weight=sw)
+    monkeypatch.setattr(_gating, "_newton_pays", lambda *a: False)
+    lbfgs = SoftmaxGate(alpha=0.7, tol=1e-9).fit(Z, R, sample_weight=sw)
+    assert newton.n_iter_ < lbfgs.n_iter_
+    assert_allclose(newton.objective_, lbfgs.objective_, rtol=1e-12)
+    assert_allclose(newton.coef_, lbfgs.coef_, rtol=1e-5, atol=1e-6)
+
+
+def test_gate_hessian_and_fused_objective_sparse_equal_dense(two_threads):
+    import scipy.sparse as sp
+
+    from skmoe import _gating
+
+    rng = np.random.RandomState(1)
+    n, d, K = 5000, 4, 3
+    Z = rng.normal(size=(n, d)) * [1.0, 10.0, 0.1, 3.0] + [0.0, 5.0, 1.0, -2.0]
+    Z[rng.uniform(size=Z.shape) < 0.3] = 0.0
+    R = rng.dirichlet(np.ones(K), size=n)
+    sw = rng.uniform(0.5, 2, size=n)
+    mean, scale = _gating._weighted_standardization(Z, sw)
+    x = rng.normal(size=(d + 1) * K) * 0.3
+    dense = (Z, R, sw, mean, scale, 0.3, sw.sum())
+    sparse = (sp.csr_matrix(Z),) + dense[1:]
+    # The dense objective takes the fused chunked pass, the sparse one the
+    # plain products: two independent computations of the same numbers.
+    f_d, g_d = _gating._gate_objective(x, *dense)
+    f_s, g_s = _gating._gate_objective(x, *sparse)
+    assert_allclose(f_d, f_s, rtol=1e-12)
+    assert_allclose(g_d, g_s, rtol=1e-10, atol=1e-14)
+    W = x[: d * K].reshape(d, K)
+    b = x[d * K :]
+    assert_allclose(f_d, naive.gate_objective(W, b, Z, R, sw, 0.3), rtol=1e-10)
+    assert_allclose(
+        _gating._gate_hessian(x, *dense), _gating._gate_hessian(x, *sparse), rtol=1e-10,
+        atol=1e-14,
+    )
+    # Bit-identical whatever the number of threads.
+    numba.set_num_threads(1)
+    f_1, g_1 = _gating._gate_objective(x, *dense)
+    assert f_1 == f_d and np.array_equal(g_1, g_d)

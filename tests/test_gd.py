@@ -478,3 +478,67 @@ def test_degenerate_data_stays_finite_with_gd():
     moe.partial_fit(X, y + 1e6)  # a wild batch
     assert np.all(np.isfinite(moe.predict(X)))
     assert np.all(np.isfinite(moe.gate_.coef_))
+
+
+# ----------------------------------------------------------------------
+# Routing and repair parameters under solver="gd" (issue 12)
+# ----------------------------------------------------------------------
+def test_gd_honours_top_k_in_every_e_step(monkeypatch):
+    from skmoe import _routing
+
+    seen = []
+    original = _routing.e_step
+
+    def spy(log_gate, log_lik, top_k, *args, **kwargs):
+        seen.append(top_k)
+        return original(log_gate, log_lik, top_k, *args, **kwargs)
+
+    monkeypatch.setattr(_routing, "e_step", spy)
+    X, y = make_piecewise()
+    moe = _quiet(_gd_regressor(top_k=1, max_iter=3).fit, X, y)
+    assert seen and set(seen) == {1}
+    # The sparse posteriors it trained on are what it predicts with.
+    assert_array_equal(moe.route(X).counts.sum(), len(X))
+    assert np.all(np.count_nonzero(moe.responsibilities(X, y), axis=1) == 1)
+
+
+def test_gd_sets_expert_usage_and_repairs():
+    X, y = make_piecewise()
+    moe = _quiet(_gd_regressor(max_iter=5).fit, X, y)
+    assert moe.expert_usage_.shape == (3,)
+    assert_allclose(moe.expert_usage_.sum(), 1.0)
+    assert moe.repairs_ == []
+    moe.partial_fit(X[:300], y[:300])
+    assert_allclose(moe.expert_usage_.sum(), 1.0)
+
+
+@pytest.mark.parametrize("on_collapse", ["reseed", "drop"])
+def test_gd_repairs_a_collapsed_expert(on_collapse):
+    X, y = make_piecewise()
+    init = np.zeros((len(y), 3))
+    init[:, 0] = X[:, 0] < 0
+    init[:, 1] = X[:, 0] >= 0  # expert 2 starts with nothing
+    moe = _gd_regressor(init=init, max_iter=5, on_collapse=on_collapse)
+    with pytest.warns(UserWarning, match=r"Expert 2 .* collapsed at epoch 1"):
+        _quiet(moe.fit, X, y)
+    assert moe.repairs_[0]["expert"] == 2
+    assert moe.repairs_[0]["action"] == on_collapse
+    assert moe.repairs_[0]["iteration"] == 1
+    assert moe.n_experts_ == (3 if on_collapse == "reseed" else 2)
+
+
+def test_gd_warm_start_honours_set_params_on_experts_and_gate():
+    X, y = make_piecewise()
+    moe = _quiet(_gd_regressor(warm_start=True, max_iter=2).fit, X, y)
+    moe.set_params(experts__alpha=0.5, gate__alpha=3.0)
+    _quiet(moe.fit, X, y)
+    assert all(e.alpha == 0.5 for e in moe.experts_)
+    assert moe.gate_.alpha == 3.0
+
+
+def test_gd_warm_start_grows_the_mixture():
+    X, y = make_piecewise()
+    moe = _quiet(_gd_regressor(n_experts=2, warm_start=True, max_iter=3).fit, X, y)
+    _quiet(moe.set_params(n_experts=3).fit, X, y)
+    assert moe.n_experts_ == 3
+    assert moe.predict_gate(X).shape == (len(X), 3)

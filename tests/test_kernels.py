@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+from numba import njit
 from numpy.testing import assert_allclose
 
 import naive
-from skmoe import _kernels
+from skmoe import _kernels, _threaded
 
 
 def _logits(rng, n=50, k=4, extreme=False):
@@ -26,7 +27,8 @@ def test_log_softmax_and_softmax_match_reference(extreme, k):
     p = _kernels.softmax_rows(a)
     assert_allclose(p, naive.softmax_rows(a), rtol=1e-10, atol=1e-12)
     assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
-    assert_allclose(_kernels.logsumexp_rows(a), naive.logsumexp(a, axis=1), rtol=1e-12)
+    # The E-step normaliser with zero log-likelihoods is the row log-sum-exp.
+    assert_allclose(_kernels.e_step(a, np.zeros_like(a))[1], naive.logsumexp(a, axis=1), rtol=1e-12)
 
 
 def test_log_softmax_all_minus_inf_row_is_uniform_not_nan():
@@ -93,7 +95,7 @@ def test_gaussian_kernels_match_reference():
     y = rng.normal(size=40) * 1e3
     pred = rng.normal(size=(40, 3)) * 1e3
     var = np.array([1e-12, 1.0, 1e8])
-    assert_allclose(_kernels.gaussian_log_lik(y, pred, var), naive.gaussian_log_lik(y, pred, var), rtol=1e-10)
+    assert_allclose(_threaded.gaussian_log_lik(y, pred, var), naive.gaussian_log_lik(y, pred, var), rtol=1e-10)
     w = rng.uniform(size=(40, 3))
     assert_allclose(_kernels.weighted_sq_residuals(y, pred, w), naive.weighted_sq_residuals(y, pred, w), rtol=1e-10)
 
@@ -103,12 +105,12 @@ def test_mixture_combiners_match_reference():
     gate = naive.softmax_rows(_logits(rng, extreme=True))
     pred = rng.normal(size=gate.shape)
     var = rng.uniform(0.1, 2, size=gate.shape[1])
-    mean, v = _kernels.mix_mean_var(gate, pred, var)
+    mean, v = _threaded.mix_mean_var(gate, pred, var)
     ref_mean, ref_v = naive.mix_mean_var(gate, pred, var)
     assert_allclose(mean, ref_mean, rtol=1e-10, atol=1e-12)
     assert_allclose(v, ref_v, rtol=1e-10, atol=1e-12)
     assert np.all(v > 0)
-    assert_allclose(_kernels.mix_mean(gate, pred), ref_mean, rtol=1e-10, atol=1e-12)
+    assert_allclose(_threaded.mix_mean(gate, pred), ref_mean, rtol=1e-10, atol=1e-12)
     proba = naive.softmax_rows(rng.normal(size=(4 * 50, 3))).reshape(4, 50, 3)
     assert_allclose(_kernels.mix_proba(gate, proba), naive.mix_proba(gate, proba), rtol=1e-10)
 
@@ -116,9 +118,9 @@ def test_mixture_combiners_match_reference():
 def test_kernels_are_cached_to_disk():
     # cache=True on every kernel: a new process loads them instead of compiling.
     for name in ["log_softmax_rows", "softmax_rows", "e_step", "soft_target_loss_grad",
-                 "gaussian_log_lik", "weighted_sq_residuals", "mix_mean_var", "mix_mean",
-                 "mix_proba", "logsumexp_rows", "top_k_softmax", "sparse_e_step",
-                 "balance_penalty_grad"]:
+                 "gaussian_log_lik_range", "weighted_sq_residuals", "mix_mean_var_range",
+                 "mix_mean_range", "mix_proba", "log_softmax_range", "top_k_softmax",
+                 "sparse_e_step", "balance_penalty_grad", "gate_hessian_sums"]:
         kernel = getattr(_kernels, name)
         assert kernel._cache is not None and type(kernel._cache).__name__ == "FunctionCache", name
 
@@ -190,3 +192,63 @@ def test_balance_penalty_matches_reference_and_its_gradient(extreme):
         return _kernels.balance_penalty_grad(v.reshape(8, 3), sw[:8])[1].ravel()
 
     assert check_grad(f, g, small.ravel()) < 1e-6
+
+
+# The inlined exp and log of the range kernels, compiled over arrays here
+# (the package has no caller for such wrappers).
+@njit(fastmath=_kernels._EXP_FASTMATH)
+def _exp_nonpos(x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = _kernels._exp_nonpos(x[i])
+    return out
+
+
+@njit(fastmath=_kernels._EXP_FASTMATH, error_model="numpy")
+def _log_pos(x):
+    out = np.empty_like(x)
+    bits = x.view(np.int64)
+    for i in range(x.shape[0]):
+        out[i] = _kernels._log_bits(bits[i])
+    return out
+
+
+def test_exp_nonpos_matches_numpy():
+    x = -np.concatenate([np.linspace(0, 745, 200_001), [0.0, 1e-300, 707.9, 708.1, 800.0, np.inf]])
+    got = _exp_nonpos(x)
+    ref = np.exp(x)
+    normal = ref > 1e-307
+    assert_allclose(got[normal], ref[normal], rtol=5e-16 * 4, atol=0)
+    assert np.all(np.abs(got[~normal]) <= 1e-307)
+    assert got[-1] == 0.0 and got[0] == 1.0
+
+
+def test_log_bits_within_two_ulps_of_numpy():
+    rng = np.random.RandomState(0)
+    x = np.concatenate([
+        rng.uniform(1.0, 64.0, size=200_000),  # the kernels' range: sums in [1, K]
+        10.0 ** rng.uniform(-300, 300, size=50_000),
+        [1.0, 2.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 3), 2.2250738585072014e-308,
+         1.7976931348623157e308, np.nextafter(1.0, 2), np.nextafter(1.0, 0)],
+    ])
+    got = _log_pos(x)
+    ref = np.log(x)
+    assert got[0 + 200_000 + 50_000] == 0.0
+    ulps = np.abs(got - ref) / np.spacing(np.maximum(np.abs(ref), 1e-300))
+    assert ulps.max() <= 2.0
+
+
+@pytest.mark.parametrize("n", [7, 600])
+def test_gate_hessian_sums_match_reference(n):
+    rng = np.random.RandomState(n)
+    d, K = 3, 4
+    Z = rng.normal(size=(n, d)) * [1.0, 10.0, 0.1]
+    prob = naive.softmax_rows(rng.normal(size=(n, K)))
+    weight = rng.uniform(0, 2, size=n)
+    pk, pl = np.triu_indices(K)
+    fa, fb = np.triu_indices(d + 1)
+    assert_allclose(
+        _kernels.gate_hessian_sums(Z, prob, weight, pk, pl, fa, fb),
+        naive.gate_hessian_sums(Z, prob, weight, pk, pl, fa, fb),
+        rtol=1e-10, atol=1e-12,
+    )
