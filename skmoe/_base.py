@@ -758,6 +758,15 @@ class _BaseMixtureOfExperts(
         self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
         return self
 
+    def _finish_dask_fit(self, result, data, t_start):
+        """The end of :meth:`fit` on dask collections (skmoe._dask)."""
+        _warn_usage(result, self.min_expert_weight)
+        if not result.converged:
+            _gather.warn(_convergence_message(self), ConvergenceWarning)
+        for name in _GD_ATTRIBUTES + ("_frame_template",):
+            self.__dict__.pop(name, None)
+        self._set_fitted(result, data, _frames.GateInput(None, None), t_start)
+
     def _set_fitted(self, result, data, gate_in, t_start):
         """Store a run's result as the fitted attributes (both solvers)."""
         state = result.state

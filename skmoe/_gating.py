@@ -148,12 +148,15 @@ def _gate_objective(
     :func:`_kernels.balance_penalty_grad` (added only when ``balance > 0``).
     """
     n_features = Z.shape[1]
-    n_classes = targets.shape[1]
+    n_classes = params.size // (n_features + 1)
     W_s = params[: n_features * n_classes].reshape(n_features, n_classes)
     b_s = params[n_features * n_classes :]
     W = W_s / scale[:, None]
     b = b_s - mean @ W
-    if balance <= 0 and not sp.issparse(Z):
+    if hasattr(Z, "loss_grad"):
+        # Blocks of a dask collection (skmoe._dask): sums over the blocks.
+        loss, g_sum, ZtG = Z.loss_grad(W, b)
+    elif balance <= 0 and not sp.issparse(Z):
         # One pass over Z for the logits and the gradient (chunks in cache).
         loss, g_sum, ZtG = _threaded.gate_loss_grad(Z, W, b, targets, sample_weight)
     else:
@@ -208,6 +211,8 @@ def _gate_hessian(params, Z, targets, sample_weight, mean, scale, alpha, total, 
     n_classes x n_features`` array, no standardised copy of ``Z``); the
     blocks are then mapped to standardised space, ``A H_kl A^T``.
     """
+    if hasattr(Z, "hessian"):  # blocks of a dask collection (skmoe._dask)
+        return Z.hessian(params, mean, scale, alpha, total)
     n, d = Z.shape
     K = targets.shape[1]
     W = params[: d * K].reshape(d, K) / scale[:, None]

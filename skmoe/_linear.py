@@ -164,7 +164,18 @@ def fit_linear_experts(experts, X, y, weights):
             )
             # Fixed-order sum over the chunks.
             gram = np.add.reduce(grams, axis=0)
+    return solve_linear_experts(experts, gram, means)
 
+
+def solve_linear_experts(experts, gram, means):
+    """Set the fitted attributes of the experts from their normal equations.
+
+    ``gram[k]`` is the ``(d + 1)``-square weighted Gram matrix of ``[X, y]``,
+    centred at ``means[k]`` (the weighted means of ``[X, y]``, zero for an
+    expert without an intercept). Returns the ``fitted`` list of
+    :func:`fit_linear_experts`.
+    """
+    d = gram.shape[1] - 1
     fitted = []
     for k, expert in enumerate(experts):
         if not np.isfinite(gram[k]).all():

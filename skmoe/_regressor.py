@@ -9,7 +9,7 @@ from sklearn.linear_model import LinearRegression, SGDRegressor
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
 
-from . import _routing
+from . import _dask, _routing
 from ._base import _BaseMixtureOfExperts
 
 # The keyword parameters of the base class, passed on by ``__init__``.
@@ -271,7 +271,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         -------
         self : MixtureOfExpertsRegressor
             The fitted mixture.
+
+        Notes
+        -----
+        ``X`` (and ``y``, ``sample_weight``) may be dask arrays or a dask
+        DataFrame: EM then runs block by block on the dask workers (see the
+        user guide, "Scaling"), for LinearRegression and Ridge experts.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.fit(self, X, y, sample_weight)
         return self._fit(X, y, sample_weight)
 
     # -- hooks ---------------------------------------------------------
@@ -362,7 +370,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         y_std : ndarray of shape (n_samples,)
             Standard deviation of the predictive distribution; only returned
             when ``return_std`` is True.
+
+            For a dask array or DataFrame ``X``, lazy dask arrays computed
+            block by block.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.predict(self, X, return_std)
         X = self._check_X(X)
         gate = self._routed_gate(X)
         pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
