@@ -349,6 +349,7 @@ class GammaLikelihood(_PositiveMeanLikelihood):
         info : dict
             Empty.
         """
+        self._validate_params()
         y = _as_targets(y, sample_weight, self._name)
         bad = ~(y > 0)
         if np.any(bad):

@@ -280,3 +280,8 @@ def test_standalone_em_is_monotone_and_recovers_two_glms(name):
     if name == "gamma":
         order = np.argsort([e.coef_[0] for e in experts])
         assert theta[order][0] < theta[order][1]
+
+
+def test_gamma_likelihood_validates_its_parameter():
+    with pytest.raises(ValueError, match="max_shape"):
+        GammaLikelihood(max_shape=0).validate_targets([1.0, 2.0], None)
