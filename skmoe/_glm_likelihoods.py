@@ -18,8 +18,9 @@ likelihood turns that mean into a density:
   whose mean is ``mu_k`` and variance ``mu_k^2 / nu_k``.
 
 Both follow the protocol of ``skmoe/_likelihood.py``: ``validate_targets``,
-``outputs``, ``log_lik``, ``stats``, ``m_step``, ``row_loss``, ``mean_var``
-and ``n_parameters_per_expert``. The experts are any scikit-learn regressors
+``encode_targets``, ``init_columns``, ``outputs``, ``log_lik``, ``stats``,
+``m_step``, ``row_loss``, ``mean``, ``mean_var``, ``n_parameters_per_expert``,
+``subset_rows`` and ``n_classes``. The experts are any scikit-learn regressors
 whose predictions are positive: :class:`~sklearn.linear_model.PoissonRegressor`
 and :class:`~sklearn.linear_model.GammaRegressor` (the defaults, log link),
 :class:`~sklearn.ensemble.HistGradientBoostingRegressor` with
@@ -29,6 +30,7 @@ and :class:`~sklearn.linear_model.GammaRegressor` (the defaults, log link),
 from numbers import Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import digamma, gammaln, polygamma, xlogy
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import GammaRegressor, PoissonRegressor
@@ -75,6 +77,7 @@ def _describe_bad(y, bad, what):
 class _PositiveMeanLikelihood(BaseEstimator):
     """What Poisson and Gamma share: experts predict a positive mean."""
 
+    _parameter_constraints = {}
     _name = None  # "poisson" or "gamma"
     _suggestion = None  # the experts to recommend in the error message
 
@@ -91,7 +94,8 @@ class _PositiveMeanLikelihood(BaseEstimator):
         X : ndarray or sparse matrix of shape (n_samples, n_features)
         rows : list or None
             ``rows[k]`` is None (expert ``k`` runs on every row) or an index
-            array (it runs on those rows only; its other entries are 0).
+            array (it runs on those rows only; its other entries hold 1, a
+            neutral filler: a valid mean, masked by the E-step).
 
         Returns
         -------
@@ -104,7 +108,7 @@ class _PositiveMeanLikelihood(BaseEstimator):
             finite), naming the expert and what to use instead.
         """
         n = X.shape[0]
-        mu = np.zeros((n, len(experts)))
+        mu = np.ones((n, len(experts)))
         if n == 0:
             return mu
         for k, expert in enumerate(experts):
@@ -130,12 +134,46 @@ class _PositiveMeanLikelihood(BaseEstimator):
                 "predictions are positive (a log link)."
             )
 
+    # Protocol attributes shared by both likelihoods.
+    subset_rows = True  # a GLM expert can be fit on the rows that carry weight
+    n_classes = None
+
+    def encode_targets(self, y, n_samples):
+        """Inference-time check of ``y`` (``log_prob``, ``score``...): as at fit."""
+        y = self._check_domain(_as_targets(y, None, self._name))
+        if y.shape[0] != n_samples:
+            raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
+        return y
+
+    def validate_targets(self, y, sample_weight):
+        """Fit-time check of ``y``; clear ValueError naming ``y``.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,), float64
+        info : dict
+            Empty: no fit-level constants.
+        """
+        self._validate_params()
+        return self._check_domain(_as_targets(y, sample_weight, self._name)), {}
+
+    def init_columns(self, X, y):
+        """``[X, log(y)]`` (``log1p`` for counts): the experts model ``log mu``
+        linearly, so ``init="kmeans"`` clusters on the log scale."""
+        ly = self._log_target(y)[:, None]
+        if sp.issparse(X):
+            return sp.hstack([X, ly], format="csr")
+        return np.column_stack([X, ly])
+
+    def mean(self, gate_w, outputs):
+        """Predictive mean ``sum_k pi_k mu_k`` (entries with ``pi_k = 0`` skipped)."""
+        gate_w = np.asarray(gate_w, dtype=np.float64)
+        return np.einsum("ik,ik->i", gate_w, np.where(gate_w > 0, outputs, 0.0))
+
     @staticmethod
     def _safe_mu(outputs):
-        """``outputs`` with the entries no expert computed (0) replaced by 1.
-
-        The replaced entries get ``log_lik = -inf`` from the caller.
-        """
+        """``outputs`` with non-positive entries (never produced by
+        :meth:`outputs`) replaced by 1; the caller gives them ``-inf``."""
         missing = ~(outputs > 0)
         if np.any(missing):
             outputs = np.where(missing, 1.0, outputs)
@@ -151,7 +189,7 @@ class _PositiveMeanLikelihood(BaseEstimator):
         """
         gate_w = np.asarray(gate_w, dtype=np.float64)
         mu = np.where(gate_w > 0, outputs, 0.0)
-        mean = np.einsum("ik,ik->i", gate_w, mu)
+        mean = self.mean(gate_w, outputs)
         second = np.einsum("ik,ik->i", gate_w, self._expert_var(mu, theta) + mu * mu)
         return mean, np.maximum(second - mean * mean, 0.0)
 
@@ -182,16 +220,7 @@ class PoissonLikelihood(_PositiveMeanLikelihood):
         """``PoissonRegressor()``: a Poisson GLM with a log link."""
         return PoissonRegressor()
 
-    def validate_targets(self, y, sample_weight):
-        """Check that ``y`` holds counts: finite, non-negative integers.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,), float64
-        info : dict
-            Empty: the Poisson likelihood has no fit-level constants.
-        """
-        y = _as_targets(y, sample_weight, self._name)
+    def _check_domain(self, y):
         negative = y < 0
         if np.any(negative):
             raise ValueError(
@@ -205,7 +234,11 @@ class PoissonLikelihood(_PositiveMeanLikelihood):
                 f"likelihood; {_describe_bad(y, fractional, 'fractional')}. For "
                 "positive continuous targets use the Gamma likelihood."
             )
-        return y, {}
+        return y
+
+    @staticmethod
+    def _log_target(y):
+        return np.log1p(y)
 
     def log_lik(self, outputs, y, theta):
         """``y log mu - mu - lgamma(y + 1)``, (n_samples, n_experts).
@@ -340,17 +373,7 @@ class GammaLikelihood(_PositiveMeanLikelihood):
         """``GammaRegressor()``: a Gamma GLM with a log link."""
         return GammaRegressor()
 
-    def validate_targets(self, y, sample_weight):
-        """Check that ``y`` is finite and positive.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,), float64
-        info : dict
-            Empty.
-        """
-        self._validate_params()
-        y = _as_targets(y, sample_weight, self._name)
+    def _check_domain(self, y):
         bad = ~(y > 0)
         if np.any(bad):
             raise ValueError(
@@ -358,7 +381,11 @@ class GammaLikelihood(_PositiveMeanLikelihood):
                 f"{_describe_bad(y, bad, 'not positive')}. For counts with zeros "
                 "use the Poisson likelihood."
             )
-        return y, {}
+        return y
+
+    @staticmethod
+    def _log_target(y):
+        return np.log(y)
 
     def log_lik(self, outputs, y, theta):
         """Gamma log-densities, (n_samples, n_experts).

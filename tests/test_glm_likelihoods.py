@@ -218,7 +218,8 @@ def test_outputs_name_an_expert_with_a_non_positive_mean():
     # The rows the expert does not run on are not checked.
     rows = [None, np.flatnonzero(y > 0)]
     mu = PoissonLikelihood().outputs([good, bad], X, rows=rows)
-    assert np.all(mu[y <= 0, 1] == 0) and np.all(mu[y > 0, 1] > 0)
+    assert np.all(mu[y <= 0, 1] == 1.0)  # the neutral filler
+    np.testing.assert_allclose(mu[y > 0, 1], bad.predict(X[y > 0]))
 
 
 def test_outputs_of_glm_experts_and_pipelines():
@@ -285,3 +286,29 @@ def test_standalone_em_is_monotone_and_recovers_two_glms(name):
 def test_gamma_likelihood_validates_its_parameter():
     with pytest.raises(ValueError, match="max_shape"):
         GammaLikelihood(max_shape=0).validate_targets([1.0, 2.0], None)
+
+
+@pytest.mark.parametrize("lik", [PoissonLikelihood(), GammaLikelihood()])
+def test_protocol_attributes_and_inference_checks(lik):
+    assert lik.subset_rows and lik.n_classes is None
+    y = np.array([1.0, 2.0, 5.0])
+    np.testing.assert_array_equal(lik.encode_targets(y, 3), y)
+    with pytest.raises(ValueError, match="X has 4 samples but y has 3"):
+        lik.encode_targets(y, 4)
+    with pytest.raises(ValueError, match="y must"):
+        lik.encode_targets(np.array([1.0, -1.0, 2.0]), 3)
+    gate = np.array([[0.25, 0.75, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    mu = np.array([[2.0, 4.0, 1.0], [3.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(lik.mean(gate, mu), [3.5, 3.0, 1.0])
+    np.testing.assert_allclose(lik.mean_var(gate, mu, np.ones(3))[0], [3.5, 3.0, 1.0])
+
+
+def test_init_columns_are_on_the_log_scale():
+    X = np.arange(6.0).reshape(3, 2)
+    y = np.array([0.0, 1.0, 9.0])
+    np.testing.assert_allclose(PoissonLikelihood().init_columns(X, y)[:, 2], np.log1p(y))
+    np.testing.assert_allclose(GammaLikelihood().init_columns(X, y + 1)[:, 2], np.log(y + 1))
+    import scipy.sparse as sp
+
+    cols = PoissonLikelihood().init_columns(sp.csr_matrix(X), y)
+    assert sp.issparse(cols) and cols.shape == (3, 3)
