@@ -329,11 +329,12 @@ class ClassifierGate(BaseEstimator):
 class _Node:
     """An internal node: a gate over its children (expert indices or nodes)."""
 
-    __slots__ = ("gate", "children")
+    __slots__ = ("gate", "children", "leaf_sets")
 
     def __init__(self, gate, children):
         self.gate = gate
         self.children = children  # list of ("leaf", k) or ("node", _Node)
+        self.leaf_sets = None  # per child, the experts below it (set by _refresh)
 
     def leaves(self):
         out = []
@@ -474,11 +475,12 @@ class HierarchicalGate(BaseEstimator):
         self.paths_ = [paths[k] for k in range(self.n_outputs_)]
         nodes = self._nodes()
         self.node_gates_ = [node.gate for node in nodes]
-        self._leaf_sets = {
-            id(node): [np.asarray([c] if kind == "leaf" else c.leaves(), dtype=np.intp)
-                       for kind, c in node.children]
-            for node in nodes
-        }
+        for node in nodes:
+            # On the node itself: the tree is deep-copied with the gate.
+            node.leaf_sets = [
+                np.asarray([c] if kind == "leaf" else c.leaves(), dtype=np.intp)
+                for kind, c in node.children
+            ]
 
     def path(self, k):
         """The child taken at every depth from the root to expert ``k``."""
@@ -490,7 +492,7 @@ class HierarchicalGate(BaseEstimator):
         return [node for node in self._nodes() if len(node.children) > 1]
 
     def _node_targets(self, node, R, sample_weight):
-        mass = np.column_stack([R[:, s].sum(axis=1) for s in self._leaf_sets[id(node)]])
+        mass = np.column_stack([R[:, s].sum(axis=1) for s in node.leaf_sets])
         total = mass.sum(axis=1)
         targets = np.full(mass.shape, 1.0 / mass.shape[1])
         owned = total > 0

@@ -40,7 +40,8 @@ class ProtocolSoftmaxGate(SoftmaxGate):
         return np.ascontiguousarray(log_softmax(self._logits(Z), axis=1))
 
     def penalty(self):
-        return self._penalty
+        # At the current coefficients (they move under the gradient solver).
+        return 0.5 * self.alpha * float(np.sum((self.coef_ * self._std[1]) ** 2))
 
     def n_parameters(self):
         return (self.coef_.shape[1] + 1) * (self.coef_.shape[0] - 1)
@@ -295,12 +296,7 @@ def test_hierarchical_sgd_gradient_matches_finite_differences():
     total = 3.0 * w.sum()  # the batch is a third of the data
 
     def f():
-        return -np.sum(w[:, None] * Rb * gate.log_proba(Z)) / w.sum() + gate.penalty_now() / total
-
-    def penalty_now():
-        return sum(0.5 * g.alpha * np.sum((g.coef_ * g._std[1]) ** 2) for g in gate.node_gates_)
-
-    gate.penalty_now = penalty_now
+        return -np.sum(w[:, None] * Rb * gate.log_proba(Z)) / w.sum() + gate.penalty() / total
     params = gate.sgd_parameters()
     grads = gate.sgd_gradient(Z, Rb, w, total)
     assert len(params) == len(grads) == 6
@@ -359,6 +355,19 @@ def test_hierarchical_drop_gives_the_mass_to_the_siblings():
     # A new M-step still works.
     gate.fit_soft(Z, softmax(np.log(R[:, :2]), axis=1), w)
     np.testing.assert_allclose(np.exp(gate.log_proba(Z)).sum(axis=1), 1.0)
+
+
+def test_hierarchical_gate_survives_deepcopy_and_clone():
+    import copy
+
+    Z, R, w = _soft_problem(K=4)
+    gate = _hme().fit(Z, R, w)
+    twin = copy.deepcopy(gate)
+    twin.fit_soft(Z, R, w)
+    np.testing.assert_allclose(twin.log_proba(Z), gate.log_proba(Z), rtol=1e-6, atol=1e-8)
+    fresh = clone(gate)
+    assert not hasattr(fresh, "tree_")
+    np.testing.assert_allclose(fresh.fit(Z, R, w).log_proba(Z), gate.log_proba(Z), rtol=1e-10)
 
 
 def test_hierarchical_checks_the_number_of_experts():
