@@ -189,14 +189,45 @@ class ClassifierGate(BaseEstimator):
 
     # -- the gate protocol ------------------------------------------------
     def prepare(self, Z, sample_weight):
-        """Nothing to precompute: returns self."""
+        """Nothing to precompute (the classifier sees ``Z`` at every M-step).
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        sample_weight : ndarray of shape (n_samples,)
+            Non-negative sample weights.
+
+        Returns
+        -------
+        self : ClassifierGate
+            The gate.
+        """
         self._validate_params()
         return self
 
     def fit_soft(self, Z, R, sample_weight, *, max_iter=None):
         """Fit the classifier to soft targets ``R`` by weighted replication.
 
-        ``max_iter`` is ignored: every M-step is a full fit.
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        R : ndarray of shape (n_samples, n_outputs)
+            Soft targets, rows summing to one.
+
+        sample_weight : ndarray of shape (n_samples,)
+            Non-negative sample weights.
+
+        max_iter : int, "auto" or None, default=None
+            Ignored: every M-step is a full fit of the classifier.
+
+        Returns
+        -------
+        self : ClassifierGate
+            The gate.
         """
         n, K = R.shape
         keep = R > self.min_responsibility
@@ -256,24 +287,59 @@ class ClassifierGate(BaseEstimator):
         return out
 
     def log_proba(self, Z):
-        """``log pi(z)``, (n_samples, n_outputs_), floored and normalised."""
+        """Log of the gate probabilities, floored at ``min_proba`` and normalised.
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_outputs_)
+            C-contiguous; ``exp`` of every row sums to one.
+        """
         out = self._base_log_proba(Z)[:, self.output_map_] + self.output_offset_
         out -= logsumexp(out, axis=1, keepdims=True)
         return np.ascontiguousarray(out)
 
     def penalty(self):
-        """0.0: the classifier's regularisation is part of its own fit."""
+        """The term subtracted from the EM objective: none.
+
+        Returns
+        -------
+        penalty : float
+            0.0: the classifier's regularisation is part of its own fit.
+        """
         return 0.0
 
     def n_parameters(self):
-        """Free parameters of the fitted classifier (see ``_count_classifier_parameters``)."""
+        """Free parameters of the fitted classifier, for BIC / AIC / ICL.
+
+        Returns
+        -------
+        n_parameters : int
+            Linear models ``(C - 1) * (n_features + 1)``, trees ``leaves * (C - 1)``,
+            boosting the leaves of all its trees, networks their weights.
+        """
         check_is_fitted(self, "n_outputs_")
         if self.estimator_ is None:
             return 0
         return _count_classifier_parameters(self.estimator_, len(self.estimator_.classes_))
 
     def drop_output(self, k):
-        """Remove output ``k``; the others are renormalised (in place)."""
+        """Remove output ``k``; the others are renormalised (in place).
+
+        Parameters
+        ----------
+        k : int
+            The output to remove.
+
+        Returns
+        -------
+        self : ClassifierGate
+            The gate.
+        """
         check_is_fitted(self, "n_outputs_")
         self.output_map_ = np.delete(self.output_map_, k)
         self.output_offset_ = np.delete(self.output_offset_, k)
@@ -285,7 +351,21 @@ class ClassifierGate(BaseEstimator):
 
         In log space: output ``j``'s column is duplicated and
         ``log(n_new + 1)`` subtracted from it and its copies, so every other
-        output keeps its probability exactly.
+        output keeps its probability exactly. The next :meth:`fit_soft`
+        refits the classifier on all the outputs.
+
+        Parameters
+        ----------
+        j : int
+            The output to copy.
+
+        n_new : int
+            How many copies to add.
+
+        Returns
+        -------
+        self : ClassifierGate
+            The gate.
         """
         check_is_fitted(self, "n_outputs_")
         shift = np.log(n_new + 1.0)
@@ -298,7 +378,13 @@ class ClassifierGate(BaseEstimator):
         return self
 
     def sgd_parameters(self):
-        """Not supported: a classifier is refitted, not moved by gradient steps."""
+        """Not supported: a classifier is refitted, not moved by gradient steps.
+
+        Raises
+        ------
+        NotImplementedError
+            Always: use ``solver="em"``.
+        """
         raise NotImplementedError(
             f"ClassifierGate({_name(self.estimator or HistGradientBoostingClassifier())}) "
             "is refitted at every EM iteration and has no gradient: it needs "
@@ -307,12 +393,49 @@ class ClassifierGate(BaseEstimator):
         )
 
     def sgd_gradient(self, Z, R, sample_weight, total):
-        """Not supported (see :meth:`sgd_parameters`)."""
+        """Not supported (see :meth:`sgd_parameters`).
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        R : ndarray of shape (n_samples, n_outputs)
+            Soft targets, rows summing to one.
+
+        sample_weight : ndarray of shape (n_samples,)
+            Non-negative sample weights.
+
+        total : float
+            The weight the penalty is spread over.
+
+        Raises
+        ------
+        NotImplementedError
+            Always: use ``solver="em"``.
+        """
         self.sgd_parameters()
 
     # -- stand-alone use --------------------------------------------------
     def fit(self, Z, R, sample_weight=None):
-        """Validate, :meth:`prepare` and :meth:`fit_soft` (stand-alone use)."""
+        """Validate ``Z`` and ``R``, then :meth:`prepare` and :meth:`fit_soft` (stand-alone use).
+
+        Parameters
+        ----------
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Gate inputs.
+
+        R : array-like of shape (n_samples, n_outputs)
+            Soft targets, rows summing to one.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights; ``None`` means all ones.
+
+        Returns
+        -------
+        self : ClassifierGate
+            The gate.
+        """
         Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64)
         R = check_array(R, dtype=np.float64)
         sw = np.ones(Z.shape[0]) if sample_weight is None else np.asarray(
@@ -320,7 +443,18 @@ class ClassifierGate(BaseEstimator):
         return self.prepare(Z, sw).fit_soft(Z, R, sw)
 
     def predict_proba(self, Z):
-        """Gate probabilities ``exp(log_proba(Z))``."""
+        """Gate probabilities ``exp(log_proba(Z))`` on validated input.
+
+        Parameters
+        ----------
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Gate inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_outputs_)
+            Rows that sum to one.
+        """
         check_is_fitted(self, "n_outputs_")
         Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64)
         return np.exp(self.log_proba(Z))
@@ -483,7 +617,18 @@ class HierarchicalGate(BaseEstimator):
             ]
 
     def path(self, k):
-        """The child taken at every depth from the root to expert ``k``."""
+        """The child taken at every depth from the root to expert ``k``.
+
+        Parameters
+        ----------
+        k : int
+            The expert.
+
+        Returns
+        -------
+        path : tuple of int
+            ``paths_[k]``.
+        """
         check_is_fitted(self, "tree_")
         return self.paths_[k]
 
@@ -501,7 +646,21 @@ class HierarchicalGate(BaseEstimator):
 
     # -- the gate protocol ---------------------------------------------------
     def prepare(self, Z, sample_weight):
-        """Build the tree (unless fitted) and prepare every node's gate."""
+        """Build the tree (unless it is fitted) and prepare every node's gate.
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        sample_weight : ndarray of shape (n_samples,)
+            Non-negative sample weights.
+
+        Returns
+        -------
+        self : HierarchicalGate
+            The gate.
+        """
         self._validate_params()
         if not hasattr(self, "tree_"):
             self._build()
@@ -510,7 +669,27 @@ class HierarchicalGate(BaseEstimator):
         return self
 
     def fit_soft(self, Z, R, sample_weight, *, max_iter=None):
-        """Fit every internal gate to the posterior mass of its subtrees."""
+        """Fit every internal gate to the posterior mass of its subtrees.
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        R : ndarray of shape (n_samples, n_outputs)
+            Soft targets, rows summing to one.
+
+        sample_weight : ndarray of shape (n_samples,)
+            Non-negative sample weights.
+
+        max_iter : int, "auto" or None, default=None
+            Passed on to every node's gate (a partial M-step when not None).
+
+        Returns
+        -------
+        self : HierarchicalGate
+            The gate.
+        """
         if not hasattr(self, "tree_"):
             self.prepare(Z, sample_weight)
         if R.shape[1] != self.n_outputs_:
@@ -530,7 +709,18 @@ class HierarchicalGate(BaseEstimator):
         return self
 
     def log_proba(self, Z):
-        """``log pi_k(z)``: the node log-probabilities summed along every path."""
+        """Log of the gate probabilities: node log-probabilities summed along every path.
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_outputs_)
+            C-contiguous; ``exp`` of every row sums to one.
+        """
         n = Z.shape[0]
         out = np.empty((n, self.n_outputs_))
 
@@ -550,11 +740,23 @@ class HierarchicalGate(BaseEstimator):
         return out
 
     def penalty(self):
-        """Sum of the internal gates' penalties."""
+        """The term subtracted from the EM objective: the nodes' penalties summed.
+
+        Returns
+        -------
+        penalty : float
+            Sum of the ``penalty()`` of the gates of nodes with two or more children.
+        """
         return float(sum(node.gate.penalty() for node in self._active()))
 
     def n_parameters(self):
-        """Sum of the internal gates' free parameters."""
+        """Free parameters of the internal gates, for BIC / AIC / ICL.
+
+        Returns
+        -------
+        n_parameters : int
+            Sum over the nodes with two or more children.
+        """
         return int(sum(node.gate.n_parameters() for node in self._active()))
 
     def _parent(self, k):
@@ -574,10 +776,20 @@ class HierarchicalGate(BaseEstimator):
         return find(self.tree_)
 
     def drop_output(self, k):
-        """Remove expert ``k``'s leaf; its parent's gate drops that output.
+        """Remove expert ``k``'s leaf; its parent's gate drops that output (in place).
 
         A node left without children is removed from its own parent the same
         way. Experts after ``k`` are renumbered down by one.
+
+        Parameters
+        ----------
+        k : int
+            The output to remove.
+
+        Returns
+        -------
+        self : HierarchicalGate
+            The gate.
         """
         if self.n_outputs_ < 2:
             raise ValueError("HierarchicalGate cannot drop its last expert.")
@@ -610,10 +822,22 @@ class HierarchicalGate(BaseEstimator):
     def split_output(self, j, n_new):
         """Add ``n_new`` experts as siblings of expert ``j``, sharing its probability.
 
-        Expert ``j``'s parent gate splits its output (the copies are appended
-        to that node's children), so every other expert keeps its probability
-        exactly. The new experts are numbered ``n_outputs_ .. n_outputs_ +
-        n_new - 1``.
+        Expert ``j``'s parent gate splits that output (the copies are appended
+        to the node's children), so every other expert keeps its probability
+        exactly. The new experts come last.
+
+        Parameters
+        ----------
+        j : int
+            The output to copy.
+
+        n_new : int
+            How many copies to add.
+
+        Returns
+        -------
+        self : HierarchicalGate
+            The gate.
         """
         node, pos = self._parent(j)
         # A node left with one child by drop_output keeps its fitted gate
@@ -624,22 +848,49 @@ class HierarchicalGate(BaseEstimator):
         return self
 
     def sgd_parameters(self):
-        """The internal gates' arrays, concatenated (breadth-first order)."""
+        """The arrays that the gradient solver moves, in place.
+
+        Returns
+        -------
+        params : list of ndarray
+            The ``sgd_parameters()`` of the nodes with two or more children,
+            concatenated breadth first from the root.
+        """
         out = []
         for node in self._active():
             out.extend(node.gate.sgd_parameters())
         return out
 
     def sgd_gradient(self, Z, R, sample_weight, total):
-        """Gradient of ``-sum_i w_i sum_k R_ik log pi_k(z_i) / w_B + penalty / total``.
+        """Gradient of the mini-batch objective with respect to :meth:`sgd_parameters`.
 
-        The objective is the sum of the node objectives (targets and weights
-        as in :meth:`fit_soft`). A node's gate divides its data term by the
-        weight it receives, ``w_B * s`` with ``s = sum_i w_i M_i / w_B``:
-        it is called with ``total * s`` and its gradient multiplied by ``s``,
-        which gives ``data / w_B + penalty / total``. A node without mass in
-        the batch gets its own probabilities as targets, whose data gradient
-        is zero, leaving the penalty's.
+        The objective ``-sum_i w_i sum_k R_ik log pi_k(z_i) / w_B + penalty /
+        total`` (``w_B`` the batch's weight) is the sum of the node
+        objectives (targets and weights as in :meth:`fit_soft`). A node's
+        gate divides its data term by the weight it receives, ``s w_B`` with
+        ``s = sum_i w_i M_i / w_B``: it is called with ``total * s`` and its
+        gradient multiplied by ``s``. A node without mass in the batch gets
+        its own probabilities as targets, whose data gradient is zero,
+        leaving the penalty's.
+
+        Parameters
+        ----------
+        Z : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Validated float64 gate input.
+
+        R : ndarray of shape (n_samples, n_outputs)
+            Soft targets, rows summing to one.
+
+        sample_weight : ndarray of shape (n_samples,)
+            Non-negative sample weights.
+
+        total : float
+            The weight the penalty is spread over.
+
+        Returns
+        -------
+        grads : list of ndarray
+            Gradients of the shapes of :meth:`sgd_parameters`.
         """
         w_b = sample_weight.sum()
         out = []
@@ -656,7 +907,24 @@ class HierarchicalGate(BaseEstimator):
 
     # -- stand-alone use --------------------------------------------------
     def fit(self, Z, R, sample_weight=None):
-        """Validate, :meth:`prepare` and :meth:`fit_soft` (stand-alone use)."""
+        """Validate ``Z`` and ``R``, then :meth:`prepare` and :meth:`fit_soft` (stand-alone use).
+
+        Parameters
+        ----------
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Gate inputs.
+
+        R : array-like of shape (n_samples, n_outputs)
+            Soft targets, rows summing to one.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights; ``None`` means all ones.
+
+        Returns
+        -------
+        self : HierarchicalGate
+            The gate.
+        """
         Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64, order="C")
         R = np.ascontiguousarray(check_array(R, dtype=np.float64))
         sw = np.ones(Z.shape[0]) if sample_weight is None else np.asarray(
@@ -664,7 +932,18 @@ class HierarchicalGate(BaseEstimator):
         return self.prepare(Z, sw).fit_soft(Z, R, sw)
 
     def predict_proba(self, Z):
-        """Gate probabilities ``exp(log_proba(Z))``."""
+        """Gate probabilities ``exp(log_proba(Z))`` on validated input.
+
+        Parameters
+        ----------
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Gate inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_outputs_)
+            Rows that sum to one.
+        """
         check_is_fitted(self, "tree_")
         Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64, order="C")
         return np.exp(self.log_proba(Z))
