@@ -35,7 +35,9 @@ gate : SoftmaxGate or estimator with the gate protocol, default=None
     "gate_features": """\
 gate_features : array-like of int, str or bool, default=None
     Columns of ``X`` that the gate sees: indices, names (when ``X`` is a
-    pandas DataFrame) or a boolean mask. ``None`` means all columns. The
+    pandas DataFrame) or a boolean mask. ``None`` means all columns; an
+    empty list (or a mask without a True) means none: the gate then learns
+    constant mixing weights, as flexmix without concomitant variables. The
     experts always see all columns.
 """,
     "assignment": """\

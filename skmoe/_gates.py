@@ -188,7 +188,10 @@ class ClassifierGate(BaseEstimator):
         self.warm_start = warm_start
 
     # -- the gate protocol ------------------------------------------------
-    def prepare(self, Z, sample_weight):
+    #: The gradient solver cannot move a classifier (see :meth:`sgd_parameters`).
+    supports_gradient = False
+
+    def prepare(self, Z, sample_weight, n_outputs=None):
         """Nothing to precompute (the classifier sees ``Z`` at every M-step).
 
         Parameters
@@ -198,6 +201,9 @@ class ClassifierGate(BaseEstimator):
 
         sample_weight : ndarray of shape (n_samples,)
             Non-negative sample weights.
+
+        n_outputs : int, default=None
+            The number of experts (unused: any number of classes works).
 
         Returns
         -------
@@ -645,7 +651,7 @@ class HierarchicalGate(BaseEstimator):
         return np.ascontiguousarray(targets), sample_weight * total
 
     # -- the gate protocol ---------------------------------------------------
-    def prepare(self, Z, sample_weight):
+    def prepare(self, Z, sample_weight, n_outputs=None):
         """Build the tree (unless it is fitted) and prepare every node's gate.
 
         Parameters
@@ -656,17 +662,39 @@ class HierarchicalGate(BaseEstimator):
         sample_weight : ndarray of shape (n_samples,)
             Non-negative sample weights.
 
+        n_outputs : int, default=None
+            The number of experts the mixture fits; a ValueError is raised
+            before any fitting when it is not the number of leaves.
+
         Returns
         -------
         self : HierarchicalGate
             The gate.
         """
+        from ._gating import prepare_gate
+
         self._validate_params()
         if not hasattr(self, "tree_"):
             self._build()
+        if n_outputs is not None and n_outputs != self.n_outputs_:
+            raise ValueError(self._count_message(n_outputs))
         for node in self._nodes():
-            node.gate.prepare(Z, sample_weight)
+            prepare_gate(node.gate, Z, sample_weight, len(node.children))
         return self
+
+    def _count_message(self, n_experts):
+        return (
+            f"HierarchicalGate(branching={tuple(int(b) for b in np.ravel(self.branching))}) has "
+            f"{self.n_outputs_} leaves but the mixture has {n_experts} experts; "
+            f"set n_experts={self.n_outputs_} (the product of branching)."
+        )
+
+    @property
+    def supports_gradient(self):
+        """Whether ``solver="gd"`` can move the gate: when its node gates can."""
+        from ._gating import supports_gradient
+
+        return supports_gradient(self._new_gate())
 
     def fit_soft(self, Z, R, sample_weight, *, max_iter=None):
         """Fit every internal gate to the posterior mass of its subtrees.
@@ -693,11 +721,7 @@ class HierarchicalGate(BaseEstimator):
         if not hasattr(self, "tree_"):
             self.prepare(Z, sample_weight)
         if R.shape[1] != self.n_outputs_:
-            raise ValueError(
-                f"HierarchicalGate(branching={tuple(self.branching)}) has "
-                f"{self.n_outputs_} leaves but the targets have {R.shape[1]} "
-                "columns (experts); set n_experts to the product of branching."
-            )
+            raise ValueError(self._count_message(R.shape[1]))
         for node in self._active():
             targets, weights = self._node_targets(node, R, sample_weight)
             if weights.sum() <= 0:

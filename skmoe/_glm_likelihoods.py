@@ -34,18 +34,28 @@ import scipy.sparse as sp
 from scipy.special import digamma, gammaln, polygamma, xlogy
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import GammaRegressor, PoissonRegressor
-from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import column_or_1d
+
+from ._experts import checked_output, estimator_name
 
 __all__ = ["PoissonLikelihood", "GammaLikelihood", "gamma_shape_mle"]
 
 
-def _estimator_name(est):
-    # Same rule as the mixtures' error messages (to be shared in phase 2).
-    if isinstance(est, Pipeline):
-        return "Pipeline(" + ", ".join(type(s).__name__ for _, s in est.steps) + ")"
-    return type(est).__name__
+def glm_expert(cls):
+    """The default expert of a Poisson or Gamma mixture: ``cls`` (a
+    scikit-learn GLM with a log link) as a demanding user would set it.
+
+    Newton's method (``solver="newton-cholesky"``) with a negligible ridge
+    (``alpha=1e-4``) and ``tol=1e-6``. scikit-learn's default ``alpha=1``
+    shrinks the coefficients of unscaled features: on AER's
+    RecreationDemand (659 rows, 7 columns) one PoissonRegressor reaches a
+    log-likelihood of -1592.8 at ``alpha=1`` against -1529.4 unpenalised
+    (``alpha=1e-4``: -1529.4), and the default L-BFGS solver takes 80 to 160
+    iterations where Newton takes 6. The small ridge keeps the Hessian
+    positive definite when an expert owns few rows.
+    """
+    return cls(alpha=1e-4, solver="newton-cholesky", tol=1e-6)
 
 
 def _as_targets(y, sample_weight, name):
@@ -113,26 +123,26 @@ class _PositiveMeanLikelihood(BaseEstimator):
             return mu
         for k, expert in enumerate(experts):
             if rows is None or rows[k] is None:
-                pred = np.ravel(expert.predict(X))
-                self._check_positive(pred, k, expert)
-                mu[:, k] = pred
+                mu[:, k] = self._positive(expert.predict(X), k, expert, n)
             elif rows[k].size:
-                pred = np.ravel(expert.predict(X[rows[k]]))
-                self._check_positive(pred, k, expert)
-                mu[rows[k], k] = pred
+                mu[rows[k], k] = self._positive(
+                    expert.predict(X[rows[k]]), k, expert, rows[k].size
+                )
         return mu
 
-    def _check_positive(self, pred, k, expert):
-        bad = ~(pred > 0) | ~np.isfinite(pred)
+    def _positive(self, pred, k, expert, n):
+        """The shared check (shape, finiteness), then ``mu > 0``."""
+        pred = checked_output(expert, k, pred, (n,))
+        bad = ~(pred > 0)
         if np.any(bad):
             value = pred[np.flatnonzero(bad)[0]]
-            what = "a non-positive" if np.isfinite(value) else "a non-finite"
             raise ValueError(
-                f"Expert {k} ({_estimator_name(expert)}) predicted {what} mean "
+                f"Expert {k} ({estimator_name(expert)}) predicted a non-positive mean "
                 f"({float(value):.6g}) where the {self._name.capitalize()} likelihood needs "
                 f"mu > 0; use {self._suggestion}, or any regressor whose "
                 "predictions are positive (a log link)."
             )
+        return pred
 
     # Protocol attributes shared by both likelihoods.
     subset_rows = True  # a GLM expert can be fit on the rows that carry weight
@@ -217,8 +227,8 @@ class PoissonLikelihood(_PositiveMeanLikelihood):
     )
 
     def default_expert(self):
-        """``PoissonRegressor()``: a Poisson GLM with a log link."""
-        return PoissonRegressor()
+        """A Poisson GLM with a log link (see :func:`glm_expert`)."""
+        return glm_expert(PoissonRegressor)
 
     def _check_domain(self, y):
         negative = y < 0
@@ -370,8 +380,8 @@ class GammaLikelihood(_PositiveMeanLikelihood):
         self.max_shape = max_shape
 
     def default_expert(self):
-        """``GammaRegressor()``: a Gamma GLM with a log link."""
-        return GammaRegressor()
+        """A Gamma GLM with a log link (see :func:`glm_expert`)."""
+        return glm_expert(GammaRegressor)
 
     def _check_domain(self, y):
         bad = ~(y > 0)

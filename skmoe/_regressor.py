@@ -1,12 +1,13 @@
 """Mixture of experts for regression: a gated mixture of Gaussians."""
 
 import inspect
+import copy
 from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
 from sklearn.linear_model import LinearRegression, SGDRegressor
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from . import _routing
@@ -18,7 +19,21 @@ _SHARED_PARAMS = frozenset(
 ) - {"self", "experts"}
 from ._docstrings import fill_doc
 from ._experts import estimator_name
+from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 from ._likelihood import GaussianLikelihood
+
+#: The likelihoods named by a string, and the fitted attribute that holds
+#: their own parameters (``theta``) under a readable name.
+_LIKELIHOODS = {
+    "gaussian": (GaussianLikelihood, "noise_variance_"),
+    "poisson": (PoissonLikelihood, None),
+    "gamma": (GammaLikelihood, "shape_"),
+}
+#: What a likelihood instance must implement (the protocol of skmoe/_likelihood.py).
+_LIKELIHOOD_METHODS = [
+    "validate_targets", "encode_targets", "init_columns", "outputs", "log_lik",
+    "stats", "m_step", "row_loss", "mean", "mean_var",
+]
 
 
 @fill_doc(
@@ -195,6 +210,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     _parameter_constraints = {
         **_BaseMixtureOfExperts._parameter_constraints,
         "reg_variance": [Interval(Real, 0, None, closed="neither")],
+        "likelihood": [
+            StrOptions(set(_LIKELIHOODS)), HasMethods(_LIKELIHOOD_METHODS)
+        ],
     }
 
     def __init__(
@@ -222,6 +240,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         early_stopping=False,
         validation_fraction=0.1,
         reg_variance=1e-6,
+        likelihood="gaussian",
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -235,6 +254,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         }
         super().__init__(experts, **shared)
         self.reg_variance = reg_variance
+        self.likelihood = likelihood
 
     @_fit_context(
         # the experts and the gate are not validated yet
@@ -305,9 +325,25 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return self._partial_fit(X, y, sample_weight)
 
     def _make_likelihood(self):
-        return GaussianLikelihood(self.reg_variance)
+        if isinstance(self.likelihood, str):
+            cls = _LIKELIHOODS[self.likelihood][0]
+            return cls(self.reg_variance) if cls is GaussianLikelihood else cls()
+        # A likelihood object: a copy per fit, the parameter is never mutated.
+        return copy.deepcopy(self.likelihood)
 
     def _default_expert(self):
+        name = self.likelihood if isinstance(self.likelihood, str) else None
+        if name in ("poisson", "gamma"):
+            if self.solver == "gd":
+                raise ValueError(
+                    f"solver='gd' with likelihood={name!r} needs experts with "
+                    "partial_fit, and scikit-learn's PoissonRegressor and "
+                    "GammaRegressor (the default experts) have none; pass such "
+                    "experts explicitly in the experts parameter, or use solver='em'."
+                )
+            return _LIKELIHOODS[name][0]().default_expert()
+        if name is None and hasattr(self.likelihood, "default_expert"):
+            return self.likelihood.default_expert()
         if self.solver == "gd":
             return SGDRegressor()
         return LinearRegression()
@@ -320,10 +356,20 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             )
 
     def _likelihood_attributes(self, likelihood, theta):
-        return {"noise_variance_": theta}
+        # Attributes of an earlier fit with another likelihood go.
+        for _, alias in _LIKELIHOODS.values():
+            if alias is not None:
+                self.__dict__.pop(alias, None)
+        out = {"likelihood_params_": theta}
+        if isinstance(self.likelihood, str):
+            alias = _LIKELIHOODS[self.likelihood][1]
+            if alias is not None:
+                out[alias] = theta
+        return out
 
     def _fitted_theta(self):
-        return self.noise_variance_.copy()
+        theta = self.likelihood_params_
+        return None if theta is None else np.array(theta, copy=True)
 
     # -- inference -----------------------------------------------------
     def predict(self, X, return_std=False):
@@ -356,7 +402,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
         if not return_std:
             return self._likelihood.mean(gate, pred)
-        mean, var = self._likelihood.mean_var(gate, pred, self.noise_variance_)
+        mean, var = self._likelihood.mean_var(gate, pred, self.likelihood_params_)
         return mean, np.sqrt(np.maximum(var, 0.0))
 
     def predict_experts(self, X):
@@ -373,3 +419,4 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             ``f_k(x)`` for every expert ``k``.
         """
         return self._likelihood.outputs(self.experts_, self._check_X(X))
+

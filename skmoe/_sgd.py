@@ -50,6 +50,7 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOpti
 from sklearn.utils import gen_batches
 
 from . import _em, _repair, _routing
+from ._gating import prepare_gate
 from ._experts import (
     assignments,
     estimator_name,
@@ -159,7 +160,7 @@ def initial_state(data, prototypes, gate, resp, rng, config, classes):
     """New experts (clones of ``prototypes``) and ``gate`` after a full M-step
     from ``resp``; returns ``(state, sgd_state)``."""
     state = _em.EMState(make_experts(prototypes, rng), gate)
-    state.gate.prepare(data.Z, data.sample_weight)
+    prepare_gate(state.gate, data.Z, data.sample_weight, len(prototypes))
     sgd = SGDState(None, rng)
     full_m_step(data, state, resp, sgd, config, classes)
     return state, sgd

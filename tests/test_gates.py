@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.special import log_softmax, softmax
+from scipy.special import softmax
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -12,58 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from skmoe import SoftmaxGate
-from skmoe._gates import ClassifierGate, HierarchicalGate
-from skmoe._gating import _weighted_standardization
-from skmoe._routing import drop_gate_output, split_gate_output
-
-
-class ProtocolSoftmaxGate(SoftmaxGate):
-    """Today's SoftmaxGate behind the protocol's method names.
-
-    A stand-in until the redesign gives SoftmaxGate these methods: the
-    gradient is taken with respect to the raw coefficients, which is all the
-    tests of HierarchicalGate need.
-    """
-
-    def prepare(self, Z, sample_weight):
-        self._std = _weighted_standardization(Z, sample_weight)
-        return self
-
-    def fit_soft(self, Z, R, sample_weight, *, max_iter=None):
-        self.warm_start = True
-        self._fit_arrays(Z, R, sample_weight, self._std, max_iter=max_iter)
-        self.n_outputs_ = R.shape[1]
-        return self
-
-    def log_proba(self, Z):
-        return np.ascontiguousarray(log_softmax(self._logits(Z), axis=1))
-
-    def penalty(self):
-        # At the current coefficients (they move under the gradient solver).
-        return 0.5 * self.alpha * float(np.sum((self.coef_ * self._std[1]) ** 2))
-
-    def n_parameters(self):
-        return (self.coef_.shape[1] + 1) * (self.coef_.shape[0] - 1)
-
-    def drop_output(self, k):
-        drop_gate_output(self, k)
-        self.n_outputs_ -= 1
-
-    def split_output(self, j, n_new):
-        split_gate_output(self, j, n_new)
-        self.n_outputs_ += n_new
-
-    def sgd_parameters(self):
-        return [self.coef_, self.intercept_]
-
-    def sgd_gradient(self, Z, R, sample_weight, total):
-        G = sample_weight[:, None] * (softmax(self._logits(Z), axis=1) - R)
-        G /= sample_weight.sum()
-        scale = self._std[1]
-        # penalty = alpha / 2 * ||coef * scale||^2 (standardised coefficients)
-        g_coef = G.T @ Z + self.alpha * self.coef_ * scale**2 / total
-        return [g_coef, G.sum(axis=0)]
+from skmoe import ClassifierGate, HierarchicalGate, SoftmaxGate
 
 
 def _soft_problem(n=300, K=4, d=2, seed=0):
@@ -216,7 +165,7 @@ def test_classifier_gate_has_no_gradient_solver():
 
 # -- HierarchicalGate -------------------------------------------------------------------
 def _hme(branching=(2, 2), alpha=0.5):
-    return HierarchicalGate(branching, node_gate=ProtocolSoftmaxGate(alpha=alpha))
+    return HierarchicalGate(branching, node_gate=SoftmaxGate(alpha=alpha))
 
 
 def test_hierarchical_paths():
@@ -253,7 +202,7 @@ def test_hierarchical_nodes_fit_the_posterior_mass_of_their_subtrees():
     root, left, right = gate.node_gates_
 
     def ref(targets, weights):
-        g = ProtocolSoftmaxGate(alpha=0.5)
+        g = SoftmaxGate(alpha=0.5)
         g.prepare(Z, w)  # the node gates are prepared with the mixture's weights
         return g.fit_soft(Z, np.ascontiguousarray(targets), weights)
 
@@ -372,7 +321,7 @@ def test_hierarchical_gate_survives_deepcopy_and_clone():
 
 def test_hierarchical_checks_the_number_of_experts():
     Z, R, w = _soft_problem(K=3)
-    with pytest.raises(ValueError, match="has 4 leaves but the targets have 3 columns"):
+    with pytest.raises(ValueError, match="has 4 leaves but the mixture has 3 experts"):
         _hme().fit(Z, R, w)
     with pytest.raises(ValueError, match="branching"):
         _hme((2, 1)).fit(*_soft_problem(K=2))
