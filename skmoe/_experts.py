@@ -26,7 +26,7 @@ from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import has_fit_parameter
 
-from . import _linear
+from . import _glm, _linear
 
 #: Share of the total training weight under which an expert counts as empty.
 EMPTY_EXPERT_SHARE = 1e-10
@@ -238,7 +238,9 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
 
     Plain LinearRegression / Ridge experts on dense ``X`` solve their
     weighted least squares together (:mod:`skmoe._linear`, the same
-    coefficients as their own fit to 1e-8); the others are fit in parallel
+    coefficients as their own fit to 1e-8), plain PoissonRegressor /
+    GammaRegressor experts take a direct Newton fit (:mod:`skmoe._glm`, the
+    same optimum as their own fit); the others are fit in parallel
     (``n_jobs``). ``all_weights``: the ``(n, K)`` array whose columns the
     ``columns`` are, when they all are (spares a copy).
     """
@@ -255,6 +257,15 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
             batch_weights = np.column_stack([columns[k] for k in batch])
         ok = _linear.fit_linear_experts([experts[k] for k in batch], X, y, batch_weights)
         done = {k for k, fitted in zip(batch, ok) if fitted}
+    # Poisson / Gamma GLM experts: a direct Newton fit (skmoe/_glm.py).
+    glm = [] if sp.issparse(X) or y.ndim != 1 else [
+        k for k, w in enumerate(columns) if w is not None and _glm.batchable_glm(experts[k])
+    ]
+    if glm:
+        ok = _glm.fit_glm_experts(
+            [experts[k] for k in glm], X, y, np.column_stack([columns[k] for k in glm])
+        )
+        done |= {k for k, fitted in zip(glm, ok) if fitted}
     refit = Parallel(n_jobs=n_jobs)(
         delayed(fit_expert)(experts[k], X, y, w, subset_rows)
         for k, w in enumerate(columns)
