@@ -27,6 +27,7 @@ converge is handed back to its own ``fit``.
 """
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from sklearn.linear_model import GammaRegressor, PoissonRegressor
 
@@ -156,3 +157,21 @@ def fit_glm_experts(experts, X, y, weights):
         expert._base_loss = expert._get_loss()
         done.append(True)
     return done
+
+
+def predicts_directly(expert, X):
+    """Whether :func:`predict_glm` may replace ``expert.predict(X)``: a fitted
+    plain GLM (:func:`batchable_glm`) on a dense ``X`` of its width."""
+    return (
+        batchable_glm(expert)
+        and not sp.issparse(X)
+        and getattr(expert, "n_features_in_", None) == X.shape[1]
+        and hasattr(expert, "coef_")
+    )
+
+
+def predict_glm(expert, X):
+    """``expert.predict(X)`` without the validation: ``exp(X coef + b)``."""
+    eta = X @ expert.coef_
+    eta += expert.intercept_
+    return np.exp(eta, out=eta)

@@ -37,6 +37,7 @@ from sklearn.linear_model import GammaRegressor, PoissonRegressor
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import column_or_1d
 
+from . import _glm
 from ._experts import checked_output, estimator_name
 
 __all__ = ["PoissonLikelihood", "GammaLikelihood", "gamma_shape_mle"]
@@ -122,12 +123,14 @@ class _PositiveMeanLikelihood(BaseEstimator):
         if n == 0:
             return mu
         for k, expert in enumerate(experts):
+            predict = _glm.predict_glm if _glm.predicts_directly(expert, X) else None
             if rows is None or rows[k] is None:
-                mu[:, k] = self._positive(expert.predict(X), k, expert, n)
+                pred = predict(expert, X) if predict else expert.predict(X)
+                mu[:, k] = self._positive(pred, k, expert, n)
             elif rows[k].size:
-                mu[rows[k], k] = self._positive(
-                    expert.predict(X[rows[k]]), k, expert, rows[k].size
-                )
+                Xk = X[rows[k]]
+                pred = predict(expert, Xk) if predict else expert.predict(Xk)
+                mu[rows[k], k] = self._positive(pred, k, expert, rows[k].size)
         return mu
 
     def _positive(self, pred, k, expert, n):

@@ -49,3 +49,13 @@ def test_only_plain_glms_are_batched():
     assert not batchable_glm(TweedieRegressor(power=1, link="log"))
     assert not batchable_glm(make_pipeline(StandardScaler(), PoissonRegressor()))
     assert batchable_glm(GammaRegressor())
+
+
+def test_direct_prediction_is_sklearns():
+    from skmoe._glm import predict_glm, predicts_directly
+
+    X, y, w = _data(GammaRegressor)
+    e = GammaRegressor().fit(X, y)
+    assert predicts_directly(e, X)
+    np.testing.assert_allclose(predict_glm(e, X), e.predict(X), rtol=1e-12)
+    assert not predicts_directly(GammaRegressor(), X)  # not fitted
