@@ -42,7 +42,8 @@ _LIKELIHOOD_METHODS = [
 class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     """Mixture of experts regressor (Jordan & Jacobs, 1991).
 
-    A softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
+    Gaussian, Poisson or Gamma experts (``likelihood``) under a gate. A
+    softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
     each expert owns each input; expert ``k`` is any scikit-learn regressor
     ``f_k`` with Gaussian noise of its own variance ``sigma_k^2``:
 
@@ -62,7 +63,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     experts : estimator or list of estimators, default=None
         A regressor cloned ``n_experts`` times, or a list of regressors (one
         per expert; they may differ). ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`. Experts whose
+        :class:`~sklearn.linear_model.LinearRegression` (for
+        ``likelihood="gaussian"``; see ``likelihood`` for the others). Experts whose
         ``fit`` takes ``sample_weight`` (a Pipeline counts when its final step
         does; its steps that accept weights receive them) are fitted on the
         weighted data. An expert whose ``fit`` takes no ``sample_weight``
@@ -124,7 +126,24 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         Floor on every expert's noise variance, relative to the (weighted)
         variance of ``y``: ``sigma_k^2 >= reg_variance * Var(y)``. An expert
         that fits its rows exactly never gets an infinite likelihood, and the
-        floor does not depend on the units of ``y``.
+        floor does not depend on the units of ``y``. Used by
+        ``likelihood="gaussian"`` only.
+
+    likelihood : {"gaussian", "poisson", "gamma"} or likelihood object, \
+            default="gaussian"
+        The noise model of the experts. ``"gaussian"``: Gaussian noise of one
+        variance per expert around its prediction (``noise_variance_``).
+        ``"poisson"``: counts, ``y`` non-negative integers, each expert
+        predicting a Poisson mean. ``"gamma"``: positive ``y``, each expert
+        predicting a Gamma mean with a shape per expert (``shape_``,
+        estimated by maximum likelihood). The experts of ``"poisson"`` and
+        ``"gamma"`` must predict positive values; ``experts=None`` then
+        means :class:`~sklearn.linear_model.PoissonRegressor` or
+        :class:`~sklearn.linear_model.GammaRegressor` with
+        ``solver="newton-cholesky"``, ``alpha=1e-4`` and ``tol=1e-6`` (the
+        default ``alpha=1`` shrinks unscaled coefficients). An object with
+        the likelihood protocol (user guide, "Write your own likelihood") is
+        deep-copied at fit and never modified.
 
     %(n_jobs)s
 
@@ -151,7 +170,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     %(n_experts_)s
 
     noise_variance_ : ndarray of shape (n_experts,)
-        Noise variance ``sigma_k^2`` of every expert.
+        Noise variance ``sigma_k^2`` of every expert (``likelihood="gaussian"``).
+
+    shape_ : ndarray of shape (n_experts,)
+        Gamma shape ``nu_k`` of every expert (``likelihood="gamma"``): its
+        variance is ``mu_k(x)^2 / nu_k``.
+
+    likelihood_params_ : ndarray of shape (n_experts,) or None
+        The likelihood's own fitted parameters (the variances, the shapes;
+        None for ``"poisson"``), whatever the likelihood.
 
     %(converged_)s
 
@@ -370,6 +397,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def _fitted_theta(self):
         theta = self.likelihood_params_
         return None if theta is None else np.array(theta, copy=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Poisson and Gamma likelihoods need y >= 0 (counts) or y > 0.
+        tags.target_tags.positive_only = self.likelihood in ("poisson", "gamma")
+        return tags
 
     # -- inference -----------------------------------------------------
     def predict(self, X, return_std=False):

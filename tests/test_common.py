@@ -13,7 +13,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe import (
+    ClassifierGate,
+    HierarchicalGate,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+)
 
 # Small, fast configurations (as sklearn's INIT_PARAMS do for GaussianMixture).
 FAST = dict(max_iter=20, random_state=0)
@@ -38,6 +43,13 @@ ESTIMATORS = [
     MixtureOfExpertsClassifier(
         SGDClassifier(loss="log_loss"), n_experts=2, solver="gd", **FAST
     ),
+    # Poisson and Gamma experts, a classifier as the gate, a tree of gates.
+    MixtureOfExpertsRegressor(likelihood="poisson", **FAST),
+    MixtureOfExpertsRegressor(likelihood="gamma", **FAST),
+    MixtureOfExpertsRegressor(
+        gate=ClassifierGate(LogisticRegression()), n_experts=2, **FAST
+    ),
+    MixtureOfExpertsRegressor(gate=HierarchicalGate((2, 2)), n_experts=4, **FAST),
 ]
 
 
