@@ -394,6 +394,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
                 out[alias] = theta
         return out
 
+    def _can_warm_start(self, Z, n_experts):
+        # A fit with another likelihood does not continue from this one.
+        fitted = getattr(self, "_likelihood", None)
+        return super()._can_warm_start(Z, n_experts) and type(fitted) is type(
+            self._make_likelihood()
+        )
+
     def _fitted_theta(self):
         theta = self.likelihood_params_
         return None if theta is None else np.array(theta, copy=True)

@@ -53,7 +53,30 @@ ESTIMATORS = [
 ]
 
 
+# Checks that fit a regressor on continuous y (made positive by the
+# positive_only tag, but fractional): the Poisson likelihood refuses
+# non-integer counts with a ValueError naming y, as issue 14 asks. Every
+# other check passes on the Poisson mixture (the sample-weight, pickling,
+# dtype and partial checks among them).
+_POISSON_FRACTIONAL_Y = [
+    "check_n_features_in_after_fitting",
+    "check_regressors_train",
+    "check_regressor_data_not_an_array",
+    "check_regressors_no_decision_function",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+]
+
+
 def _expected_failed_checks(estimator):
+    if getattr(estimator, "likelihood", None) == "poisson":
+        reason = (
+            "The check fits on continuous y (positive under the positive_only "
+            "tag, but fractional); the Poisson likelihood needs counts and "
+            "raises a ValueError naming y."
+        )
+        return {name: reason for name in _POISSON_FRACTIONAL_Y}
     if estimator.solver == "gd" and isinstance(
         estimator.experts, (SGDRegressor, SGDClassifier)
     ):
