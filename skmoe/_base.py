@@ -772,7 +772,9 @@ class _BaseMixtureOfExperts(
                         data, state, prototypes, rng, self.top_k, self.grow == "freeze"
                     )
                 return run_em(data, state, config, rng, resp)
-        gate = prepare_gate(self._new_gate(), data.Z, data.sample_weight, len(prototypes))
+        gate = prepare_gate(
+            self._new_gate(), data.Z, data.sample_weight, len(prototypes)
+        )
         # One RandomState per restart, drawn up front, so that the restarts
         # can run in parallel (n_jobs) with the same results as in series. A
         # single restart keeps using `rng` itself.

@@ -259,7 +259,8 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
         done = {k for k, fitted in zip(batch, ok) if fitted}
     # Poisson / Gamma GLM experts: a direct Newton fit (skmoe/_glm.py).
     glm = [] if sp.issparse(X) or y.ndim != 1 else [
-        k for k, w in enumerate(columns) if w is not None and _glm.batchable_glm(experts[k])
+        k for k, w in enumerate(columns)
+        if w is not None and _glm.batchable_glm(experts[k])
     ]
     if glm:
         ok = _glm.fit_glm_experts(

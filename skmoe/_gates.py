@@ -683,8 +683,9 @@ class HierarchicalGate(BaseEstimator):
         return self
 
     def _count_message(self, n_experts):
+        branching = tuple(int(b) for b in np.ravel(self.branching))
         return (
-            f"HierarchicalGate(branching={tuple(int(b) for b in np.ravel(self.branching))}) has "
+            f"HierarchicalGate(branching={branching}) has "
             f"{self.n_outputs_} leaves but the mixture has {n_experts} experts; "
             f"set n_experts={self.n_outputs_} (the product of branching)."
         )

@@ -44,7 +44,8 @@ def batchable_glm(expert):
     if kind not in (PoissonRegressor, GammaRegressor):
         return False
     alpha = expert.alpha
-    return isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha >= 0
+    number = isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+    return number and alpha >= 0
 
 
 def _terms(kind, eta, y):
@@ -80,7 +81,8 @@ def _newton(kind, Xa, y, s, beta, alpha, penalised):
         H = (Xa * (s * h)[:, None]).T @ Xa
         H[np.diag_indices_from(H)] += reg
         try:
-            step = cho_solve(cho_factor(H, check_finite=False), grad, check_finite=False)
+            factor = cho_factor(H, check_finite=False)
+            step = cho_solve(factor, grad, check_finite=False)
         except (LinAlgError, ValueError):
             return None
         if not np.all(np.isfinite(step)):

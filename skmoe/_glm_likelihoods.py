@@ -141,7 +141,8 @@ class _PositiveMeanLikelihood(BaseEstimator):
             value = pred[np.flatnonzero(bad)[0]]
             raise ValueError(
                 f"Expert {k} ({estimator_name(expert)}) predicted a non-positive mean "
-                f"({float(value):.6g}) where the {self._name.capitalize()} likelihood needs "
+                f"({float(value):.6g}) where the {self._name.capitalize()} "
+                "likelihood needs "
                 f"mu > 0; use {self._suggestion}, or any regressor whose "
                 "predictions are positive (a log link)."
             )

@@ -50,7 +50,6 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOpti
 from sklearn.utils import gen_batches
 
 from . import _em, _repair, _routing
-from ._gating import prepare_gate
 from ._experts import (
     assignments,
     estimator_name,
@@ -59,6 +58,7 @@ from ._experts import (
     make_experts,
     partial_fit_expert,
 )
+from ._gating import prepare_gate
 
 #: Decay per mini-batch of the sums behind the likelihood's running
 #: parameters: the estimate remembers roughly the last ten mini-batches, so it

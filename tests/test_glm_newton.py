@@ -1,4 +1,5 @@
-"""The direct Newton fit of Poisson / Gamma GLM experts against scikit-learn's own fit."""
+"""The direct Newton fit of Poisson / Gamma GLM experts against scikit-learn's
+own fit."""
 
 import numpy as np
 import pytest
@@ -10,10 +11,14 @@ from skmoe._glm import batchable_glm, fit_glm_experts
 
 def _data(kind, n=400, d=3, seed=0):
     rng = np.random.RandomState(seed)
-    X = rng.normal(size=(n, d)) * np.array([1.0, 10.0, 0.1])[:d] + np.array([0, 5, -1])[:d]
+    scale, shift = np.array([1.0, 10.0, 0.1])[:d], np.array([0, 5, -1])[:d]
+    X = rng.normal(size=(n, d)) * scale + shift
     eta = 0.5 + X @ (np.array([0.3, -0.02, 2.0])[:d])
     mu = np.exp(eta)
-    y = rng.poisson(mu).astype(float) if kind is PoissonRegressor else rng.gamma(4.0, mu / 4.0)
+    if kind is PoissonRegressor:
+        y = rng.poisson(mu).astype(float)
+    else:
+        y = rng.gamma(4.0, mu / 4.0)
     w = rng.uniform(0, 2, size=(n, 2))
     w[rng.uniform(size=n) < 0.3, 0] = 0.0  # rows without weight for expert 0
     return X, y, w
