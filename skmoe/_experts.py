@@ -24,9 +24,10 @@ from sklearn.ensemble._base import _set_random_states
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import has_fit_parameter
+from sklearn.utils.validation import _get_feature_names, has_fit_parameter
 
 from . import _glm, _linear
+from ._frames import numeric_array, take_rows
 
 #: Share of the total training weight under which an expert counts as empty.
 EMPTY_EXPERT_SHARE = 1e-10
@@ -205,7 +206,7 @@ def fit_expert(expert, X, y, weight, subset_rows):
     if params is None or subset_rows:
         rows = weight > 0
         if not rows.all():
-            X, y, weight = X[rows], y[rows], weight[rows]
+            X, y, weight = take_rows(X, np.flatnonzero(rows)), y[rows], weight[rows]
             params = _sample_weight_fit_params(expert, weight)
     if params is None:
         expert.fit(X, y)
@@ -224,7 +225,7 @@ def partial_fit_expert(expert, X, y, weight, classes, subset_rows):
     if not accepts or subset_rows:
         rows = weight > 0
         if not rows.all():
-            X, y, weight = X[rows], y[rows], weight[rows]
+            X, y, weight = take_rows(X, np.flatnonzero(rows)), y[rows], weight[rows]
     kwargs = {}
     if accepts:
         kwargs["sample_weight"] = weight
@@ -242,9 +243,12 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
     GammaRegressor experts take a direct Newton fit (:mod:`skmoe._glm`, the
     same optimum as their own fit); the others are fit in parallel
     (``n_jobs``). ``all_weights``: the ``(n, K)`` array whose columns the
-    ``columns`` are, when they all are (spares a copy).
+    ``columns`` are, when they all are (spares a copy). An all-numeric
+    DataFrame takes the batched path on its float64 values (the experts then
+    get its feature names, as their own fit would set).
     """
-    batch = [] if sp.issparse(X) else [
+    X_num = numeric_array(X)
+    batch = [] if X_num is None or sp.issparse(X_num) else [
         k for k, w in enumerate(columns) if w is not None and _linear.batchable(experts[k])
     ]
     done = set()
@@ -255,18 +259,24 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
             batch_weights = all_weights  # every expert, its own column: no copy
         else:
             batch_weights = np.column_stack([columns[k] for k in batch])
-        ok = _linear.fit_linear_experts([experts[k] for k in batch], X, y, batch_weights)
+        ok = _linear.fit_linear_experts([experts[k] for k in batch], X_num, y, batch_weights)
         done = {k for k, fitted in zip(batch, ok) if fitted}
+        if X_num is not X:
+            _set_feature_names([experts[k] for k in done], X)
     # Poisson / Gamma GLM experts: a direct Newton fit (skmoe/_glm.py).
-    glm = [] if sp.issparse(X) or y.ndim != 1 else [
+    glm = [] if X_num is None or sp.issparse(X_num) or y.ndim != 1 else [
         k for k, w in enumerate(columns)
         if w is not None and _glm.batchable_glm(experts[k])
     ]
     if glm:
         ok = _glm.fit_glm_experts(
-            [experts[k] for k in glm], X, y, np.column_stack([columns[k] for k in glm])
+            [experts[k] for k in glm], X_num, y,
+            np.column_stack([columns[k] for k in glm]),
         )
-        done |= {k for k, fitted in zip(glm, ok) if fitted}
+        fitted = {k for k, fit in zip(glm, ok) if fit}
+        if X_num is not X:
+            _set_feature_names([experts[k] for k in fitted], X)
+        done |= fitted
     refit = Parallel(n_jobs=n_jobs)(
         delayed(fit_expert)(experts[k], X, y, w, subset_rows)
         for k, w in enumerate(columns)
@@ -277,6 +287,16 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
         experts[k] if w is None or k in done else next(it)
         for k, w in enumerate(columns)
     ]
+
+
+def _set_feature_names(experts, X):
+    """``feature_names_in_`` of experts fitted on the values of frame ``X``."""
+    names = _get_feature_names(X)
+    for expert in experts:
+        if names is None:
+            expert.__dict__.pop("feature_names_in_", None)
+        else:
+            expert.feature_names_in_ = names
 
 
 def checked_output(expert, k, out, shape):

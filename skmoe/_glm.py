@@ -27,7 +27,6 @@ converge is handed back to its own ``fit``.
 """
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from sklearn.linear_model import GammaRegressor, PoissonRegressor
 
@@ -163,10 +162,11 @@ def fit_glm_experts(experts, X, y, weights):
 
 def predicts_directly(expert, X):
     """Whether :func:`predict_glm` may replace ``expert.predict(X)``: a fitted
-    plain GLM (:func:`batchable_glm`) on a dense ``X`` of its width."""
+    plain GLM (:func:`batchable_glm`) on a numpy ``X`` of its width (not a
+    DataFrame: the expert's own predict checks its column names)."""
     return (
         batchable_glm(expert)
-        and not sp.issparse(X)
+        and isinstance(X, np.ndarray)
         and getattr(expert, "n_features_in_", None) == X.shape[1]
         and hasattr(expert, "coef_")
     )

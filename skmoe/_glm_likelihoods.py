@@ -39,6 +39,7 @@ from sklearn.utils.validation import column_or_1d
 
 from . import _glm
 from ._experts import checked_output, estimator_name
+from ._frames import take_rows
 
 __all__ = ["PoissonLikelihood", "GammaLikelihood", "gamma_shape_mle"]
 
@@ -128,7 +129,7 @@ class _PositiveMeanLikelihood(BaseEstimator):
                 pred = predict(expert, X) if predict else expert.predict(X)
                 mu[:, k] = self._positive(pred, k, expert, n)
             elif rows[k].size:
-                Xk = X[rows[k]]
+                Xk = take_rows(X, rows[k])
                 pred = predict(expert, Xk) if predict else expert.predict(Xk)
                 mu[rows[k], k] = self._positive(pred, k, expert, rows[k].size)
         return mu
