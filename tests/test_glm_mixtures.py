@@ -338,3 +338,14 @@ def test_constant_gate_with_no_gate_features():
     pi = moe.predict_gate(X)
     np.testing.assert_allclose(pi, np.tile(pi[0], (len(X), 1)))
     assert moe.gate_.n_parameters() == 1
+
+
+def test_poisson_mixture_on_a_dataframe_matches_the_array():
+    pd = pytest.importorskip("pandas")
+    X, y, _, _, _ = _glm_mixture("poisson", n=400)
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    on_array = MixtureOfExpertsRegressor(likelihood="poisson", random_state=0).fit(X, y)
+    on_frame = MixtureOfExpertsRegressor(likelihood="poisson", random_state=0)
+    on_frame.fit(frame, y)
+    assert list(on_frame.experts_[0].feature_names_in_) == ["a", "b"]
+    np.testing.assert_allclose(on_frame.predict(frame), on_array.predict(X), rtol=1e-8)
