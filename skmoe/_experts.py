@@ -263,7 +263,10 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
         done = {k for k, fitted in zip(batch, ok) if fitted}
         if X_num is not X:
             _set_feature_names([experts[k] for k in done], X)
-    # Poisson / Gamma GLM experts: a direct Newton fit (skmoe/_glm.py).
+    # Poisson / Gamma GLM experts: a direct Newton fit (skmoe/_glm.py); a
+    # small sparse X is densified for it (the same optimum).
+    if sp.issparse(X_num) and np.prod(X_num.shape) <= _glm.MAX_DENSIFY:
+        X_num = X_num.toarray()
     glm = [] if X_num is None or sp.issparse(X_num) or y.ndim != 1 else [
         k for k, w in enumerate(columns)
         if w is not None and _glm.batchable_glm(experts[k])
@@ -274,7 +277,7 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
             np.column_stack([columns[k] for k in glm]),
         )
         fitted = {k for k, fit in zip(glm, ok) if fit}
-        if X_num is not X:
+        if X_num is not X and not sp.issparse(X):
             _set_feature_names([experts[k] for k in fitted], X)
         done |= fitted
     refit = Parallel(n_jobs=n_jobs)(

@@ -35,6 +35,8 @@ from sklearn.linear_model import GammaRegressor, PoissonRegressor
 _GTOL = 1e-10
 _MAX_ITER = 100
 _MAX_ETA = 700.0  # exp overflows above
+#: Largest sparse X (in entries) that the mixtures densify for this fit.
+MAX_DENSIFY = 2_000_000
 
 
 def batchable_glm(expert):
