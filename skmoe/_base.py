@@ -40,7 +40,7 @@ from ._experts import (
     leaf_params,
     make_experts,
 )
-from ._gating import SoftmaxGate
+from ._gating import SoftmaxGate, prepare_gate, supports_gradient
 from ._init import initial_responsibilities
 from ._sgd import (
     SGDConfig,
@@ -171,10 +171,13 @@ def _gate_columns(gate_features, n_features, names):
     if gate_features is None:
         return None
     cols = np.asarray(gate_features)
-    if cols.ndim != 1 or cols.size == 0:
+    if cols.ndim == 1 and cols.size == 0:
+        # No column: the gate learns constant mixing weights.
+        return np.zeros(0, dtype=np.intp)
+    if cols.ndim != 1:
         raise ValueError(
-            "gate_features must be a non-empty 1-D list of column indices, "
-            "column names or a boolean mask."
+            "gate_features must be a 1-D list of column indices, column names "
+            "or a boolean mask."
         )
     if cols.dtype.kind in "OUS":
         if names is None:
@@ -272,6 +275,10 @@ class _MixtureInferenceMixin:
             proba : ndarray of shape (n_samples, `n_experts_`)
                 The gate's full probabilities ``pi_k(x)``, as
                 :meth:`predict_gate`.
+            paths : list of tuple of int
+                Only with a gate that has ``paths_`` (a
+                :class:`HierarchicalGate`): expert ``k``'s path from the
+                root of the gate tree, the child taken at every depth.
 
         Examples
         --------
@@ -291,12 +298,15 @@ class _MixtureInferenceMixin:
         weights = _routing.routed_gate(log_gate, self.top_k)
         k = _routing.effective_k(self.top_k, self.n_experts_) or self.n_experts_
         order = np.argsort(-weights, axis=1, kind="stable")[:, :k]
-        return Bunch(
+        routing = Bunch(
             counts=_routing.route_counts(weights),
             experts=order,
             weights=weights,
             proba=np.exp(log_gate),
         )
+        if hasattr(self.gate_, "paths_"):
+            routing.paths = list(self.gate_.paths_)
+        return routing
 
     def predict_gate(self, X):
         """Gate probabilities ``pi_k(x)`` of every expert.
@@ -827,7 +837,9 @@ class _BaseMixtureOfExperts(
                         data, state, prototypes, rng, self.top_k, self.grow == "freeze"
                     )
                 return run_em(data, state, config, rng, resp)
-        gate = self._new_gate().prepare(data.Z, data.sample_weight)
+        gate = prepare_gate(
+            self._new_gate(), data.Z, data.sample_weight, len(prototypes)
+        )
         # One RandomState per restart, drawn up front, so that the restarts
         # can run in parallel (n_jobs) with the same results as in series. A
         # single restart keeps using `rng` itself.
@@ -856,6 +868,7 @@ class _BaseMixtureOfExperts(
     def _fit_gd(self, data, prototypes, rng):
         """``fit`` with ``solver="gd"``: a warm start, or the best of ``n_init`` runs."""
         from_list = isinstance(self.experts, list)
+        self._check_gd_gate()
         check_partial_fit_experts(prototypes, from_list)
         check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
         config = SGDConfig.from_estimator(self)
@@ -945,8 +958,19 @@ class _BaseMixtureOfExperts(
             self.best_validation_score_ = None
         return self
 
+    def _check_gd_gate(self):
+        """Refuse, before any work, a gate that the gradient solver cannot move."""
+        gate = self._new_gate()
+        if not supports_gradient(gate):
+            raise ValueError(
+                f"solver='gd' moves the gate by gradient steps, but the gate "
+                f"{type(gate).__name__} has no gradient (sgd_parameters / "
+                "sgd_gradient); use solver='em' with this gate."
+            )
+
     def _validate_partial_data(self, X, y, sample_weight, classes, first):
         if first:
+            self._check_gd_gate()
             check_partial_fit_experts(
                 self._expert_prototypes(), isinstance(self.experts, list)
             )

@@ -62,6 +62,7 @@ from ._experts import (
     make_experts,
     partial_fit_expert,
 )
+from ._gating import prepare_gate
 
 #: Decay per mini-batch of the sums behind the likelihood's running
 #: parameters: the estimate remembers roughly the last ten mini-batches, so it
@@ -168,7 +169,7 @@ def initial_state(data, prototypes, gate, resp, rng, config, classes):
     """New experts (clones of ``prototypes``) and ``gate`` after a full M-step
     from ``resp``; returns ``(state, sgd_state)``."""
     state = _em.EMState(make_experts(prototypes, rng), gate)
-    state.gate.prepare(data.Z, data.sample_weight)
+    prepare_gate(state.gate, data.Z, data.sample_weight, len(prototypes))
     sgd = SGDState(None, rng)
     full_m_step(data, state, resp, sgd, config, classes)
     return state, sgd
