@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _chunked, _init, _linear
 from ._em import EMResult, EMState
-from ._gating import SoftmaxGate, _minimise, _to_raw, _to_standardised
+from ._gating import SoftmaxGate
 from ._experts import estimator_name, make_experts
 
 
@@ -255,12 +255,11 @@ def _as_dask_array(X, name):
     return X.astype(np.float64), None
 
 
-def fit(est, X, y, sample_weight=None):
-    """Fit ``est`` (a MixtureOfExpertsRegressor) on dask collections."""
+def _validated_blocks(X, y, sample_weight):
+    """``X``, ``y`` and the sample weights as dask arrays with aligned row blocks."""
     import dask.array as da
 
-    t_start = time.perf_counter()
-    X, names = _as_dask_array(X, "X")
+    X, _ = _as_dask_array(X, "X")
     y, _ = _as_dask_array(y, "y")
     if X.ndim != 2 or y.ndim != 1:
         raise ValueError(f"Expected X 2-D and y 1-D; got shapes {X.shape} and {y.shape}.")
@@ -273,16 +272,15 @@ def fit(est, X, y, sample_weight=None):
     else:
         sw, _ = _as_dask_array(sample_weight, "sample_weight")
         sw = sw.rechunk((X.chunks[0],))
-    prototypes = est._expert_prototypes()
-    gate = _check_supported(est, prototypes)
-    gate = type(gate)(**gate.get_params())  # a fresh clone
-    n, d = X.shape
-    K = len(prototypes)
-    runner = _Runner()
-    Xb, yb, swb = runner.blocks(X), runner.blocks(y), runner.blocks(sw)
+    return X, y, sw
 
-    # Totals, the shift of the moments, the variance floor and the gate's
-    # standardisation (two passes: means, then centred squares).
+
+def _prepare(runner, blocks, est, gate):
+    """Totals, the likelihood's variance floor and the gate's standardisation,
+    in two passes (means, then centred squares). Returns ``(likelihood,
+    total, shift)``, ``shift`` the means of ``[X, y]`` the moments are taken
+    around."""
+    Xb, yb, swb = blocks
     sx, s = runner.reduce(runner.map(_block_sums, Xb, yb, swb))
     total = s[2]
     if not total > 0:
@@ -296,37 +294,26 @@ def fit(est, X, y, sample_weight=None):
     lik.variance_floor_ = lik.reg_variance * scale_y
     gate_scale = np.sqrt(np.maximum(vx / total, 0.0))
     gate_scale[gate_scale <= 1e-12 * np.maximum(np.abs(mean_x), 1.0)] = 1.0
-    gate._standardization = (mean_x, gate_scale)
-    gate.n_features_in_ = d
-    shift = np.concatenate([mean_x, [mean_y]])
+    gate.prepare_statistics(mean_x, gate_scale)
+    return lik, total, np.concatenate([mean_x, [mean_y]])
 
-    # The k-means start: the in-memory fit's, from the same rows.
-    rng = np.random.RandomState(est.random_state) if not isinstance(
-        est.random_state, np.random.RandomState) else est.random_state
-    Rb = _start(runner, X, y, sw, Xb, yb, swb, lik, K, rng)
 
-    experts = make_experts(prototypes, rng)
-    state = EMState(experts, gate)
-    config_tol, max_iter, gate_max_iter = est.tol, est.max_iter, est.gate_max_iter
+def _run_em(est, runner, blocks, Rb, state, lik, total, shift, shape):
+    """The EM iterations over the blocks (as :func:`skmoe._em.run_em`'s loop
+    for the chunked engine): the experts and variances from the moments, the
+    gate from its sums, then one pass of E-steps that also takes the next
+    moments. Returns the result and the last responsibilities' blocks."""
+    Xb, yb, swb = blocks
+    n = shape[0]
     stats = _chunked.LinearStats(
         runner.reduce(runner.map(_block_moments, Xb, yb, swb, Rb, shift=shift)), shift
     )
-    history, converged, prev, exact_gate = [], False, -np.inf, False
-    log_lik = -np.inf
-    for n_iter in range(1, max_iter + 1):
-        step_exact = exact_gate or gate_max_iter is None
-        ok, theta, not_fitted = _chunked.m_step_stats(
-            state.experts, state.theta, stats, n, total, lik
-        )
-        if not ok or not_fitted:
-            raise ValueError(
-                "An expert lost its training weight (or its normal equations are too "
-                "ill-conditioned) during EM on the dask collection, which has no "
-                "collapse repair; use fewer experts, or fit in memory."
-            )
-        state.theta = theta
-        _gate_m_step(state.gate, BlockGateData(runner, Xb, Rb, swb, (n, d)), total,
-                     None if step_exact else gate_max_iter)
+    history, converged, prev, exact_gate, log_lik = [], False, -np.inf, False, -np.inf
+    for n_iter in range(1, est.max_iter + 1):
+        step_exact = exact_gate or est.gate_max_iter is None
+        _m_step_experts(state, stats, n, total, lik)
+        _gate_m_step(state.gate, BlockGateData(runner, Xb, Rb, swb, shape), total,
+                     len(state.experts), None if step_exact else est.gate_max_iter)
         arrays = _chunked.model_arrays(state.experts, state.gate, state.theta)
         out = runner.map(_block_e_step, Xb, yb, swb, arrays=arrays, shift=shift)
         runner.release(Rb)
@@ -340,17 +327,49 @@ def fit(est, X, y, sample_weight=None):
         history.append(objective)
         if est.verbose:
             print(f"Iteration {n_iter:4d}: log-likelihood {log_lik:.6f}, change {change:.3e}")
-        if change < config_tol and step_exact:
+        if change < est.tol and step_exact:
             converged = True
             break
-        exact_gate = change < config_tol
+        exact_gate = change < est.tol
         prev = objective
-    usage_parts = runner.map(_block_usage, Rb, swb)
-    usage = runner.reduce(usage_parts) / total
-    runner.release(Rb)
     result = EMResult(state, history, converged, n_iter, history[-1], log_lik, None)
-    result.usage = usage
-    est.n_features_in_ = d
+    return result, Rb
+
+
+def _m_step_experts(state, stats, n, total, lik):
+    """The experts and the noise variances from the moments."""
+    ok, theta, not_fitted = _chunked.m_step_stats(
+        state.experts, state.theta, stats, n, total, lik
+    )
+    if not ok or not_fitted:
+        raise ValueError(
+            "An expert lost its training weight (or its normal equations are too "
+            "ill-conditioned) during EM on the dask collection, which has no "
+            "collapse repair; use fewer experts, or fit in memory."
+        )
+    state.theta = theta
+
+
+def fit(est, X, y, sample_weight=None):
+    """Fit ``est`` (a MixtureOfExpertsRegressor) on dask collections."""
+    t_start = time.perf_counter()
+    X, y, sw = _validated_blocks(X, y, sample_weight)
+    prototypes = est._expert_prototypes()
+    gate = _check_supported(est, prototypes)
+    gate = type(gate)(**gate.get_params())  # a fresh clone
+    runner = _Runner()
+    blocks = (runner.blocks(X), runner.blocks(y), runner.blocks(sw))
+    lik, total, shift = _prepare(runner, blocks, est, gate)
+    # The k-means start: the in-memory fit's, from the same rows.
+    rng = est.random_state
+    if not isinstance(rng, np.random.RandomState):
+        rng = np.random.RandomState(rng)
+    Rb = _start(runner, X, y, sw, *blocks, lik, len(prototypes), rng)
+    state = EMState(make_experts(prototypes, rng), gate)
+    result, Rb = _run_em(est, runner, blocks, Rb, state, lik, total, shift, X.shape)
+    result.usage = runner.reduce(runner.map(_block_usage, Rb, blocks[2])) / total
+    runner.release(Rb)
+    est.n_features_in_ = X.shape[1]
     est.__dict__.pop("feature_names_in_", None)
     data = types.SimpleNamespace(X=X, Z=X, likelihood=lik)
     est._finish_dask_fit(result, data, t_start)
@@ -397,29 +416,14 @@ def _start(runner, X, y, sw, Xb, yb, swb, lik, K, rng):
     )
 
 
-def _gate_m_step(gate, blocks, total, max_iter):
-    """The SoftmaxGate's ``fit_soft`` with the sums taken over the blocks."""
-    mean, scale = gate._standardization
-    d = blocks.shape[1]
-    if hasattr(gate, "coef_"):
-        W_s, b_s = _to_standardised(gate.coef_, gate.intercept_, mean, scale)
-        x0 = np.concatenate([W_s.ravel(), b_s])
-        K = len(b_s)
-    else:  # the weighted frequencies, as SoftmaxGate._start
-        freq = blocks.runner.reduce(
-            blocks.runner.map(_block_usage, blocks.Rb, blocks.swb)
-        ) / total
-        K = len(freq)
-        x0 = np.zeros(d * K + K)
-        x0[d * K :] = np.log(np.maximum(freq, 1e-12))
-    args = (blocks, None, None, mean, scale, float(gate.alpha), total, 0.0)
-    x, fun, nit = _minimise(x0, args, d, K, gate.max_iter, max_iter, gate.tol)
-    W_s = x[: d * K].reshape(d, K)
-    gate._set_coef(*_to_raw(W_s, x[d * K :], mean, scale))
-    gate.objective_ = float(fun)
-    gate.n_iter_ = int(nit)
-    gate._penalty = 0.5 * float(gate.alpha) * float(np.sum(W_s * W_s))
-    gate.n_outputs_ = K
+def _gate_m_step(gate, blocks, total, K, max_iter):
+    """The SoftmaxGate's M-step with its sums taken over the blocks."""
+
+    def freq():
+        runner = blocks.runner
+        return runner.reduce(runner.map(_block_usage, blocks.Rb, blocks.swb)) / total
+
+    gate.fit_soft_sums(blocks, total, K, freq, max_iter=max_iter)
 
 
 def predict(est, X, return_std=False):

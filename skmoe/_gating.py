@@ -302,18 +302,18 @@ def _split_output(coef, intercept, j, n_new):
     return coef, intercept
 
 
-def _initial_params(gate, R, sample_weight, total, mean, scale, warm):
+def _initial_params(gate, freq, n_classes, mean, scale, warm):
     """Starting point of the optimiser: the fitted ``gate`` (``warm``, same
-    shape) in standardised space, or the weighted target frequencies."""
-    n_features, n_classes = len(mean), R.shape[1]
+    shape) in standardised space, or the log of the weighted target
+    frequencies (``freq()``, evaluated only then)."""
+    n_features = len(mean)
     coef = getattr(gate, "coef_", None)
     if warm and coef is not None and coef.shape == (n_classes, n_features):
         W_s, b_s = _to_standardised(coef, gate.intercept_, mean, scale)
         return np.concatenate([W_s.ravel(), b_s])
     # A common shift of the intercepts is irrelevant to the softmax.
     x0 = np.zeros(n_features * n_classes + n_classes)
-    freq = sample_weight @ R / total
-    x0[n_features * n_classes :] = np.log(np.maximum(freq, 1e-12))
+    x0[n_features * n_classes :] = np.log(np.maximum(freq(), 1e-12))
     return x0
 
 
@@ -588,6 +588,68 @@ class SoftmaxGate(BaseEstimator):
         """
         return self._fit_soft(Z, R, sample_weight, max_iter, warm=True)
 
+    def prepare_statistics(self, mean, scale):
+        """Set the statistics of the gate input directly, instead of :meth:`prepare`.
+
+        For data never held in one array (the blocks of a dask array): the
+        caller computes the weighted column means and standard deviations
+        over the blocks.
+
+        Parameters
+        ----------
+        mean : ndarray of shape (n_features,)
+            Weighted means of the gate input's columns.
+
+        scale : ndarray of shape (n_features,)
+            Their weighted standard deviations (1 for constant columns).
+
+        Returns
+        -------
+        self : SoftmaxGate
+            The gate.
+        """
+        self._validate_params()
+        self._leave_sgd()
+        self._standardization = (np.asarray(mean, float), np.asarray(scale, float))
+        self.n_features_in_ = len(mean)
+        return self
+
+    def fit_soft_sums(self, sums, total, n_outputs, freq, *, max_iter=None):
+        """:meth:`fit_soft` from sums over row blocks (out-of-core data).
+
+        Parameters
+        ----------
+        sums : object
+            Gives the cross-entropy's sums over all the rows:
+            ``sums.loss_grad(W, b)`` returns ``(loss, grad_b, grad_W)`` and
+            ``sums.hessian(params, mean, scale, alpha, total)`` the Hessian of
+            the objective divided by ``total`` (see ``skmoe._dask``).
+
+        total : float
+            The total sample weight.
+
+        n_outputs : int
+            The number of outputs (experts).
+
+        freq : callable
+            Returns the weighted target frequencies, shape (n_outputs,); called
+            only when the gate has no coefficients to start from.
+
+        max_iter : int, "auto" or None, default=None
+            As in :meth:`fit_soft`.
+
+        Returns
+        -------
+        self : SoftmaxGate
+            The fitted gate.
+        """
+        if self.balance > 0:
+            raise ValueError("fit_soft_sums does not support balance > 0.")
+        self._leave_sgd()
+        mean, scale = self._standardization
+        args = (sums, None, None, mean, scale, float(self.alpha), total, 0.0)
+        return self._optimise(args, freq, n_outputs, max_iter, warm=True)
+
     def log_proba(self, Z):
         """Log of the gate probabilities, unvalidated (the mixtures' hot path).
 
@@ -733,18 +795,32 @@ class SoftmaxGate(BaseEstimator):
     def _fit_soft(self, Z, R, sample_weight, max_iter, warm):
         """Fit on validated float64 C-contiguous arrays (no checks)."""
         self._leave_sgd()
-        n_features = Z.shape[1]
-        n_classes = R.shape[1]
         total = sample_weight.sum()
         if total <= 0:
             raise ValueError("sample_weight must have a positive sum.")
         if getattr(self, "_standardization", None) is None:
             self.prepare(Z, sample_weight)
         mean, scale = self._standardization
-        x0 = _initial_params(self, R, sample_weight, total, mean, scale, warm)
         args = (
             Z, R, sample_weight, mean, scale, float(self.alpha), total, float(self.balance)
         )
+        n_classes = R.shape[1]
+        self._optimise(
+            args, lambda: sample_weight @ R / total, n_classes, max_iter, warm
+        )
+        if self.balance > 0:
+            self._penalty += float(self.balance) * _kernels.balance_penalty_grad(
+                self._logits(Z), sample_weight
+            )[0]
+        return self
+
+    def _optimise(self, args, freq, n_classes, max_iter, warm):
+        """Minimise the objective over ``args`` (arrays, or sums over blocks)
+        and store the coefficients, the objective and the L2 penalty (what the
+        mixture subtracts from its log-likelihood, with the balance term)."""
+        mean, scale = self._standardization
+        n_features = len(mean)
+        x0 = _initial_params(self, freq, n_classes, mean, scale, warm)
         x, fun, nit = _minimise(
             x0, args, n_features, n_classes, self.max_iter, max_iter, self.tol
         )
@@ -752,13 +828,7 @@ class SoftmaxGate(BaseEstimator):
         self._set_coef(*_to_raw(W_s, x[n_features * n_classes :], mean, scale))
         self.objective_ = float(fun)
         self.n_iter_ = int(nit)
-        # Everything the mixture subtracts from its log-likelihood: the L2
-        # penalty, plus the balance penalty when it is switched on.
         self._penalty = 0.5 * float(self.alpha) * float(np.sum(W_s * W_s))
-        if self.balance > 0:
-            self._penalty += float(self.balance) * _kernels.balance_penalty_grad(
-                self._logits(Z), sample_weight
-            )[0]
         return self
 
     def _logits(self, Z):
