@@ -201,6 +201,9 @@ def fit_expert(expert, X, y, weight, subset_rows):
     where every positive weight is the same). ``subset_rows=False`` keeps
     every row (with zero weights) so that a classifier sees every class.
     """
+    # A column of the (n, K) weights is strided; libsvm (SVR, SVC, ...)
+    # takes only a C-contiguous sample_weight.
+    weight = np.ascontiguousarray(weight, dtype=np.float64)
     params = _sample_weight_fit_params(expert, weight)
     if params is None or subset_rows:
         rows = weight > 0
@@ -221,6 +224,7 @@ def partial_fit_expert(expert, X, y, weight, classes, subset_rows):
     a positive weight (hard or stochastic assignments).
     """
     accepts = accepts_sample_weight(expert, "partial_fit")
+    weight = np.ascontiguousarray(weight, dtype=np.float64)
     if not accepts or subset_rows:
         rows = weight > 0
         if not rows.all():
