@@ -8,6 +8,7 @@ fitted attributes, and answers the inference and model-selection questions.
 """
 
 import copy
+import dataclasses
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+from joblib import effective_n_jobs
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
@@ -45,6 +47,27 @@ from ._sgd import (
 
 #: Fitted attributes that only ``solver="gd"`` sets; an EM fit removes them.
 _GD_ATTRIBUTES = ("_gd_state", "validation_scores_", "best_validation_score_")
+
+
+#: Largest absolute value accepted in X or y: skmoe squares them (variances,
+#: Gram matrices, weighted standardisation) and float64 overflows above about
+#: 1.3e154; 1e150 leaves room for sums over up to 1e8 rows.
+MAX_ABS_VALUE = 1e150
+
+
+def check_magnitude(a, name):
+    """Refuse values whose squares (summed over rows) would overflow."""
+    values = a.data if sp.issparse(a) else a
+    if values.size == 0:
+        return
+    largest = float(np.max(np.abs(values)))
+    if largest > MAX_ABS_VALUE:
+        raise ValueError(
+            f"{name} holds values up to {largest:.3g} in absolute value; skmoe "
+            "squares them (variances, Gram matrices) and float64 overflows above "
+            f"about 1e154. Rescale {name} (e.g. divide it by a constant or use "
+            "sklearn.preprocessing.StandardScaler)."
+        )
 
 
 @contextmanager
@@ -218,9 +241,11 @@ class _MixtureInferenceMixin:
 
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(
+        X = validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C", reset=False
         )
+        check_magnitude(X, "X")
+        return X
 
     def _log_gate(self, X):
         return self.gate_.log_proba(_gate_input(X, self.gate_features_))
@@ -493,7 +518,12 @@ class _BaseMixtureOfExperts(
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_jobs": [Integral, None],
+        # joblib's convention: 0 has no meaning.
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
@@ -661,6 +691,7 @@ class _BaseMixtureOfExperts(
             self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
             y_numeric=False, multi_output=True,
         )
+        check_magnitude(X, "X")
         if sp.issparse(X):
             for k, p in enumerate(prototypes):
                 if not get_tags(p).input_tags.sparse:
@@ -771,10 +802,20 @@ class _BaseMixtureOfExperts(
             trials = [_em_restart(*args, rng, 0)]
         else:
             seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
-            trials = Parallel(n_jobs=self.n_jobs)(
-                delayed(_em_restart)(*args, np.random.RandomState(seed), i_init)
-                for i_init, seed in enumerate(seeds)
-            )
+            if effective_n_jobs(self.n_jobs) == 1:
+                trials = [
+                    _em_restart(*args, np.random.RandomState(seed), i_init)
+                    for i_init, seed in enumerate(seeds)
+                ]
+            else:
+                # The restarts share the workers; each one fits its experts
+                # in a plain loop (no nested dispatch).
+                config = dataclasses.replace(config, n_jobs=1)
+                args = (self.init, data, prototypes, gate, config)
+                trials = Parallel(n_jobs=self.n_jobs)(
+                    delayed(_em_restart)(*args, np.random.RandomState(seed), i_init)
+                    for i_init, seed in enumerate(seeds)
+                )
         for i_init, trial in enumerate(trials):
             _print_restart(self.verbose, i_init, trial, "iterations")
         return max(trials, key=lambda trial: trial.objective)
@@ -879,6 +920,7 @@ class _BaseMixtureOfExperts(
             self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
             y_numeric=False, multi_output=True, reset=first,
         )
+        check_magnitude(X, "X")
         if X.shape[0] < 2:
             # A batch of one row is refused (issue 3): collect rows into
             # mini-batches of at least two.

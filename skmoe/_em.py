@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from . import _repair, _routing
-from ._experts import assignments, expert_weights, refit_experts
+from ._experts import ExpertPool, assignments, expert_weights, refit_experts
 from ._init import LazyInitColumns
 
 
@@ -137,11 +137,12 @@ def e_step(data, state, top_k, log_gate=None):
     return _routing.e_step(log_gate, lik.log_lik(outputs, data.y, state.theta), top_k)
 
 
-def m_step_experts(data, state, resp, assign, rng, config, keep_empty):
+def m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool=None):
     """Refit every expert that is not frozen; return the experts left empty.
 
     An empty expert keeps its previous fit with ``keep_empty``; otherwise
     (the first M-step of a run: nothing to keep) it is fit on every row.
+    ``pool``: the run's :class:`~skmoe._experts.ExpertPool` (None: a loop).
     """
     weights = data.sample_weight[:, None] * assign
     columns, empty = expert_weights(
@@ -150,7 +151,7 @@ def m_step_experts(data, state, resp, assign, rng, config, keep_empty):
     )
     state.experts = refit_experts(
         state.experts, columns, data.X, data.y, data.likelihood.subset_rows,
-        config.n_jobs, all_weights=weights,
+        pool, all_weights=weights,
     )
     return empty
 
@@ -170,10 +171,10 @@ def m_step_likelihood(data, state, outputs, assign):
     state.theta = theta
 
 
-def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty):
+def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty, pool):
     """One EM iteration; returns ``(resp, log_gate, outputs, log_lik)``."""
     assign = assignments(resp, rng, config.assignment)
-    empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty)
+    empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool)
     m_step_gate(data, state, assign, gate_max_iter)
     log_gate = state.gate.log_proba(data.Z)
     # Sparse EM: an expert runs only on its candidate rows (the rows where
@@ -200,9 +201,17 @@ def run_em(data, state, config, rng, resp=None):
 
     ``resp`` may be a one-element list, emptied here: no reference to the
     initial responsibilities then outlives their first use (peak memory).
+    The expert fits of every iteration share one
+    :class:`~skmoe._experts.ExpertPool` (``config.n_jobs``).
     """
     if isinstance(resp, list):
         resp = resp.pop()
+    with ExpertPool(config.n_jobs) as pool:
+        return _run_em(data, state, config, rng, resp, pool)
+
+
+def _run_em(data, state, config, rng, resp, pool):
+    """:func:`run_em` with the run's expert pool."""
     result = EMResult(state, [], False, 0, -np.inf, -np.inf, resp)
     keep_empty = resp is None
     prev = -np.inf
@@ -220,7 +229,7 @@ def run_em(data, state, config, rng, resp=None):
         log_gate = outputs = None  # drop the last iteration's arrays (peak memory)
         resp, log_gate, outputs, log_lik = _iteration(
             data, state, config, rng, resp, keep_empty,
-            None if step_exact else config.gate_max_iter, result.empty,
+            None if step_exact else config.gate_max_iter, result.empty, pool,
         )
         keep_empty, exact_gate = True, False
         objective = log_lik - state.gate.penalty() / data.total
