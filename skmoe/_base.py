@@ -152,6 +152,30 @@ def _warn_usage(result, min_expert_weight):
             )
 
 
+def _warn_weak(result):
+    """Warn about experts that fit their rows worse than the rows' mean."""
+    for k, mse, var in result.weak:
+        expert = result.state.experts[k]
+        own = getattr(expert, "steps", [(None, expert)])[-1][1]
+        n_iter, max_iter = getattr(own, "n_iter_", None), getattr(own, "max_iter", None)
+        why = ""
+        if n_iter is not None and max_iter is not None and np.max(n_iter) < max_iter:
+            why = (
+                f" Its own training stopped early (n_iter_={np.max(n_iter)} of "
+                f"max_iter={max_iter}): iterative experts such as MLPRegressor "
+                "stop on the noise that weighted mini-batches add to their loss "
+                "when y is not scaled."
+            )
+        warnings.warn(
+            f"Expert {k} ({estimator_name(expert)}) fits the rows it owns worse "
+            f"than their mean (weighted mean squared error {mse:.4g} against "
+            f"their variance {var:.4g}).{why} Standardise y (e.g. "
+            "sklearn.compose.TransformedTargetRegressor with StandardScaler), "
+            "or change the expert's settings.",
+            ConvergenceWarning,
+        )
+
+
 def _check_nested_params(estimator, params):
     """Refuse ``experts__*`` / ``gate__*`` parameters without their estimator."""
     for prefix in ("experts", "gate"):
@@ -726,6 +750,7 @@ class _BaseMixtureOfExperts(
                 result = self._fit_em(data, prototypes, rng)
         _warn_repairs(result, self.min_expert_weight, self.solver)
         _warn_usage(result, self.min_expert_weight)
+        _warn_weak(result)
         if not result.converged:
             warnings.warn(_convergence_message(self), ConvergenceWarning)
         if self.solver == "em":

@@ -125,6 +125,7 @@ class EMResult:
     empty: set = field(default_factory=set)
     repairs: list = field(default_factory=list)
     usage: np.ndarray = None
+    weak: list = field(default_factory=list)
     validation_scores: list = None
 
 
@@ -172,7 +173,12 @@ def m_step_likelihood(data, state, outputs, assign):
 
 
 def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty, pool):
-    """One EM iteration; returns ``(resp, log_gate, outputs, log_lik)``."""
+    """One EM iteration; returns ``(resp, log_gate, outputs, log_lik, indistinct)``.
+
+    ``indistinct``: every expert gives every row the same likelihood (e.g. a
+    constant ``y`` that every expert fits exactly), so the data hold
+    nothing that could separate the experts.
+    """
     assign = assignments(resp, rng, config.assignment)
     empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool)
     m_step_gate(data, state, assign, gate_max_iter)
@@ -186,6 +192,7 @@ def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty,
     outputs = data.likelihood.outputs(state.experts, data.X, rows)
     m_step_likelihood(data, state, outputs, assign)
     log_lik = data.likelihood.log_lik(outputs, data.y, state.theta)
+    indistinct = candidates is None and _indistinct(log_lik)
     if candidates is not None:
         log_lik[~candidates] = -np.inf
     # The new responsibilities overwrite the old ones (no longer needed),
@@ -193,7 +200,16 @@ def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty,
     buffer = resp if assign is resp and resp.flags.c_contiguous else None
     assign = None
     resp, log_norm = _routing.e_step(log_gate, log_lik, config.top_k, out=buffer)
-    return resp, log_gate, outputs, data.sample_weight @ log_norm / data.total
+    mean_log_lik = data.sample_weight @ log_norm / data.total
+    return resp, log_gate, outputs, mean_log_lik, indistinct
+
+
+def _indistinct(log_lik):
+    """Whether no row's log-likelihood differs across the experts."""
+    if log_lik.shape[1] < 2 or not np.isfinite(log_lik).all():
+        return False
+    spread = np.ptp(log_lik, axis=1).max()
+    return bool(spread <= 1e-12 * (1.0 + np.abs(log_lik).max()))
 
 
 def run_em(data, state, config, rng, resp=None):
@@ -227,7 +243,7 @@ def _run_em(data, state, config, rng, resp, pool):
         # exact, as is the one that confirms convergence.
         step_exact = exact_gate or config.gate_max_iter is None
         log_gate = outputs = None  # drop the last iteration's arrays (peak memory)
-        resp, log_gate, outputs, log_lik = _iteration(
+        resp, log_gate, outputs, log_lik, indistinct = _iteration(
             data, state, config, rng, resp, keep_empty,
             None if step_exact else config.gate_max_iter, result.empty, pool,
         )
@@ -249,16 +265,19 @@ def _run_em(data, state, config, rng, resp, pool):
             resp, prev, exact_gate = repaired, -np.inf, True  # EM restarts from it
             continue
         # Converged once the objective stops rising by tol; a small change
-        # after a partial gate step is confirmed by an exact one.
-        if change < config.tol and step_exact:
+        # after a partial gate step is confirmed by an exact one. Experts
+        # that the data cannot tell apart have converged too: the remaining
+        # moves are the gate's, shrinking under its penalty; one exact gate
+        # step finishes them.
+        if (change < config.tol or indistinct) and step_exact:
             result.converged = True
             break
-        exact_gate = change < config.tol
+        exact_gate = change < config.tol or indistinct
         prev = objective
-    return _finish(data, state, config, result, resp, log_gate, log_lik, n_iter)
+    return _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_iter)
 
 
-def _finish(data, state, config, result, resp, log_gate, log_lik, n_iter):
+def _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_iter):
     """Fill ``result``. Under ``top_k``, one full E-step at the end: the
     iterations evaluated each expert on its candidate rows only; the fitted
     model's responsibilities and log-likelihood take each row's ``top_k``
@@ -267,6 +286,12 @@ def _finish(data, state, config, result, resp, log_gate, log_lik, n_iter):
     if _routing.effective_k(config.top_k, len(state.experts)) is not None:
         resp, log_norm = e_step(data, state, config.top_k, log_gate=log_gate)
         log_lik = data.sample_weight @ log_norm / data.total
+    elif hasattr(data.likelihood, "weak_experts"):
+        # The outputs are the fitted experts' on every row.
+        result.weak = data.likelihood.weak_experts(
+            outputs, data.y, data.sample_weight[:, None] * resp,
+            config.min_expert_weight,
+        )
     result.state = state
     result.resp = resp
     result.n_iter = n_iter

@@ -44,6 +44,11 @@ from ._experts import checked_output
 _MAX_ABS_DEVIATION = 1e150
 
 
+#: An expert whose weighted squared error exceeds this many times the
+#: weighted variance of its rows' targets fits them worse than their mean.
+WEAK_EXPERT_RATIO = 1.1
+
+
 def _check_numeric_y(y, n_samples=None):
     """The one check of a regression target, at fit and after it: 1-D,
     float64, finite, real (complex refused), ``n_samples`` long."""
@@ -183,6 +188,26 @@ class GaussianLikelihood:
     def row_loss(self, outputs, y):
         r = y[:, None] - outputs
         return r * r
+
+    def weak_experts(self, outputs, y, weights, min_share):
+        """The experts that fit their own rows worse than those rows' mean.
+
+        Returns ``(k, mse, variance)`` for every expert (holding at least
+        ``min_share`` of the weight) whose weighted mean squared error is
+        above ``WEAK_EXPERT_RATIO`` times the weighted variance of ``y`` on
+        its weights: such an expert learned less than a constant would.
+        """
+        wsum = weights.sum(axis=0)
+        share = wsum / max(wsum.sum(), np.finfo(float).tiny)
+        weak = []
+        for k in np.flatnonzero((share >= min_share) & (wsum > 0)):
+            w = weights[:, k]
+            mse = float(w @ (y - outputs[:, k]) ** 2 / wsum[k])
+            mean = float(w @ y / wsum[k])
+            var = float(w @ (y - mean) ** 2 / wsum[k])
+            if mse > WEAK_EXPERT_RATIO * var + self.variance_floor_:
+                weak.append((int(k), mse, var))
+        return weak
 
     def mean(self, gate_w, outputs):
         """Predictive mean ``sum_k pi_k f_k``."""
