@@ -9,6 +9,7 @@ fitted attributes, and answers the inference and model-selection questions.
 
 import copy
 import dataclasses
+import re
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -23,7 +24,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _repair, _routing, _threaded
 from ._em import EMConfig, EMData, EMState, run_em
@@ -53,6 +59,54 @@ _GD_ATTRIBUTES = ("_gd_state", "validation_scores_", "best_validation_score_")
 #: Gram matrices, weighted standardisation) and float64 overflows above about
 #: 1.3e154; 1e150 leaves room for sums over up to 1e8 rows.
 MAX_ABS_VALUE = 1e150
+
+
+_NAMED = re.compile(r"\b(X|y|sample_weight)\b")
+
+
+@contextmanager
+def named_errors(name):
+    """Prefix ``name`` to a ValueError/TypeError that names no input."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        if _NAMED.search(str(exc)):
+            raise
+        raise type(exc)(f"{name}: {exc}") from exc
+
+
+def check_weights(sample_weight, X):
+    """scikit-learn's check of ``sample_weight``, its errors naming it."""
+    if sample_weight is not None:
+        refuse_complex(sample_weight, "sample_weight")
+    with named_errors("sample_weight"):
+        return _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+
+
+def refuse_complex(a, name):
+    """Refuse complex values, naming the input (scikit-learn's message
+    does not)."""
+    dtype = getattr(a, "dtype", None)
+    if dtype is None and isinstance(a, (list, tuple)):
+        dtype = np.asarray(a).dtype
+    if dtype is not None and np.issubdtype(dtype, np.complexfloating):
+        raise ValueError(
+            f"{name} holds complex values (dtype {dtype}); complex data is not "
+            "supported: pass real numbers."
+        )
+
+
+def check_target_dims(y):
+    """Refuse a ``y`` of more than 2 dimensions, naming it (before
+    ``validate_data``, whose message does not)."""
+    ndim = np.ndim(y) if hasattr(y, "shape") or isinstance(y, (list, tuple)) else 1
+    if ndim > 2:
+        raise ValueError(
+            f"y must be 1-dimensional (one target per sample); got an array "
+            f"with {ndim} dimensions."
+        )
 
 
 def check_magnitude(a, name):
@@ -265,9 +319,11 @@ class _MixtureInferenceMixin:
 
     def _check_X(self, X):
         check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C", reset=False
-        )
+        refuse_complex(X, "X")
+        with named_errors("X"):
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C", reset=False
+            )
         check_magnitude(X, "X")
         return X
 
@@ -708,13 +764,30 @@ class _BaseMixtureOfExperts(
     # ------------------------------------------------------------------
     # The fit template
     # ------------------------------------------------------------------
+    def _validate_X_y(self, X, y, reset):
+        """``validate_data`` on ``X`` and on ``y`` separately, so that an
+        error names the input it is about."""
+        with named_errors("X"):
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                reset=reset,
+            )
+        with named_errors("y"):
+            y = _check_y(y, multi_output=True, y_numeric=False, estimator=self)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
+                f"{y.shape[0]}."
+            )
+        return X, y
+
     def _validate_fit_data(self, X, y, sample_weight):
         """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
         prototypes = self._expert_prototypes()
-        X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-            y_numeric=False, multi_output=True,
-        )
+        check_target_dims(y)
+        refuse_complex(X, "X")
+        refuse_complex(y, "y")
+        X, y = self._validate_X_y(X, y, True)
         check_magnitude(X, "X")
         if sp.issparse(X):
             for k, p in enumerate(prototypes):
@@ -724,9 +797,7 @@ class _BaseMixtureOfExperts(
                         "does not accept sparse input; pass a dense X or "
                         "experts that accept sparse matrices."
                     )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        sample_weight = check_weights(sample_weight, X)
         likelihood = self._make_likelihood()
         y, _ = likelihood.validate_targets(y, sample_weight)
         n_pos = int(np.count_nonzero(sample_weight))
@@ -941,10 +1012,10 @@ class _BaseMixtureOfExperts(
             check_partial_fit_experts(
                 self._expert_prototypes(), isinstance(self.experts, list)
             )
-        X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-            y_numeric=False, multi_output=True, reset=first,
-        )
+        check_target_dims(y)
+        refuse_complex(X, "X")
+        refuse_complex(y, "y")
+        X, y = self._validate_X_y(X, y, first)
         check_magnitude(X, "X")
         if X.shape[0] < 2:
             # A batch of one row is refused (issue 3): collect rows into
@@ -953,9 +1024,7 @@ class _BaseMixtureOfExperts(
                 f"partial_fit needs a batch of at least 2 samples; got "
                 f"{X.shape[0]}. Collect single rows into mini-batches."
             )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        sample_weight = check_weights(sample_weight, X)
         # What the first batch fixed (the classes, the regressor's variance
         # floor) stays fixed.
         likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)

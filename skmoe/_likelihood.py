@@ -60,7 +60,16 @@ def _check_numeric_y(y, n_samples=None):
             "sklearn.multioutput.MultiOutputRegressor."
         )
     y = column_or_1d(y, warn=True)
-    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+    if np.iscomplexobj(y):
+        raise ValueError(
+            "y holds complex values; complex data is not supported: pass real numbers."
+        )
+    try:
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+    except (TypeError, ValueError) as exc:
+        if " y" in str(exc):
+            raise
+        raise type(exc)(f"y: {exc}") from exc
     if n_samples is not None and y.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
     return np.ascontiguousarray(y)
@@ -69,6 +78,10 @@ def _check_numeric_y(y, n_samples=None):
 def _check_labels(y, n_samples=None):
     """The one check of class labels, at fit and after it."""
     y = column_or_1d(y, warn=True)
+    if np.iscomplexobj(y):
+        raise ValueError(
+            "y holds complex labels; use labels that are integers or strings."
+        )
     if y.dtype == object:
         kinds = {type(v).__name__ for v in y.tolist()}
         if len(kinds) > 1:
