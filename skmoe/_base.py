@@ -93,7 +93,7 @@ def refuse_complex(a, name):
         dtype = np.asarray(a).dtype
     if dtype is not None and np.issubdtype(dtype, np.complexfloating):
         raise ValueError(
-            f"{name} holds complex values (dtype {dtype}); complex data is not "
+            f"{name} holds complex values (dtype {dtype}). Complex data not "
             "supported: pass real numbers."
         )
 

@@ -62,7 +62,7 @@ def _check_numeric_y(y, n_samples=None):
     y = column_or_1d(y, warn=True)
     if np.iscomplexobj(y):
         raise ValueError(
-            "y holds complex values; complex data is not supported: pass real numbers."
+            "y holds complex values. Complex data not supported: pass real numbers."
         )
     try:
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
