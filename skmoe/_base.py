@@ -767,6 +767,10 @@ class _BaseMixtureOfExperts(
     def _validate_X_y(self, X, y, reset):
         """``validate_data`` on ``X`` and on ``y`` separately, so that an
         error names the input it is about."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         with named_errors("X"):
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",

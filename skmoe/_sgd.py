@@ -42,9 +42,11 @@ M-step from the repaired responsibilities.
 """
 
 import time
+import warnings
 from dataclasses import dataclass, fields
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 from sklearn.utils import gen_batches
@@ -71,11 +73,13 @@ _DIVERGED_RATIO = 1e3
 
 
 def _check_divergence(data, state, objective, epoch):
-    """Stop a diverging ``fit`` with an error that names the cause.
+    """Whether ``fit`` diverged, said clearly.
 
     Gradient steps on unscaled features overshoot (a ``partial_fit`` step of
-    SGD is ``eta * |x|^2``): the objective becomes non-finite, or an expert's
-    noise variance grows far beyond the variance of ``y``.
+    SGD is ``eta * |x|^2``): the objective becomes non-finite (a
+    ``ValueError``), or an expert's noise variance grows far beyond the
+    variance of ``y`` (a ``ConvergenceWarning`` naming the expert; the fit
+    stops there: more epochs only diverge further). Returns True then.
     """
     hint = (
         "Experts fitted by partial_fit steps need standardised features: use "
@@ -93,11 +97,15 @@ def _check_divergence(data, state, objective, epoch):
     ratio = state.theta / target
     worst = int(np.argmax(ratio))
     if ratio[worst] > _DIVERGED_RATIO:
-        raise ValueError(
+        warnings.warn(
             f"Expert {worst} ({estimator_name(state.experts[worst])}) diverged under "
             f"solver='gd' at epoch {epoch}: its noise variance is {state.theta[worst]:.3g}, "
-            f"{ratio[worst]:.3g} times the variance of y. " + hint
+            f"{ratio[worst]:.3g} times the variance of y; the fit stopped there. "
+            + hint,
+            ConvergenceWarning,
         )
+        return True
+    return False
 
 
 @dataclass
@@ -348,9 +356,10 @@ def run_sgd(data, state, sgd, config, n_epochs, total, val=None, classes=None):
         tic = time.perf_counter()
         log_lik = _epoch(data, state, sgd, config, classes, total)
         objective = log_lik - state.gate.penalty() / total
-        if n_epochs > 1:  # fit (partial_fit's first batches may be unrepresentative)
-            _check_divergence(data, state, objective, epoch)
         result.history.append(objective)
+        # fit only: partial_fit's first batch may be unrepresentative of y.
+        if n_epochs > 1 and _check_divergence(data, state, objective, epoch):
+            break
         score = objective if val is None else mean_log_lik(val, state, config.top_k)
         if val is not None:
             result.validation_scores.append(score)
