@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import re
 import time
-import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -19,19 +18,23 @@ from numbers import Integral, Real
 import numpy as np
 from joblib import effective_n_jobs
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
     _check_sample_weight,
     _check_y,
+    check_array,
+    check_consistent_length,
     check_is_fitted,
     validate_data,
 )
 
-from . import _repair, _routing, _threaded
+from . import _frames, _gather, _repair, _routing, _threaded
+from ._composition import ExpertsComposition, is_named
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
     check_sample_weight_support,
@@ -147,7 +150,7 @@ def _em_restart(init, data, prototypes, gate, config, rng, i_init):
         # A one-element list that run_em empties: no reference to the
         # initial responsibilities outlives their first use.
         resp = [initial_responsibilities(
-            init, data.likelihood, data.X, data.y, data.sample_weight,
+            init, data.likelihood, data.init_X, data.y, data.sample_weight,
             len(prototypes), rng, i_init,
         )]
     with _threaded.single_threaded_blas():
@@ -176,33 +179,33 @@ def _warn_repairs(result, min_expert_weight, solver):
             if r.action == "reseed"
             else "dropped; the experts after it were renumbered"
         )
-        warnings.warn(
+        _gather.warn(
             f"Expert {r.expert} ({r.name}) collapsed at {step} {r.iteration}: its "
             f"share of the training weight fell to {r.share:.3g}, below "
             f"min_expert_weight={min_expert_weight}; it was {what}.",
-            UserWarning,
+            UserWarning, stacklevel=4,
         )
 
 
 def _warn_usage(result, min_expert_weight):
     experts = result.state.experts
     for k in sorted(result.empty):
-        warnings.warn(
+        _gather.warn(
             f"Expert {k} ({estimator_name(experts[k])}) owned no training "
             "weight (or too few rows to be fit) during EM: it collapsed and "
             "kept its previous fit (at the first M-step, a fit on all the "
             "data). Consider fewer experts or another init.",
-            UserWarning,
+            UserWarning, stacklevel=4,
         )
     for k in np.flatnonzero(result.usage < min_expert_weight):
         if k not in result.empty and len(experts) > 1:
-            warnings.warn(
+            _gather.warn(
                 f"Expert {k} ({estimator_name(experts[k])}) holds only "
                 f"{result.usage[k]:.3g} of the training weight after fitting, below "
                 f"min_expert_weight={min_expert_weight}, and could not be "
                 "repaired (already re-seeded once in this run, frozen, or no "
                 "iteration left); consider fewer experts.",
-                UserWarning,
+                UserWarning, stacklevel=4,
             )
 
 
@@ -220,32 +223,13 @@ def _warn_weak(result):
                 "stop on the noise that weighted mini-batches add to their loss "
                 "when y is not scaled."
             )
-        warnings.warn(
+        _gather.warn(
             f"Expert {k} ({estimator_name(expert)}) fits the rows it owns worse "
             f"than their mean (weighted mean squared error {mse:.4g} against "
             f"their variance {var:.4g}).{why} Standardise y (e.g. "
             "sklearn.compose.TransformedTargetRegressor with StandardScaler), "
             "or change the expert's settings.",
-            ConvergenceWarning,
-        )
-
-
-def _check_nested_params(estimator, params):
-    """Refuse ``experts__*`` / ``gate__*`` parameters without their estimator."""
-    for prefix in ("experts", "gate"):
-        nested = [k for k in params if k.startswith(prefix + "__")]
-        owner = params.get(prefix, getattr(estimator, prefix, None))
-        if nested and owner is None:
-            example = "Ridge()" if prefix == "experts" else "SoftmaxGate()"
-            raise ValueError(
-                f"Cannot set {nested[0]!r}: {prefix}=None. Pass the "
-                f"{prefix} estimator explicitly (e.g. {prefix}={example}) to "
-                "tune its parameters."
-            )
-        if nested and isinstance(owner, list):
-            raise ValueError(
-                f"Cannot set {nested[0]!r}: experts is a list; set the "
-                "parameters of its estimators directly."
+            ConvergenceWarning, stacklevel=4,
             )
 
 
@@ -257,12 +241,21 @@ def _gate_input(X, columns):
     return Z if sp.issparse(Z) else np.ascontiguousarray(Z)
 
 
-def _print_restart(verbose, i_init, result, unit):
+def _print_restart(verbose, i_init, n_init, result, unit):
     if verbose:
+        label = f"[init {i_init + 1}/{n_init}]" if n_init > 1 else f"Initialisation {i_init}:"
         print(
-            f"Initialisation {i_init}: objective {result.objective:.6f}, "
-            f"{result.n_iter} {unit}, converged={result.converged}"
+            f"{label} objective {result.objective:.6f}, "
+            f"{result.n_iter} {unit}, converged={result.converged}",
+            flush=True,
         )
+
+
+def _restart_config(config, i_init, n_init):
+    """``config`` with the label of restart ``i_init`` in its progress lines."""
+    if n_init == 1:
+        return config
+    return dataclasses.replace(config, label=f"[init {i_init + 1}/{n_init}] ")
 
 
 def _gate_columns(gate_features, n_features, names):
@@ -320,15 +313,31 @@ class _MixtureInferenceMixin:
     def _check_X(self, X):
         check_is_fitted(self)
         refuse_complex(X, "X")
-        with named_errors("X"):
-            X = validate_data(
-                self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C", reset=False
-            )
-        check_magnitude(X, "X")
-        return X
+        if getattr(self, "_frame_template", None) is None:
+            with named_errors("X"):
+                X = validate_data(
+                    self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                    reset=False,
+                )
+            check_magnitude(X, "X")
+            return X
+        # Fitted on a DataFrame: the experts get one.
+        return validate_data(self, self._as_frame(X), reset=False, skip_check_array=True)
+
+    def _as_frame(self, X, first=False):
+        """``X`` as given when it is a DataFrame (or for a first fit); an
+        array for a mixture fitted on a frame becomes a frame with the fitted
+        columns and dtypes (after the usual warning about feature names)."""
+        if first or _frames.is_dataframe(X):
+            return X
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return _frames.frame_like(X, self._frame_template)
 
     def _log_gate(self, X):
-        return self.gate_.log_proba(_gate_input(X, self.gate_features_))
+        gate_in = getattr(self, "_gate_in", None)
+        if gate_in is None:  # a mixture pickled before the gate input was stored
+            return self.gate_.log_proba(_gate_input(X, self.gate_features_))
+        return self.gate_.log_proba(gate_in(X))
 
     def _routed_gate(self, X):
         """Gate weights for prediction: renormalised over each row's ``top_k``."""
@@ -559,23 +568,27 @@ class _MixtureInferenceMixin:
 
 
 class _BaseMixtureOfExperts(
-    _MixtureInferenceMixin, MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta
+    _MixtureInferenceMixin, MetaEstimatorMixin, ExpertsComposition, metaclass=ABCMeta
 ):
     """Base class of the mixtures of experts.
 
-    Owns the parameters and the fit template (validation, solver dispatch,
-    ``n_init`` restarts, warm start and growth, fitted attributes); inference
-    and model selection come from :class:`_MixtureInferenceMixin`.
-    Subclasses choose the likelihood (:meth:`_make_likelihood`) and the
-    default expert.
+    Owns the parameters (the classifier takes this ``__init__`` as it is,
+    the regressor adds ``reg_variance``) and the fit template (validation,
+    solver dispatch, ``n_init`` restarts, warm start and growth, fitted
+    attributes); inference and model selection come from
+    :class:`_MixtureInferenceMixin`, named experts and tunable defaults from
+    :class:`~skmoe._composition.ExpertsComposition`. Subclasses choose the
+    likelihood (:meth:`_make_likelihood`) and the default expert.
     """
 
     _parameter_constraints = {
         "experts": [HasMethods(["fit", "predict"]), list, None],
         "n_experts": [Interval(Integral, 1, None, closed="left"), None],
-        # Any estimator with the gate protocol (see SoftmaxGate).
+        # Any estimator with the gate protocol (see SoftmaxGate), or a
+        # Pipeline ending in one.
         "gate": [
             HasMethods(["prepare", "fit_soft", "log_proba", "penalty", "n_parameters"]),
+            Pipeline,
             None,
         ],
         "gate_features": ["array-like", None],
@@ -645,8 +658,6 @@ class _BaseMixtureOfExperts(
         grow="refit",
     ):
         # Don't instantiate estimators now: their parameters may still change.
-        # (The classifier takes this signature as it is; the regressor adds
-        # ``reg_variance``.)
         self.experts = experts
         self.n_experts = n_experts
         self.gate = gate
@@ -676,27 +687,6 @@ class _BaseMixtureOfExperts(
         self.on_collapse = on_collapse
         self.grow = grow
 
-    def set_params(self, **params):
-        """Set the parameters of this estimator.
-
-        Nested parameters such as ``experts__alpha`` or ``gate__alpha`` need
-        the estimator they belong to: with the default ``experts=None`` or
-        ``gate=None``, pass the estimator explicitly first (for example
-        ``gate=SoftmaxGate()``).
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : estimator instance
-            The estimator.
-        """
-        _check_nested_params(self, params)
-        return super().set_params(**params)
-
     # ------------------------------------------------------------------
     # Hooks of the regressor and the classifier
     # ------------------------------------------------------------------
@@ -705,8 +695,8 @@ class _BaseMixtureOfExperts(
         """A new likelihood object (:mod:`skmoe._likelihood`) for a fit."""
 
     @abstractmethod
-    def _default_expert(self):
-        """The expert used when ``experts`` is None."""
+    def _default_expert(self, solver):
+        """The expert used when ``experts`` is None, for ``solver``."""
 
     @abstractmethod
     def _check_expert(self, expert, where):
@@ -735,6 +725,14 @@ class _BaseMixtureOfExperts(
         if isinstance(experts, list):
             if len(experts) == 0:
                 raise ValueError("experts must be an estimator or a non-empty list.")
+            if is_named(experts):
+                self._validate_names([name for name, _ in experts])
+                experts = [est for _, est in experts]
+            elif any(isinstance(e, tuple) for e in experts):
+                raise ValueError(
+                    "experts must be a list of estimators or a list of (name, "
+                    "estimator) tuples, not a mix of both."
+                )
             if self.n_experts is not None and self.n_experts != len(experts):
                 raise ValueError(
                     f"n_experts={self.n_experts} disagrees with the {len(experts)} "
@@ -749,17 +747,62 @@ class _BaseMixtureOfExperts(
                     )
                 self._check_expert(est, f"experts[{i}]")
             return list(experts)
-        proto = self._default_expert() if experts is None else experts
+        proto = self._default_expert(self.solver) if experts is None else experts
         self._check_expert(proto, "experts")
         n = 2 if self.n_experts is None else self.n_experts
         return [proto] * n
 
-    def _gate_columns(self, n_features):
+    def _gate_columns(self, X):
+        """Column indices of the gate's input, or None for all columns.
+
+        With a DataFrame and a gate that is not a Pipeline, ``None`` means
+        the frame's numeric columns.
+        """
+        if self.gate_features is None and _frames.is_dataframe(X) and not isinstance(
+            self.gate, Pipeline
+        ):
+            cols = _frames.numeric_positions(X)
+            if cols.size == 0:
+                raise ValueError(
+                    "X has no numeric column for the gate. Encode its columns "
+                    "in a gate Pipeline, for example gate="
+                    "make_pipeline(OneHotEncoder(), SoftmaxGate())."
+                )
+            return None if cols.size == X.shape[1] else cols
         names = getattr(self, "feature_names_in_", None)
-        return _gate_columns(self.gate_features, n_features, names)
+        return _gate_columns(self.gate_features, X.shape[1], names)
+
+    def _gate_parts(self):
+        """``(transformer, gate)``: the leading steps of a gate Pipeline
+        (None for a plain gate) and the gate that EM fits."""
+        return _frames.split_gate(self.gate, SoftmaxGate)
 
     def _new_gate(self):
-        return clone(self.gate) if self.gate is not None else SoftmaxGate()
+        return clone(self._gate_parts()[1])
+
+    def _fit_gate_input(self, X, y, first=True):
+        """The gate's input of a fit (a :class:`~skmoe._frames.GateInput`,
+        fitted on the first batch, and ``Z``)."""
+        if not first:
+            return self._gate_in, self._gate_in(X)
+        return _frames.GateInput.fit(X, y, self._gate_columns(X), self._gate_parts()[0])
+
+    def _validate_frame(self, X, y, reset):
+        """Checks of a DataFrame ``X`` (kept as it is) and of ``y``."""
+        X, y = validate_data(self, X, y, skip_check_array=True, reset=reset)
+        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        check_consistent_length(X, y)
+        if reset:
+            self._frame_template = _frames.frame_template(X)
+        return X, y
+
+    def _data(self, X, y, sample_weight, likelihood, first=True):
+        """The EMData of a fit or a batch; keeps the gate input to store."""
+        self._gate_in_fit, Z = self._fit_gate_input(X, y, first)
+        # A DataFrame: the numeric columns that the initialisation and the
+        # repairs cluster (skmoe/_frames.py).
+        numeric = _frames.numeric_columns(X, Z)
+        return EMData(X, y, sample_weight, Z, likelihood, numeric=numeric)
 
     # ------------------------------------------------------------------
     # The fit template
@@ -788,11 +831,15 @@ class _BaseMixtureOfExperts(
     def _validate_fit_data(self, X, y, sample_weight):
         """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
         prototypes = self._expert_prototypes()
+        self.__dict__.pop("_frame_template", None)
         check_target_dims(y)
-        refuse_complex(X, "X")
         refuse_complex(y, "y")
-        X, y = self._validate_X_y(X, y, True)
-        check_magnitude(X, "X")
+        if _frames.is_dataframe(X):
+            X, y = self._validate_frame(X, y, reset=True)
+        else:
+            refuse_complex(X, "X")
+            X, y = self._validate_X_y(X, y, True)
+            check_magnitude(X, "X")
         if sp.issparse(X):
             for k, p in enumerate(prototypes):
                 if not get_tags(p).input_tags.sparse:
@@ -810,8 +857,7 @@ class _BaseMixtureOfExperts(
                 f"Expected n_samples >= n_experts, got n_samples={n_pos} "
                 f"(with positive sample_weight) and n_experts={len(prototypes)}."
             )
-        Z = _gate_input(X, self._gate_columns(X.shape[1]))
-        return prototypes, EMData(X, y, sample_weight, Z, likelihood)
+        return prototypes, self._data(X, y, sample_weight, likelihood)
 
     def _fit(self, X, y, sample_weight):
         """The fit template shared by the regressor and the classifier."""
@@ -819,27 +865,32 @@ class _BaseMixtureOfExperts(
         with _restore_on_error(self):
             prototypes, data = self._validate_fit_data(X, y, sample_weight)
             rng = check_random_state(self.random_state)
-            if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_sgd.py
-                result = self._fit_gd(data, prototypes, rng)
-            else:
-                result = self._fit_em(data, prototypes, rng)
+            # The warnings of the experts (every iteration) and of the
+            # restarts (maybe in worker processes) are raised once each, with
+            # their count, at the end (skmoe/_gather.py).
+            with _gather.gathered():
+                if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_sgd.py
+                    result = self._fit_gd(data, prototypes, rng)
+                else:
+                    result = self._fit_em(data, prototypes, rng)
         _warn_repairs(result, self.min_expert_weight, self.solver)
         _warn_usage(result, self.min_expert_weight)
         _warn_weak(result)
         if not result.converged:
-            warnings.warn(_convergence_message(self), ConvergenceWarning)
+            _gather.warn(_convergence_message(self), ConvergenceWarning)
         if self.solver == "em":
             for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
                 self.__dict__.pop(name, None)
-        self._set_fitted(result, data, self._gate_columns(data.X.shape[1]), t_start)
+        self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
         return self
 
-    def _set_fitted(self, result, data, columns, t_start):
+    def _set_fitted(self, result, data, gate_in, t_start):
         """Store a run's result as the fitted attributes (both solvers)."""
         state = result.state
         self.experts_ = state.experts
         self.gate_ = state.gate
-        self.gate_features_ = columns
+        self._gate_in = gate_in
+        self.gate_features_ = gate_in.columns
         self._gate_width = data.Z.shape[1]
         self.n_experts_ = len(state.experts)
         self._likelihood = data.likelihood
@@ -868,7 +919,7 @@ class _BaseMixtureOfExperts(
         or ``gate__alpha`` set since; the experts keep their seeds), the gate
         prepared on ``data``."""
         gate = copy.deepcopy(self.gate_)
-        gate.set_params(**leaf_params(self.gate if self.gate is not None else SoftmaxGate()))
+        gate.set_params(**leaf_params(self._gate_parts()[1]))
         gate.prepare(data.Z, data.sample_weight)
         experts = copy.deepcopy(self.experts_)
         for expert, proto in zip(experts, prototypes):
@@ -897,27 +948,38 @@ class _BaseMixtureOfExperts(
         # One RandomState per restart, drawn up front, so that the restarts
         # can run in parallel (n_jobs) with the same results as in series. A
         # single restart keeps using `rng` itself.
-        args = (self.init, data, prototypes, gate, config)
+        args = (self.init, data, prototypes, gate)
         if self.n_init == 1:
-            trials = [_em_restart(*args, rng, 0)]
+            trials = [_em_restart(*args, config, rng, 0)]
         else:
+            # Each restart's warnings come back with it (a worker process's
+            # would not reach the caller): they are raised here, and summarised
+            # with the others at the end of the fit.
             seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
             if effective_n_jobs(self.n_jobs) == 1:
-                trials = [
-                    _em_restart(*args, np.random.RandomState(seed), i_init)
+                runs = [
+                    _gather.recording(
+                        _em_restart, *args, _restart_config(config, i_init, self.n_init),
+                        np.random.RandomState(seed), i_init,
+                    )
                     for i_init, seed in enumerate(seeds)
                 ]
             else:
                 # The restarts share the workers; each one fits its experts
                 # in a plain loop (no nested dispatch).
-                config = dataclasses.replace(config, n_jobs=1)
-                args = (self.init, data, prototypes, gate, config)
-                trials = Parallel(n_jobs=self.n_jobs)(
-                    delayed(_em_restart)(*args, np.random.RandomState(seed), i_init)
+                inner = dataclasses.replace(config, n_jobs=1)
+                runs = Parallel(n_jobs=self.n_jobs)(
+                    delayed(_gather.recording)(
+                        _em_restart, *args, _restart_config(inner, i_init, self.n_init),
+                        np.random.RandomState(seed), i_init,
+                    )
                     for i_init, seed in enumerate(seeds)
                 )
+            trials = [trial for trial, _ in runs]
+            for _, records in runs:
+                _gather.replay(records)
         for i_init, trial in enumerate(trials):
-            _print_restart(self.verbose, i_init, trial, "iterations")
+            _print_restart(self.verbose, i_init, self.n_init, trial, "iterations")
         return max(trials, key=lambda trial: trial.objective)
 
     def _fit_gd(self, data, prototypes, rng):
@@ -947,16 +1009,18 @@ class _BaseMixtureOfExperts(
             # An init array is given for all the rows: keep the training ones.
             source = train if isinstance(self.init, str) else data
             resp = initial_responsibilities(
-                self.init, data.likelihood, source.X, source.y, source.sample_weight,
-                len(prototypes), rng, i_init,
+                self.init, data.likelihood, source.init_X, source.y,
+                source.sample_weight, len(prototypes), rng, i_init,
             )
             if source is data and rows is not None:
                 resp = resp[rows]
             state, sgd = initial_state(
                 train, prototypes, self._new_gate(), resp, rng, config, classes
             )
-            result = run_sgd(train, state, sgd, *args)
-            _print_restart(self.verbose, i_init, result, "epochs")
+            result = run_sgd(
+                train, state, sgd, _restart_config(config, i_init, self.n_init), *args[1:]
+            )
+            _print_restart(self.verbose, i_init, self.n_init, result, "epochs")
             if i_init == 0 or result.objective > best[0].objective:
                 best = (result, sgd)
         result, self._gd_state = best
@@ -1002,8 +1066,7 @@ class _BaseMixtureOfExperts(
             n_iter = 0 if first else self.n_iter_
             sgd.weight_seen += float(data.sample_weight.sum())
             result = run_sgd(data, state, sgd, config, 1, sgd.weight_seen, None, classes)
-            columns = self._gate_columns(X.shape[1]) if first else self.gate_features_
-            self._set_fitted(result, data, columns, t_start)
+            self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
             self._gd_state = sgd
             self.converged_ = False
             self.n_iter_ = n_iter + 1
@@ -1016,11 +1079,18 @@ class _BaseMixtureOfExperts(
             check_partial_fit_experts(
                 self._expert_prototypes(), isinstance(self.experts, list)
             )
+        if first:
+            self.__dict__.pop("_frame_template", None)
         check_target_dims(y)
-        refuse_complex(X, "X")
         refuse_complex(y, "y")
-        X, y = self._validate_X_y(X, y, first)
-        check_magnitude(X, "X")
+        if _frames.is_dataframe(X) or (
+            not first and getattr(self, "_frame_template", None) is not None
+        ):
+            X, y = self._validate_frame(self._as_frame(X, first), y, reset=first)
+        else:
+            refuse_complex(X, "X")
+            X, y = self._validate_X_y(X, y, first)
+            check_magnitude(X, "X")
         if X.shape[0] < 2:
             # A batch of one row is refused (issue 3): collect rows into
             # mini-batches of at least two.
@@ -1033,8 +1103,7 @@ class _BaseMixtureOfExperts(
         # floor) stays fixed.
         likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)
         y = self._validate_partial_targets(likelihood, y, sample_weight, classes, first)
-        columns = self._gate_columns(X.shape[1]) if first else self.gate_features_
-        return EMData(X, y, sample_weight, _gate_input(X, columns), likelihood)
+        return self._data(X, y, sample_weight, likelihood, first)
 
     def _partial_start(self, data, config, classes):
         """The first ``partial_fit`` call initialises the mixture on its batch."""
@@ -1049,7 +1118,7 @@ class _BaseMixtureOfExperts(
         check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
         rng = check_random_state(self.random_state)
         resp = initial_responsibilities(
-            self.init, data.likelihood, data.X, data.y, data.sample_weight,
+            self.init, data.likelihood, data.init_X, data.y, data.sample_weight,
             len(prototypes), rng, 0,
         )
         return initial_state(data, prototypes, self._new_gate(), resp, rng, config, classes)

@@ -38,13 +38,18 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
 
     Parameters
     ----------
-    experts : estimator or list of estimators, default=None
+    experts : estimator, list of estimators or of (str, estimator) tuples, \
+            default=None
         A classifier with ``predict_proba``, cloned ``n_experts`` times, or a
-        list of them. ``None`` means
-        :class:`~sklearn.linear_model.LogisticRegression`. Experts that
-        accept ``sample_weight`` are fitted on every row with weights
+        list of them; ``(name, estimator)`` tuples name them, their
+        parameters reachable as ``<name>__<parameter>``. ``None`` means
+        :class:`~sklearn.linear_model.LogisticRegression`
+        (``SGDClassifier(loss="log_loss")`` for ``solver="gd"``); a nested
+        parameter such as ``experts__C`` sets that default first. Experts
+        that accept ``sample_weight`` are fitted on every row with weights
         (so that each sees every class); the others on the rows assigned to
-        them (see :class:`MixtureOfExpertsRegressor`).
+        them (see :class:`MixtureOfExpertsRegressor`). Experts receive ``X``
+        as given, a DataFrame with its columns and dtypes included.
 
     %(n_experts)s
 
@@ -57,7 +62,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
             default="kmeans"
         Initial responsibilities. ``"kmeans"`` clusters the standardised
-        ``X`` (not the labels, which would split the clusters by class rather
+        ``X`` (a DataFrame's numeric columns; not the labels, which would split the clusters by class rather
         than by region); the first start is deterministic and weighted,
         later restarts use k-means++ seeds. ``"random"`` draws random
         balanced hard partitions.
@@ -264,8 +269,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     def _make_likelihood(self):
         return CategoricalLikelihood()
 
-    def _default_expert(self):
-        if self.solver == "gd":
+    def _default_expert(self, solver):
+        if solver == "gd":
             return SGDClassifier(loss="log_loss")
         return LogisticRegression()
 

@@ -18,11 +18,17 @@ n_experts : int, default=None
     when both are given).
 """,
     "gate": """\
-gate : SoftmaxGate or estimator with the gate protocol, default=None
+gate : SoftmaxGate, estimator with the gate protocol or Pipeline, \
+        default=None
     The gating network, cloned at fit. ``None`` means ``SoftmaxGate()``
-    (scikit-learn estimators take no estimator instance as a default).
-    Pass ``gate=SoftmaxGate()`` to tune its penalty as ``gate__alpha``
-    in :class:`~sklearn.model_selection.GridSearchCV`. A strong penalty
+    (scikit-learn estimators take no estimator instance as a default); a
+    nested parameter such as ``gate__alpha`` sets that default first, so
+    ``GridSearchCV(MixtureOfExpertsRegressor(), {"gate__alpha": [...]})``
+    works as it is. A Pipeline whose last step is a gate, for example
+    ``make_pipeline(OneHotEncoder(), SoftmaxGate())``, encodes the gate's
+    columns: its leading steps are fitted once per fit on them (a
+    DataFrame stays a DataFrame) and turn them into the gate's numeric
+    input; ``gate_`` is then its fitted last step. A strong penalty
     smooths the boundaries between the experts; sharp regime changes
     want a small ``alpha``.
     Load balancing is the gate's ``balance`` penalty
@@ -35,8 +41,11 @@ gate : SoftmaxGate or estimator with the gate protocol, default=None
     "gate_features": """\
 gate_features : array-like of int, str or bool, default=None
     Columns of ``X`` that the gate sees: indices, names (when ``X`` is a
-    pandas DataFrame) or a boolean mask. ``None`` means all columns. The
-    experts always see all columns.
+    DataFrame) or a boolean mask. ``None`` means all columns; for a
+    DataFrame and a gate that is not a Pipeline, all its numeric columns.
+    The gate needs numbers: a string or categorical column reaches it only
+    through a gate Pipeline that encodes it. The experts always see all
+    columns.
 """,
     "assignment": """\
 assignment : {"soft", "hard", "stochastic"}, default="soft"
@@ -183,7 +192,12 @@ random_state : int, RandomState instance or None, default=None
     "verbose": """\
 verbose : int, default=0
     If positive, print one line per EM iteration (iteration,
-    log-likelihood, objective, change, seconds).
+    log-likelihood, objective, change, seconds) or epoch; with
+    ``n_init > 1`` the lines of every restart start with
+    ``[init i/n_init]``. From 2, every EM line also gives the seconds of
+    the experts' M-step, the gate's M-step and the E-step. Warnings
+    raised during a fit, by the experts or by restarts in worker
+    processes, are raised once each at its end, with their count.
 """,
     "top_k": """\
 top_k : int, default=None
@@ -255,7 +269,7 @@ experts_ : list of estimators
 """,
     "gate_": """\
 gate_ : SoftmaxGate or estimator with the gate protocol
-    The fitted gate.
+    The fitted gate (the last step of a gate Pipeline).
 """,
     "gate_features_": """\
 gate_features_ : ndarray of int or None

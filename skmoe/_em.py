@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _repair, _routing
 from ._experts import ExpertPool, assignments, expert_weights, refit_experts
+from ._frames import take_rows
 from ._init import LazyInitColumns
 
 
@@ -37,6 +38,9 @@ class EMData:
     ``init_columns`` builds, on first call, the scaled columns that
     repairs split an expert's rows on (:class:`skmoe._init.LazyInitColumns`;
     nothing is built for a fit that repairs nothing).
+    ``X`` is what the experts receive: a float64 array, a sparse matrix or
+    a DataFrame; for a DataFrame, ``numeric`` holds the float64 columns
+    that the initialisation and the repairs cluster (:mod:`skmoe._frames`).
     """
 
     X: object
@@ -45,21 +49,28 @@ class EMData:
     Z: object
     likelihood: object
     init_columns: object = None
+    numeric: object = None
     total: float = field(init=False)
 
     def __post_init__(self):
         self.total = self.sample_weight.sum()
         if self.init_columns is None:
             self.init_columns = LazyInitColumns(
-                self.likelihood, self.X, self.y, self.sample_weight
+                self.likelihood, self.init_X, self.y, self.sample_weight
             )
 
     def subset(self, rows):
         """The data of ``rows`` (an index array or a slice)."""
         return EMData(
-            self.X[rows], self.y[rows], self.sample_weight[rows], self.Z[rows],
-            self.likelihood,
+            take_rows(self.X, rows), self.y[rows], self.sample_weight[rows],
+            self.Z[rows], self.likelihood,
+            numeric=None if self.numeric is None else self.numeric[rows],
         )
+
+    @property
+    def init_X(self):
+        """The columns that ``init="kmeans"`` clusters (with ``y``)."""
+        return self.X if self.numeric is None else self.numeric
 
 
 @dataclass
@@ -75,10 +86,15 @@ class EMConfig:
     on_collapse: str = "reseed"
     n_jobs: object = None
     verbose: int = 0
+    #: Prefix of the progress lines (``"[init 2/5] "`` for a restart).
+    label: str = ""
 
     @classmethod
     def from_estimator(cls, estimator):
-        return cls(**{f.name: getattr(estimator, f.name) for f in fields(cls)})
+        return cls(**{
+            f.name: getattr(estimator, f.name) for f in fields(cls)
+            if f.name != "label"
+        })
 
 
 @dataclass
@@ -172,16 +188,24 @@ def m_step_likelihood(data, state, outputs, assign):
     state.theta = theta
 
 
-def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty, pool):
+def _iteration(
+    data, state, config, rng, resp, keep_empty, gate_max_iter, empty, times, pool
+):
     """One EM iteration; returns ``(resp, log_gate, outputs, log_lik, indistinct)``.
 
+    ``times`` receives the seconds of its steps (experts, gate, E-step).
     ``indistinct``: every expert gives every row the same likelihood (e.g. a
     constant ``y`` that every expert fits exactly), so the data hold
     nothing that could separate the experts.
     """
+    tic = time.perf_counter()
     assign = assignments(resp, rng, config.assignment)
     empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool)
+    toc = time.perf_counter()
+    times["experts"] = toc - tic
     m_step_gate(data, state, assign, gate_max_iter)
+    tic, toc = toc, time.perf_counter()
+    times["gate"] = toc - tic
     log_gate = state.gate.log_proba(data.Z)
     # Sparse EM: an expert runs only on its candidate rows (the rows where
     # the new gate ranks it in the top_k, or where it holds posterior weight
@@ -200,6 +224,7 @@ def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty,
     buffer = resp if assign is resp and resp.flags.c_contiguous else None
     assign = None
     resp, log_norm = _routing.e_step(log_gate, log_lik, config.top_k, out=buffer)
+    times["E-step"] = time.perf_counter() - toc
     mean_log_lik = data.sample_weight @ log_norm / data.total
     return resp, log_gate, outputs, mean_log_lik, indistinct
 
@@ -210,6 +235,18 @@ def _indistinct(log_lik):
         return False
     spread = np.ptp(log_lik, axis=1).max()
     return bool(spread <= 1e-12 * (1.0 + np.abs(log_lik).max()))
+
+
+def _progress(config, n_iter, log_lik, objective, change, seconds, times):
+    """The line that ``verbose`` prints after an iteration (with the time of
+    every step at ``verbose >= 2``)."""
+    line = (
+        f"{config.label}Iteration {n_iter:4d}: log-likelihood {log_lik:.6f}, "
+        f"objective {objective:.6f}, change {change:.3e}, {seconds:.3f}s"
+    )
+    if config.verbose >= 2:
+        line += " (" + ", ".join(f"{k} {v:.3f}s" for k, v in times.items()) + ")"
+    print(line, flush=True)
 
 
 def run_em(data, state, config, rng, resp=None):
@@ -243,19 +280,19 @@ def _run_em(data, state, config, rng, resp, pool):
         # exact, as is the one that confirms convergence.
         step_exact = exact_gate or config.gate_max_iter is None
         log_gate = outputs = None  # drop the last iteration's arrays (peak memory)
+        times = {}
         resp, log_gate, outputs, log_lik, indistinct = _iteration(
             data, state, config, rng, resp, keep_empty,
-            None if step_exact else config.gate_max_iter, result.empty, pool,
+            None if step_exact else config.gate_max_iter, result.empty, times, pool,
         )
         keep_empty, exact_gate = True, False
         objective = log_lik - state.gate.penalty() / data.total
         change = objective - prev
         result.history.append(objective)
         if config.verbose:
-            print(
-                f"Iteration {n_iter:4d}: log-likelihood {log_lik:.6f}, "
-                f"objective {objective:.6f}, change {change:.3e}, "
-                f"{time.perf_counter() - tic:.3f}s"
+            _progress(
+                config, n_iter, log_lik, objective, change,
+                time.perf_counter() - tic, times,
             )
         # A repair needs an M-step after it: none at the last iteration.
         repaired = None if n_iter == config.max_iter else _repair.repair_collapse(

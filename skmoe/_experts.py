@@ -26,9 +26,10 @@ from sklearn.ensemble._base import _set_random_states
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import has_fit_parameter
+from sklearn.utils.validation import _get_feature_names, has_fit_parameter
 
 from . import _linear
+from ._frames import numeric_array, take_rows
 
 #: Share of the total training weight under which an expert counts as empty.
 EMPTY_EXPERT_SHARE = 1e-10
@@ -234,7 +235,7 @@ def fit_expert(expert, X, y, weight, subset_rows):
     if params is None or subset_rows:
         rows = weight > 0
         if not rows.all():
-            X, y, weight = X[rows], y[rows], weight[rows]
+            X, y, weight = take_rows(X, np.flatnonzero(rows)), y[rows], weight[rows]
             params = _sample_weight_fit_params(expert, weight)
     if params is None:
         expert.fit(X, y)
@@ -254,7 +255,7 @@ def partial_fit_expert(expert, X, y, weight, classes, subset_rows):
     if not accepts or subset_rows:
         rows = weight > 0
         if not rows.all():
-            X, y, weight = X[rows], y[rows], weight[rows]
+            X, y, weight = take_rows(X, np.flatnonzero(rows)), y[rows], weight[rows]
     kwargs = {}
     if accepts:
         kwargs["sample_weight"] = weight
@@ -328,11 +329,14 @@ def refit_experts(experts, columns, X, y, subset_rows, pool=None, all_weights=No
     own fit to 1e-8, on dense or sparse ``X``); the others go to ``pool``
     (an :class:`ExpertPool`; None: a plain loop). ``all_weights``: the
     ``(n, K)`` array whose columns the ``columns`` are, when they all are
-    (spares a copy).
+    (spares a copy). An all-numeric DataFrame takes the batched path on its
+    float64 values (the experts then get its feature names, as their own
+    fit would set).
     """
     # Sparse X too: its Gram matrices are formed sparse (_linear), so sparse
     # and dense X give the same model.
-    batch = [
+    X_num = numeric_array(X)
+    batch = [] if X_num is None else [
         k for k, w in enumerate(columns) if w is not None and _linear.batchable(experts[k])
     ]
     done = set()
@@ -343,8 +347,10 @@ def refit_experts(experts, columns, X, y, subset_rows, pool=None, all_weights=No
             batch_weights = all_weights  # every expert, its own column: no copy
         else:
             batch_weights = np.column_stack([columns[k] for k in batch])
-        ok = _linear.fit_linear_experts([experts[k] for k in batch], X, y, batch_weights)
+        ok = _linear.fit_linear_experts([experts[k] for k in batch], X_num, y, batch_weights)
         done = {k for k, fitted in zip(batch, ok) if fitted}
+        if X_num is not X:
+            _set_feature_names([experts[k] for k in done], X)
     jobs = [
         (experts[k], X, y, w, subset_rows)
         for k, w in enumerate(columns)
@@ -359,6 +365,16 @@ def refit_experts(experts, columns, X, y, subset_rows, pool=None, all_weights=No
 
 #: Tolerance on a probability below 0 or on a row sum away from 1.
 PROBA_ATOL = 1e-6
+
+
+def _set_feature_names(experts, X):
+    """``feature_names_in_`` of experts fitted on the values of frame ``X``."""
+    names = _get_feature_names(X)
+    for expert in experts:
+        if names is None:
+            expert.__dict__.pop("feature_names_in_", None)
+        else:
+            expert.feature_names_in_ = names
 
 
 def checked_output(expert, k, out, shape, proba=False):

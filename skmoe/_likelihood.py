@@ -38,6 +38,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from . import _kernels, _linear, _threaded
 from ._experts import checked_output
+from ._frames import numeric_array, take_rows
 
 #: Largest ``|y - mean(y)|`` accepted: the variances square it (see
 #: ``skmoe._base.MAX_ABS_VALUE``).
@@ -155,7 +156,11 @@ class GaussianLikelihood:
         n = X.shape[0]
         if rows is None:
             pred = np.empty((n, len(experts)))
-            done = _linear.predict_linear(experts, X, pred)
+            X_num = numeric_array(X)
+            done = (
+                [False] * len(experts) if X_num is None
+                else _linear.predict_linear(experts, X_num, pred)
+            )
             for k, expert in enumerate(experts):
                 if not done[k]:
                     pred[:, k] = checked_output(expert, k, expert.predict(X), (n,))
@@ -166,7 +171,7 @@ class GaussianLikelihood:
                 pred[:, k] = checked_output(expert, k, expert.predict(X), (n,))
             elif rows[k].size:
                 pred[rows[k], k] = checked_output(
-                    expert, k, expert.predict(X[rows[k]]), (rows[k].size,)
+                    expert, k, expert.predict(take_rows(X, rows[k])), (rows[k].size,)
                 )
         return pred
 
@@ -305,7 +310,7 @@ class CategoricalLikelihood:
             if r is None:
                 proba[k] = self.expert_proba(expert, k, X)
             elif r.size:
-                proba[k, r] = self.expert_proba(expert, k, X[r])
+                proba[k, r] = self.expert_proba(expert, k, take_rows(X, r))
         return proba.transpose(1, 0, 2)
 
     def log_lik(self, outputs, y, theta):

@@ -44,10 +44,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     Parameters
     ----------
-    experts : estimator or list of estimators, default=None
+    experts : estimator, list of estimators or of (str, estimator) tuples, \
+            default=None
         A regressor cloned ``n_experts`` times, or a list of regressors (one
-        per expert; they may differ). ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`. Experts whose
+        per expert; they may differ). A list of ``(name, estimator)`` tuples
+        names the experts, as :class:`~sklearn.ensemble.VotingRegressor`
+        does: their parameters are then reachable as ``<name>__<parameter>``
+        (``linear__alpha`` in a grid search) and an expert is replaced by
+        ``set_params(<name>=estimator)``. ``None`` means
+        :class:`~sklearn.linear_model.LinearRegression`
+        (:class:`~sklearn.linear_model.SGDRegressor` for ``solver="gd"``);
+        a nested parameter such as ``experts__fit_intercept`` sets that
+        default first, so it is tunable as it is. Experts whose
         ``fit`` takes ``sample_weight`` (a Pipeline counts when its final step
         does; its steps that accept weights receive them) are fitted on the
         weighted data. An expert whose ``fit`` takes no ``sample_weight``
@@ -56,8 +64,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         ``assignment="soft"`` or ``"hard"``, rows drawn from the posterior when
         ``"stochastic"``. Such experts cannot honour a non-uniform
         ``sample_weight``; :meth:`fit` then raises an error. Experts receive
-        ``X`` as a float64 numpy array (column names are not passed on: select
-        columns by position inside an expert Pipeline).
+        ``X`` as it is given: a float64 array, a sparse matrix, or a pandas
+        (or polars) DataFrame with its columns and dtypes, a row subset
+        keeping the frame's order of rows. Pipelines selecting columns by
+        name and :class:`~sklearn.ensemble.HistGradientBoostingRegressor`
+        with ``categorical_features="from_dtype"`` therefore work as experts.
 
     %(n_experts)s
 
@@ -70,7 +81,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     init : {"kmeans", "random"} or array-like of shape (n_samples, n_experts), \
             default="kmeans"
         Initial responsibilities. ``"kmeans"`` clusters the standardised
-        ``[X, y]``: the first start is deterministic (weighted Lloyd
+        ``[X, y]`` (for a DataFrame, its numeric columns and ``y``; the gate's
+        input and ``y`` when it has no numeric column): the first start is deterministic (weighted Lloyd
         iterations seeded by equal-weight slices along the first principal
         axis), later restarts use k-means++ seeds. ``"random"`` draws random
         balanced hard partitions. An array gives the responsibilities.
@@ -307,8 +319,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def _make_likelihood(self):
         return GaussianLikelihood(self.reg_variance)
 
-    def _default_expert(self):
-        if self.solver == "gd":
+    def _default_expert(self, solver):
+        if solver == "gd":
             return SGDRegressor()
         return LinearRegression()
 

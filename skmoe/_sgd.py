@@ -125,10 +125,15 @@ class SGDConfig:
     learning_rate_init: float = 0.1
     momentum: float = 0.9
     verbose: int = 0
+    #: Prefix of the progress lines (``"[init 2/5] "`` for a restart).
+    label: str = ""
 
     @classmethod
     def from_estimator(cls, estimator):
-        return cls(**{f.name: getattr(estimator, f.name) for f in fields(cls)})
+        return cls(**{
+            f.name: getattr(estimator, f.name) for f in fields(cls)
+            if f.name != "label"
+        })
 
 
 class SGDState:
@@ -366,7 +371,7 @@ def run_sgd(data, state, sgd, config, n_epochs, total, val=None, classes=None):
         if config.verbose:
             extra = f", validation {score:.6f}" if val is not None else ""
             print(
-                f"Epoch {epoch:4d}: log-likelihood {log_lik:.6f}, objective "
+                f"{config.label}Epoch {epoch:4d}: log-likelihood {log_lik:.6f}, objective "
                 f"{objective:.6f}{extra}, {time.perf_counter() - tic:.3f}s"
             )
         if n_epochs == 1:  # partial_fit: one pass, no stopping rule

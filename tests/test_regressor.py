@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDRegressor
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
@@ -413,10 +413,16 @@ def test_warm_start_uses_the_current_parameters():
     assert moe.gate_.alpha == 5.0
 
 
-def test_nested_parameters_of_default_estimators_get_a_clear_error():
-    with pytest.raises(ValueError, match=r"Cannot set 'gate__alpha': gate=None.*gate=SoftmaxGate\(\)"):
-        MixtureOfExpertsRegressor().set_params(gate__alpha=0.1)
-    with pytest.raises(ValueError, match=r"Cannot set 'experts__alpha': experts=None"):
+def test_nested_parameters_of_default_estimators_set_the_default_first():
+    moe = MixtureOfExpertsRegressor().set_params(gate__alpha=0.1)
+    assert isinstance(moe.gate, SoftmaxGate) and moe.gate.alpha == 0.1
+    moe = MixtureOfExpertsRegressor().set_params(experts__fit_intercept=False)
+    assert isinstance(moe.experts, LinearRegression) and not moe.experts.fit_intercept
+    # The default expert of the solver being set.
+    moe = MixtureOfExpertsRegressor().set_params(solver="gd", experts__alpha=1e-3)
+    assert isinstance(moe.experts, SGDRegressor) and moe.experts.alpha == 1e-3
+    # LinearRegression has no alpha: scikit-learn's own error names it.
+    with pytest.raises(ValueError, match=r"Invalid parameter 'alpha' for estimator LinearRegression"):
         MixtureOfExpertsRegressor().set_params(experts__alpha=0.1)
     moe = MixtureOfExpertsRegressor().set_params(gate=SoftmaxGate(), gate__alpha=0.1)
     assert moe.gate.alpha == 0.1
