@@ -288,9 +288,9 @@ class ExpertPool:
     workers (and joblib's memmapping of ``X``) are set up once. Nothing is
     dispatched where there is nothing to share: ``n_jobs`` giving one worker,
     one expert to fit, or fits too quick to pay for the transfer (the first
-    M-step is timed serially; later ones are dispatched only when a fit took
-    ``DISPATCH_MIN_SECONDS`` on average). Where fits run never changes the
-    model: every expert has its own seed, drawn before any fit.
+    fit of the run is timed serially; the others are dispatched only when it
+    took ``DISPATCH_MIN_SECONDS``). Where fits run never changes the model:
+    every expert has its own seed, drawn before any fit.
     """
 
     def __init__(self, n_jobs):
@@ -309,16 +309,18 @@ class ExpertPool:
 
     def map(self, jobs):
         """``fit_expert(*job)`` for every job, in order."""
-        if len(jobs) <= 1 or not self.worth:
+        out = []
+        if self.worth is None and len(jobs) > 1:
+            # Time the first fit of the run; dispatch the others if it was slow.
             tic = time.perf_counter()
-            out = [fit_expert(*job) for job in jobs]
-            if self.worth is None and jobs:
-                seconds = (time.perf_counter() - tic) / len(jobs)
-                self.worth = seconds >= DISPATCH_MIN_SECONDS
-            return out
+            out.append(fit_expert(*jobs[0]))
+            self.worth = time.perf_counter() - tic >= DISPATCH_MIN_SECONDS
+            jobs = jobs[1:]
+        if len(jobs) <= 1 or not self.worth:
+            return out + [fit_expert(*job) for job in jobs]
         if self.parallel is None:
             self.parallel = self._stack.enter_context(Parallel(n_jobs=self.n_jobs))
-        return self.parallel(delayed(fit_expert)(*job) for job in jobs)
+        return out + list(self.parallel(delayed(fit_expert)(*job) for job in jobs))
 
 
 def refit_experts(experts, columns, X, y, subset_rows, pool=None, all_weights=None):
