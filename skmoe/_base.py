@@ -9,12 +9,14 @@ fitted attributes, and answers the inference and model-selection questions.
 
 import copy
 import dataclasses
+import re
 import time
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+from joblib import effective_n_jobs
 import scipy.sparse as sp
 from sklearn.base import MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
@@ -24,6 +26,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _check_y,
     check_array,
     check_consistent_length,
     check_is_fitted,
@@ -53,6 +56,75 @@ from ._sgd import (
 
 #: Fitted attributes that only ``solver="gd"`` sets; an EM fit removes them.
 _GD_ATTRIBUTES = ("_gd_state", "validation_scores_", "best_validation_score_")
+
+
+#: Largest absolute value accepted in X or y: skmoe squares them (variances,
+#: Gram matrices, weighted standardisation) and float64 overflows above about
+#: 1.3e154; 1e150 leaves room for sums over up to 1e8 rows.
+MAX_ABS_VALUE = 1e150
+
+
+_NAMED = re.compile(r"\b(X|y|sample_weight)\b")
+
+
+@contextmanager
+def named_errors(name):
+    """Prefix ``name`` to a ValueError/TypeError that names no input."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        if _NAMED.search(str(exc)):
+            raise
+        raise type(exc)(f"{name}: {exc}") from exc
+
+
+def check_weights(sample_weight, X):
+    """scikit-learn's check of ``sample_weight``, its errors naming it."""
+    if sample_weight is not None:
+        refuse_complex(sample_weight, "sample_weight")
+    with named_errors("sample_weight"):
+        return _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+
+
+def refuse_complex(a, name):
+    """Refuse complex values, naming the input (scikit-learn's message
+    does not)."""
+    dtype = getattr(a, "dtype", None)
+    if dtype is None and isinstance(a, (list, tuple)):
+        dtype = np.asarray(a).dtype
+    if dtype is not None and np.issubdtype(dtype, np.complexfloating):
+        raise ValueError(
+            f"{name} holds complex values (dtype {dtype}). Complex data not "
+            "supported: pass real numbers."
+        )
+
+
+def check_target_dims(y):
+    """Refuse a ``y`` of more than 2 dimensions, naming it (before
+    ``validate_data``, whose message does not)."""
+    ndim = np.ndim(y) if hasattr(y, "shape") or isinstance(y, (list, tuple)) else 1
+    if ndim > 2:
+        raise ValueError(
+            f"y must be 1-dimensional (one target per sample); got an array "
+            f"with {ndim} dimensions."
+        )
+
+
+def check_magnitude(a, name):
+    """Refuse values whose squares (summed over rows) would overflow."""
+    values = a.data if sp.issparse(a) else a
+    if values.size == 0:
+        return
+    largest = float(np.max(np.abs(values)))
+    if largest > MAX_ABS_VALUE:
+        raise ValueError(
+            f"{name} holds values up to {largest:.3g} in absolute value; skmoe "
+            "squares them (variances, Gram matrices) and float64 overflows above "
+            f"about 1e154. Rescale {name} (e.g. divide it by a constant or use "
+            "sklearn.preprocessing.StandardScaler)."
+        )
 
 
 @contextmanager
@@ -134,6 +206,30 @@ def _warn_usage(result, min_expert_weight):
                 "repaired (already re-seeded once in this run, frozen, or no "
                 "iteration left); consider fewer experts.",
                 UserWarning, stacklevel=4,
+            )
+
+
+def _warn_weak(result):
+    """Warn about experts that fit their rows worse than the rows' mean."""
+    for k, mse, var in result.weak:
+        expert = result.state.experts[k]
+        own = getattr(expert, "steps", [(None, expert)])[-1][1]
+        n_iter, max_iter = getattr(own, "n_iter_", None), getattr(own, "max_iter", None)
+        why = ""
+        if n_iter is not None and max_iter is not None and np.max(n_iter) < max_iter:
+            why = (
+                f" Its own training stopped early (n_iter_={np.max(n_iter)} of "
+                f"max_iter={max_iter}): iterative experts such as MLPRegressor "
+                "stop on the noise that weighted mini-batches add to their loss "
+                "when y is not scaled."
+            )
+        _gather.warn(
+            f"Expert {k} ({estimator_name(expert)}) fits the rows it owns worse "
+            f"than their mean (weighted mean squared error {mse:.4g} against "
+            f"their variance {var:.4g}).{why} Standardise y (e.g. "
+            "sklearn.compose.TransformedTargetRegressor with StandardScaler), "
+            "or change the expert's settings.",
+            ConvergenceWarning, stacklevel=4,
             )
 
 
@@ -219,11 +315,15 @@ class _MixtureInferenceMixin:
 
     def _check_X(self, X):
         check_is_fitted(self)
+        refuse_complex(X, "X")
         if getattr(self, "_frame_template", None) is None:
-            return validate_data(
-                self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-                reset=False,
-            )
+            with named_errors("X"):
+                X = validate_data(
+                    self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                    reset=False,
+                )
+            check_magnitude(X, "X")
+            return X
         # Fitted on a DataFrame: the experts get one.
         return validate_data(self, self._as_frame(X), reset=False, skip_check_array=True)
 
@@ -521,7 +621,12 @@ class _BaseMixtureOfExperts(
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_jobs": [Integral, None],
+        # joblib's convention: 0 has no meaning.
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "top_k": [Interval(Integral, 1, None, closed="left"), None],
@@ -712,17 +817,39 @@ class _BaseMixtureOfExperts(
     # ------------------------------------------------------------------
     # The fit template
     # ------------------------------------------------------------------
+    def _validate_X_y(self, X, y, reset):
+        """``validate_data`` on ``X`` and on ``y`` separately, so that an
+        error names the input it is about."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        with named_errors("X"):
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
+                reset=reset,
+            )
+        with named_errors("y"):
+            y = _check_y(y, multi_output=True, y_numeric=False, estimator=self)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
+                f"{y.shape[0]}."
+            )
+        return X, y
+
     def _validate_fit_data(self, X, y, sample_weight):
         """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
         prototypes = self._expert_prototypes()
         self.__dict__.pop("_frame_template", None)
+        check_target_dims(y)
+        refuse_complex(y, "y")
         if _frames.is_dataframe(X):
             X, y = self._validate_frame(X, y, reset=True)
         else:
-            X, y = validate_data(
-                self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-                y_numeric=False, multi_output=True,
-            )
+            refuse_complex(X, "X")
+            X, y = self._validate_X_y(X, y, True)
+            check_magnitude(X, "X")
         if sp.issparse(X):
             for k, p in enumerate(prototypes):
                 if not get_tags(p).input_tags.sparse:
@@ -731,9 +858,7 @@ class _BaseMixtureOfExperts(
                         "does not accept sparse input; pass a dense X or "
                         "experts that accept sparse matrices."
                     )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        sample_weight = check_weights(sample_weight, X)
         likelihood = self._make_likelihood()
         y, _ = likelihood.validate_targets(y, sample_weight)
         n_pos = int(np.count_nonzero(sample_weight))
@@ -760,6 +885,7 @@ class _BaseMixtureOfExperts(
                     result = self._fit_em(data, prototypes, rng)
         _warn_repairs(result, self.min_expert_weight, self.solver)
         _warn_usage(result, self.min_expert_weight)
+        _warn_weak(result)
         if not result.converged:
             _gather.warn(_convergence_message(self), ConvergenceWarning)
         if self.solver == "em":
@@ -851,13 +977,25 @@ class _BaseMixtureOfExperts(
             # would not reach the caller): they are raised here, and summarised
             # with the others at the end of the fit.
             seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
-            runs = Parallel(n_jobs=self.n_jobs)(
-                delayed(_gather.recording)(
-                    _em_restart, *args, _restart_config(config, i_init, self.n_init),
-                    np.random.RandomState(seed), i_init,
+            if effective_n_jobs(self.n_jobs) == 1:
+                runs = [
+                    _gather.recording(
+                        _em_restart, *args, _restart_config(config, i_init, self.n_init),
+                        np.random.RandomState(seed), i_init,
+                    )
+                    for i_init, seed in enumerate(seeds)
+                ]
+            else:
+                # The restarts share the workers; each one fits its experts
+                # in a plain loop (no nested dispatch).
+                inner = dataclasses.replace(config, n_jobs=1)
+                runs = Parallel(n_jobs=self.n_jobs)(
+                    delayed(_gather.recording)(
+                        _em_restart, *args, _restart_config(inner, i_init, self.n_init),
+                        np.random.RandomState(seed), i_init,
+                    )
+                    for i_init, seed in enumerate(seeds)
                 )
-                for i_init, seed in enumerate(seeds)
-            )
             trials = [trial for trial, _ in runs]
             for _, records in runs:
                 _gather.replay(records)
@@ -976,15 +1114,16 @@ class _BaseMixtureOfExperts(
             )
         if first:
             self.__dict__.pop("_frame_template", None)
+        check_target_dims(y)
+        refuse_complex(y, "y")
         if _frames.is_dataframe(X) or (
             not first and getattr(self, "_frame_template", None) is not None
         ):
             X, y = self._validate_frame(self._as_frame(X, first), y, reset=first)
         else:
-            X, y = validate_data(
-                self, X, y, accept_sparse=["csr", "csc"], dtype=np.float64, order="C",
-                y_numeric=False, multi_output=True, reset=first,
-            )
+            refuse_complex(X, "X")
+            X, y = self._validate_X_y(X, y, first)
+            check_magnitude(X, "X")
         if X.shape[0] < 2:
             # A batch of one row is refused (issue 3): collect rows into
             # mini-batches of at least two.
@@ -992,9 +1131,7 @@ class _BaseMixtureOfExperts(
                 f"partial_fit needs a batch of at least 2 samples; got "
                 f"{X.shape[0]}. Collect single rows into mini-batches."
             )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        sample_weight = check_weights(sample_weight, X)
         # What the first batch fixed (the classes, the regressor's variance
         # floor) stays fixed.
         likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from . import _chunked, _repair, _routing
-from ._experts import assignments, expert_weights, refit_experts
+from ._experts import ExpertPool, assignments, expert_weights, refit_experts
 from ._frames import take_rows
 from ._init import LazyInitColumns
 
@@ -141,6 +141,7 @@ class EMResult:
     empty: set = field(default_factory=set)
     repairs: list = field(default_factory=list)
     usage: np.ndarray = None
+    weak: list = field(default_factory=list)
     validation_scores: list = None
 
 
@@ -153,11 +154,12 @@ def e_step(data, state, top_k, log_gate=None):
     return _routing.e_step(log_gate, lik.log_lik(outputs, data.y, state.theta), top_k)
 
 
-def m_step_experts(data, state, resp, assign, rng, config, keep_empty):
+def m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool=None):
     """Refit every expert that is not frozen; return the experts left empty.
 
     An empty expert keeps its previous fit with ``keep_empty``; otherwise
     (the first M-step of a run: nothing to keep) it is fit on every row.
+    ``pool``: the run's :class:`~skmoe._experts.ExpertPool` (None: a loop).
     """
     weights = data.sample_weight[:, None] * assign
     columns, empty = expert_weights(
@@ -166,7 +168,7 @@ def m_step_experts(data, state, resp, assign, rng, config, keep_empty):
     )
     state.experts = refit_experts(
         state.experts, columns, data.X, data.y, data.likelihood.subset_rows,
-        config.n_jobs, all_weights=weights,
+        pool, all_weights=weights,
     )
     return empty
 
@@ -208,15 +210,36 @@ def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sum
     times["E-step"] = time.perf_counter() - toc
     # The gate's log-probabilities and the outputs are not kept (a repair
     # computes them when it needs them).
-    return resp, None, None, log_lik
+    return resp, None, None, log_lik, _same_linear_experts(state)
 
 
-def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty, times,
-               sums=None):
-    """One EM iteration; returns ``(resp, log_gate, outputs, log_lik)``.
+def _same_linear_experts(state):
+    """Whether the (linear, Gaussian) experts are one and the same model --
+    equal coefficients, intercepts and noise variances -- so that every row
+    has the same likelihood under each (the chunked passes' ``indistinct``)."""
+    def params(k):
+        e = state.experts[k]
+        return np.concatenate([np.ravel(e.coef_), np.ravel(e.intercept_), [state.theta[k]]])
+
+    first = params(0)
+    scale = 1.0 + np.abs(first).max()
+    return len(state.experts) > 1 and all(
+        np.abs(params(k) - first).max() <= 1e-12 * scale
+        for k in range(1, len(state.experts))
+    )
+
+
+def _iteration(
+    data, state, config, rng, resp, keep_empty, gate_max_iter, empty, times, pool,
+    sums=None,
+):
+    """One EM iteration; returns ``(resp, log_gate, outputs, log_lik, indistinct)``.
 
     ``times`` receives the seconds of its steps (experts, gate, E-step).
-    ``sums``: see :func:`_chunked_iteration` (None: the general path only).
+    ``indistinct``: every expert gives every row the same likelihood (e.g. a
+    constant ``y`` that every expert fits exactly), so the data hold
+    nothing that could separate the experts. ``sums``: see
+    :func:`_chunked_iteration` (None: the general path only).
     """
     if sums is not None and _chunked.applicable(data, state, config):
         done = _chunked_iteration(
@@ -228,7 +251,7 @@ def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty,
         sums[0] = None
     tic = time.perf_counter()
     assign = assignments(resp, rng, config.assignment)
-    empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty)
+    empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool)
     toc = time.perf_counter()
     times["experts"] = toc - tic
     m_step_gate(data, state, assign, gate_max_iter)
@@ -244,6 +267,7 @@ def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty,
     outputs = data.likelihood.outputs(state.experts, data.X, rows)
     m_step_likelihood(data, state, outputs, assign)
     log_lik = data.likelihood.log_lik(outputs, data.y, state.theta)
+    indistinct = candidates is None and _indistinct(log_lik)
     if candidates is not None:
         log_lik[~candidates] = -np.inf
     # The new responsibilities overwrite the old ones (no longer needed),
@@ -252,7 +276,16 @@ def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty,
     assign = None
     resp, log_norm = _routing.e_step(log_gate, log_lik, config.top_k, out=buffer)
     times["E-step"] = time.perf_counter() - toc
-    return resp, log_gate, outputs, data.sample_weight @ log_norm / data.total
+    mean_log_lik = data.sample_weight @ log_norm / data.total
+    return resp, log_gate, outputs, mean_log_lik, indistinct
+
+
+def _indistinct(log_lik):
+    """Whether no row's log-likelihood differs across the experts."""
+    if log_lik.shape[1] < 2 or not np.isfinite(log_lik).all():
+        return False
+    spread = np.ptp(log_lik, axis=1).max()
+    return bool(spread <= 1e-12 * (1.0 + np.abs(log_lik).max()))
 
 
 def _progress(config, n_iter, log_lik, objective, change, seconds, times):
@@ -272,9 +305,17 @@ def run_em(data, state, config, rng, resp=None):
 
     ``resp`` may be a one-element list, emptied here: no reference to the
     initial responsibilities then outlives their first use (peak memory).
+    The expert fits of every iteration share one
+    :class:`~skmoe._experts.ExpertPool` (``config.n_jobs``).
     """
     if isinstance(resp, list):
         resp = resp.pop()
+    with ExpertPool(config.n_jobs) as pool:
+        return _run_em(data, state, config, rng, resp, pool)
+
+
+def _run_em(data, state, config, rng, resp, pool):
+    """:func:`run_em` with the run's expert pool."""
     result = EMResult(state, [], False, 0, -np.inf, -np.inf, resp)
     keep_empty = resp is None
     prev = -np.inf
@@ -292,9 +333,10 @@ def run_em(data, state, config, rng, resp=None):
         step_exact = exact_gate or config.gate_max_iter is None
         log_gate = outputs = None  # drop the last iteration's arrays (peak memory)
         times = {}
-        resp, log_gate, outputs, log_lik = _iteration(
+        resp, log_gate, outputs, log_lik, indistinct = _iteration(
             data, state, config, rng, resp, keep_empty,
-            None if step_exact else config.gate_max_iter, result.empty, times, sums,
+            None if step_exact else config.gate_max_iter, result.empty, times, pool,
+            sums,
         )
         keep_empty, exact_gate = True, False
         objective = log_lik - state.gate.penalty() / data.total
@@ -314,16 +356,19 @@ def run_em(data, state, config, rng, resp=None):
             sums[0] = None
             continue
         # Converged once the objective stops rising by tol; a small change
-        # after a partial gate step is confirmed by an exact one.
-        if change < config.tol and step_exact:
+        # after a partial gate step is confirmed by an exact one. Experts
+        # that the data cannot tell apart have converged too: the remaining
+        # moves are the gate's, shrinking under its penalty; one exact gate
+        # step finishes them.
+        if (change < config.tol or indistinct) and step_exact:
             result.converged = True
             break
-        exact_gate = change < config.tol
+        exact_gate = change < config.tol or indistinct
         prev = objective
-    return _finish(data, state, config, result, resp, log_gate, log_lik, n_iter)
+    return _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_iter)
 
 
-def _finish(data, state, config, result, resp, log_gate, log_lik, n_iter):
+def _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_iter):
     """Fill ``result``. Under ``top_k``, one full E-step at the end: the
     iterations evaluated each expert on its candidate rows only; the fitted
     model's responsibilities and log-likelihood take each row's ``top_k``
@@ -332,6 +377,14 @@ def _finish(data, state, config, result, resp, log_gate, log_lik, n_iter):
     if _routing.effective_k(config.top_k, len(state.experts)) is not None:
         resp, log_norm = e_step(data, state, config.top_k, log_gate=log_gate)
         log_lik = data.sample_weight @ log_norm / data.total
+    elif outputs is not None and hasattr(data.likelihood, "weak_experts"):
+        # The outputs are the fitted experts' on every row. (The chunked
+        # passes keep none: their least-squares experts, with an intercept,
+        # cannot fit their rows worse than those rows' mean.)
+        result.weak = data.likelihood.weak_experts(
+            outputs, data.y, data.sample_weight[:, None] * resp,
+            config.min_expert_weight,
+        )
     result.state = state
     result.resp = resp
     result.n_iter = n_iter

@@ -16,9 +16,12 @@ Every rule about the experts is written here once:
 """
 
 import inspect
+import time
+from contextlib import ExitStack
 
 import numpy as np
 import scipy.sparse as sp
+from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.ensemble._base import _set_random_states
 from sklearn.pipeline import Pipeline
@@ -70,14 +73,38 @@ def _sample_weight_fit_params(expert, weight):
     return None
 
 
+def _active_steps(pipeline):
+    return [
+        (name, est) for name, est in pipeline.steps if est not in (None, "passthrough")
+    ]
+
+
+def _takes_sample_weight(method):
+    try:
+        return "sample_weight" in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # pragma: no cover - exotic callables
+        return False
+
+
+def supports_partial_fit(expert):
+    """Whether ``solver="gd"`` can step ``expert``: it has ``partial_fit``, or
+    it is a Pipeline whose every step has (``StandardScaler`` has)."""
+    if isinstance(expert, Pipeline):
+        steps = _active_steps(expert)
+        return bool(steps) and all(hasattr(est, "partial_fit") for _, est in steps)
+    return hasattr(expert, "partial_fit")
+
+
 def accepts_sample_weight(expert, method="fit"):
     """Whether ``expert.<method>`` (``"fit"`` or ``"partial_fit"``) takes ``sample_weight``."""
     if method == "fit":
         return _sample_weight_fit_params(expert, None) is not None
-    try:
-        return "sample_weight" in inspect.signature(expert.partial_fit).parameters
-    except (TypeError, ValueError):  # pragma: no cover - exotic callables
-        return False
+    if isinstance(expert, Pipeline):
+        steps = _active_steps(expert)
+        return bool(steps) and _takes_sample_weight(
+            getattr(steps[-1][1], "partial_fit", None)
+        )
+    return _takes_sample_weight(expert.partial_fit)
 
 
 def uniform_weights(sample_weight):
@@ -202,6 +229,9 @@ def fit_expert(expert, X, y, weight, subset_rows):
     where every positive weight is the same). ``subset_rows=False`` keeps
     every row (with zero weights) so that a classifier sees every class.
     """
+    # A column of the (n, K) weights is strided; libsvm (SVR, SVC, ...)
+    # takes only a C-contiguous sample_weight.
+    weight = np.ascontiguousarray(weight, dtype=np.float64)
     params = _sample_weight_fit_params(expert, weight)
     if params is None or subset_rows:
         rows = weight > 0
@@ -222,6 +252,7 @@ def partial_fit_expert(expert, X, y, weight, classes, subset_rows):
     a positive weight (hard or stochastic assignments).
     """
     accepts = accepts_sample_weight(expert, "partial_fit")
+    weight = np.ascontiguousarray(weight, dtype=np.float64)
     if not accepts or subset_rows:
         rows = weight > 0
         if not rows.all():
@@ -231,24 +262,86 @@ def partial_fit_expert(expert, X, y, weight, classes, subset_rows):
         kwargs["sample_weight"] = weight
     if classes is not None:
         kwargs["classes"] = classes
+    if isinstance(expert, Pipeline):
+        # Every transformer takes its own partial_fit step (with the weights
+        # when it accepts them), then transforms the batch for the next step.
+        *transforms, (_, final) = _active_steps(expert)
+        for _, step in transforms:
+            if _takes_sample_weight(step.partial_fit):
+                step.partial_fit(X, sample_weight=weight)
+            else:
+                step.partial_fit(X)
+            X = step.transform(X)
+        expert = final
     expert.partial_fit(X, y, **kwargs)
 
 
-def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None):
+#: Mean seconds per expert fit above which fits are worth dispatching to
+#: joblib workers (trees, forests, boosting; not a small linear model).
+DISPATCH_MIN_SECONDS = 0.02
+
+
+class ExpertPool:
+    """Where a run's expert fits go: a plain loop, or one joblib ``Parallel``.
+
+    One per EM run (use it as a context manager): the ``Parallel`` context is
+    opened on the first dispatch and reused by every later M-step, so the
+    workers (and joblib's memmapping of ``X``) are set up once. Nothing is
+    dispatched where there is nothing to share: ``n_jobs`` giving one worker,
+    one expert to fit, or fits too quick to pay for the transfer (the first
+    fit of the run is timed serially; the others are dispatched only when it
+    took ``DISPATCH_MIN_SECONDS``). Where fits run never changes the model:
+    every expert has its own seed, drawn before any fit.
+    """
+
+    def __init__(self, n_jobs):
+        self.n_jobs = n_jobs
+        self.parallel = None
+        self.worth = None if effective_n_jobs(n_jobs) > 1 else False
+        self._stack = ExitStack()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        self.parallel = None
+        return False
+
+    def map(self, jobs):
+        """``fit_expert(*job)`` for every job, in order."""
+        out = []
+        if self.worth is None and len(jobs) > 1:
+            # Time the first fit of the run; dispatch the others if it was slow.
+            tic = time.perf_counter()
+            out.append(fit_expert(*jobs[0]))
+            self.worth = time.perf_counter() - tic >= DISPATCH_MIN_SECONDS
+            jobs = jobs[1:]
+        if len(jobs) <= 1 or not self.worth:
+            return out + [fit_expert(*job) for job in jobs]
+        if self.parallel is None:
+            self.parallel = self._stack.enter_context(Parallel(n_jobs=self.n_jobs))
+        return out + list(self.parallel(delayed(fit_expert)(*job) for job in jobs))
+
+
+def refit_experts(experts, columns, X, y, subset_rows, pool=None, all_weights=None):
     """Fit every expert ``k`` with ``columns[k]`` (None: keep it as it is).
 
-    Plain LinearRegression / Ridge experts on dense ``X`` solve their
-    weighted least squares together (:mod:`skmoe._linear`, the same
-    coefficients as their own fit to 1e-8), plain PoissonRegressor /
+    Plain LinearRegression / Ridge experts solve their weighted least
+    squares together (:mod:`skmoe._linear`, the same coefficients as their
+    own fit to 1e-8, on dense or sparse ``X``), plain PoissonRegressor /
     GammaRegressor experts take a direct Newton fit (:mod:`skmoe._glm`, the
-    same optimum as their own fit); the others are fit in parallel
-    (``n_jobs``). ``all_weights``: the ``(n, K)`` array whose columns the
-    ``columns`` are, when they all are (spares a copy). An all-numeric
-    DataFrame takes the batched path on its float64 values (the experts then
-    get its feature names, as their own fit would set).
+    same optimum as their own fit); the others go to ``pool`` (an
+    :class:`ExpertPool`; None: a plain loop). ``all_weights``: the ``(n, K)``
+    array whose columns the ``columns`` are, when they all are (spares a
+    copy). An all-numeric DataFrame takes the batched path on its float64
+    values (the experts then get its feature names, as their own fit would
+    set).
     """
+    # Sparse X too: its Gram matrices are formed sparse (_linear), so sparse
+    # and dense X give the same model.
     X_num = numeric_array(X)
-    batch = [] if X_num is None or sp.issparse(X_num) else [
+    batch = [] if X_num is None else [
         k for k, w in enumerate(columns) if w is not None and _linear.batchable(experts[k])
     ]
     done = set()
@@ -280,16 +373,20 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
         if X_num is not X and not sp.issparse(X):
             _set_feature_names([experts[k] for k in fitted], X)
         done |= fitted
-    refit = Parallel(n_jobs=n_jobs)(
-        delayed(fit_expert)(experts[k], X, y, w, subset_rows)
+    jobs = [
+        (experts[k], X, y, w, subset_rows)
         for k, w in enumerate(columns)
         if w is not None and k not in done
-    )
-    it = iter(refit)
+    ]
+    it = iter(ExpertPool(None).map(jobs) if pool is None else pool.map(jobs))
     return [
         experts[k] if w is None or k in done else next(it)
         for k, w in enumerate(columns)
     ]
+
+
+#: Tolerance on a probability below 0 or on a row sum away from 1.
+PROBA_ATOL = 1e-6
 
 
 def _set_feature_names(experts, X):
@@ -302,23 +399,42 @@ def _set_feature_names(experts, X):
             expert.feature_names_in_ = names
 
 
-def checked_output(expert, k, out, shape):
+def checked_output(expert, k, out, shape, proba=False):
     """``out`` (what expert ``k`` returned) as a float array of ``shape``.
 
-    The one check of the experts' outputs: a clear error naming the expert
-    when the shape is wrong or a value is not finite.
+    The one check of the experts' outputs, on both solvers and at predict
+    time: a clear error naming the expert when the shape is wrong, a value
+    is not finite or, with ``proba``, the rows are not probabilities (a
+    value below 0 or a row sum away from 1, by more than ``PROBA_ATOL``).
     """
-    out = np.asarray(out, dtype=np.float64)
-    if out.size != int(np.prod(shape)):
+    name = f"Expert {k} ({estimator_name(expert)})"
+    what = "probabilities" if proba else "predictions"
+    try:
+        out = np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} returned {what} that are not numbers: {exc}") from exc
+    if out.size != int(np.prod(shape)) or (out.ndim and out.shape[0] != shape[0]):
         raise ValueError(
-            f"Expert {k} ({estimator_name(expert)}) returned an output of shape "
-            f"{out.shape}; expected {shape}."
+            f"{name} returned {what} of shape {out.shape} for {shape[0]} samples; "
+            f"expected {shape}."
         )
     out = out.reshape(shape)
-    if not np.isfinite(out).all():
+    finite = np.isfinite(out)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.reshape(shape[0], -1).all(axis=1))
         raise ValueError(
-            f"Expert {k} ({estimator_name(expert)}) returned NaN or infinite values."
+            f"{name} returned NaN or infinite {what} on {bad.size} of "
+            f"{shape[0]} samples (first sample {bad[0]})."
         )
+    if proba and out.size:
+        low = out.min()
+        sums = out.sum(axis=1)
+        if low < -PROBA_ATOL or np.abs(sums - 1.0).max() > PROBA_ATOL:
+            raise ValueError(
+                f"{name} returned invalid probabilities (values down to {low:.3g}, "
+                f"row sums from {sums.min():.6g} to {sums.max():.6g}): "
+                "predict_proba must give non-negative rows that sum to 1."
+            )
     return out
 
 

@@ -34,11 +34,66 @@ methods below, so a new noise model is one small class (see the user guide,
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d
 
 from . import _kernels, _linear, _threaded
 from ._experts import checked_output
 from ._frames import numeric_array, take_rows
+
+#: Largest ``|y - mean(y)|`` accepted: the variances square it (see
+#: ``skmoe._base.MAX_ABS_VALUE``).
+_MAX_ABS_DEVIATION = 1e150
+
+
+#: An expert whose weighted squared error exceeds this many times the
+#: weighted variance of its rows' targets fits them worse than their mean.
+WEAK_EXPERT_RATIO = 1.1
+
+
+def _check_numeric_y(y, n_samples=None):
+    """The one check of a regression target, at fit and after it: 1-D,
+    float64, finite, real (complex refused), ``n_samples`` long."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(
+            "MixtureOfExpertsRegressor supports a single target; y has shape "
+            f"{y.shape}. Fit one mixture per output, e.g. with "
+            "sklearn.multioutput.MultiOutputRegressor."
+        )
+    y = column_or_1d(y, warn=True)
+    if np.iscomplexobj(y):
+        raise ValueError(
+            "y holds complex values. Complex data not supported: pass real numbers."
+        )
+    try:
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+    except (TypeError, ValueError) as exc:
+        if " y" in str(exc):
+            raise
+        raise type(exc)(f"y: {exc}") from exc
+    if n_samples is not None and y.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
+    return np.ascontiguousarray(y)
+
+
+def _check_labels(y, n_samples=None):
+    """The one check of class labels, at fit and after it."""
+    y = column_or_1d(y, warn=True)
+    if np.iscomplexobj(y):
+        raise ValueError(
+            "y holds complex labels; use labels that are integers or strings."
+        )
+    if y.dtype == object:
+        kinds = {type(v).__name__ for v in y.tolist()}
+        if len(kinds) > 1:
+            raise TypeError(
+                f"y holds labels of mixed types ({', '.join(sorted(kinds))}); "
+                "use labels of a single type (all strings or all numbers)."
+            )
+    if n_samples is not None and y.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
+    return y
+
 
 # Floor on an expert's class probability: a class that an expert never saw,
 # or rules out, keeps a finite log-likelihood.
@@ -65,31 +120,27 @@ class GaussianLikelihood:
     def __init__(self, reg_variance=1e-6):
         self.reg_variance = reg_variance
         self.variance_floor_ = None
+        self.target_variance_ = None
 
     def validate_targets(self, y, sample_weight):
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] > 1:
-            raise ValueError(
-                "MixtureOfExpertsRegressor supports a single target; y has shape "
-                f"{y.shape}. Fit one mixture per output, e.g. with "
-                "sklearn.multioutput.MultiOutputRegressor."
-            )
-        # No copy of a float64 y (a large fit's memory).
-        y = column_or_1d(y, warn=True).astype(np.float64, copy=False)
+        y = _check_numeric_y(y)
         mean = np.average(y, weights=sample_weight)
+        deviation = float(np.max(np.abs(y - mean))) if y.size else 0.0
+        if not deviation <= _MAX_ABS_DEVIATION:
+            raise ValueError(
+                f"y deviates from its mean by up to {deviation:.3g}; skmoe squares "
+                "the residuals (noise variances) and float64 overflows above about "
+                "1e154. Rescale y (e.g. divide it by a constant)."
+            )
         scale = np.average((y - mean) ** 2, weights=sample_weight)
         if not scale > 0:  # constant y: fall back to its magnitude
             scale = max(mean * mean, 1.0)
         self.variance_floor_ = self.reg_variance * scale
+        self.target_variance_ = scale
         return y, {"variance_floor": self.variance_floor_}
 
     def encode_targets(self, y, n_samples):
-        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
-        if y.shape[0] != n_samples:
-            raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("Input y contains NaN or infinity.")
-        return np.ascontiguousarray(y)
+        return _check_numeric_y(y, n_samples)
 
     def init_columns(self, X, y):
         if sp.issparse(X):
@@ -156,6 +207,26 @@ class GaussianLikelihood:
         r = y[:, None] - outputs
         return r * r
 
+    def weak_experts(self, outputs, y, weights, min_share):
+        """The experts that fit their own rows worse than those rows' mean.
+
+        Returns ``(k, mse, variance)`` for every expert (holding at least
+        ``min_share`` of the weight) whose weighted mean squared error is
+        above ``WEAK_EXPERT_RATIO`` times the weighted variance of ``y`` on
+        its weights: such an expert learned less than a constant would.
+        """
+        wsum = weights.sum(axis=0)
+        share = wsum / max(wsum.sum(), np.finfo(float).tiny)
+        weak = []
+        for k in np.flatnonzero((share >= min_share) & (wsum > 0)):
+            w = weights[:, k]
+            mse = float(w @ (y - outputs[:, k]) ** 2 / wsum[k])
+            mean = float(w @ y / wsum[k])
+            var = float(w @ (y - mean) ** 2 / wsum[k])
+            if mse > WEAK_EXPERT_RATIO * var + self.variance_floor_:
+                weak.append((int(k), mse, var))
+        return weak
+
     def mean(self, gate_w, outputs):
         """Predictive mean ``sum_k pi_k f_k``."""
         return _threaded.mix_mean(gate_w, outputs)
@@ -188,8 +259,11 @@ class CategoricalLikelihood:
         return len(self.classes_)
 
     def validate_targets(self, y, sample_weight):
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        y = _check_labels(y)
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise ValueError(f"y: {exc}") from exc
         classes, y_enc = np.unique(y, return_inverse=True)
         present = np.unique(y_enc[sample_weight > 0])
         if present.size < 2:
@@ -201,9 +275,7 @@ class CategoricalLikelihood:
         return y, {"classes": classes}
 
     def encode_targets(self, y, n_samples):
-        y = column_or_1d(y, warn=True)
-        if y.shape[0] != n_samples:
-            raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]}.")
+        y = _check_labels(y, n_samples)
         idx = np.searchsorted(self.classes_, y)
         idx = np.minimum(idx, len(self.classes_) - 1)
         unseen = self.classes_[idx] != y
@@ -219,7 +291,8 @@ class CategoricalLikelihood:
     def expert_proba(self, expert, k, X):
         """``expert.predict_proba`` on ``classes_``, floored and renormalised."""
         proba = checked_output(
-            expert, k, expert.predict_proba(X), (X.shape[0], len(expert.classes_))
+            expert, k, expert.predict_proba(X), (X.shape[0], len(expert.classes_)),
+            proba=True,
         )
         cols = np.searchsorted(self.classes_, expert.classes_)
         full = np.full((X.shape[0], len(self.classes_)), _PROBA_FLOOR)

@@ -46,9 +46,11 @@ M-step from the repaired responsibilities.
 """
 
 import time
+import warnings
 from dataclasses import dataclass, fields
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 from sklearn.utils import gen_batches
@@ -61,6 +63,7 @@ from ._experts import (
     fit_expert,
     make_experts,
     partial_fit_expert,
+    supports_partial_fit,
 )
 from ._gating import prepare_gate
 
@@ -68,6 +71,46 @@ from ._gating import prepare_gate
 #: parameters: the estimate remembers roughly the last ten mini-batches, so it
 #: follows the experts as they move.
 _VARIANCE_DECAY = 0.9
+
+#: An expert whose noise variance exceeds this many times the variance of
+#: ``y`` has diverged (predicting the mean of ``y`` would give ratio 1).
+_DIVERGED_RATIO = 1e3
+
+
+def _check_divergence(data, state, objective, epoch):
+    """Whether ``fit`` diverged, said clearly.
+
+    Gradient steps on unscaled features overshoot (a ``partial_fit`` step of
+    SGD is ``eta * |x|^2``): the objective becomes non-finite (a
+    ``ValueError``), or an expert's noise variance grows far beyond the
+    variance of ``y`` (a ``ConvergenceWarning`` naming the expert; the fit
+    stops there: more epochs only diverge further). Returns True then.
+    """
+    hint = (
+        "Experts fitted by partial_fit steps need standardised features: use "
+        "make_pipeline(StandardScaler(), <expert>) as the expert, scale X, or use "
+        "solver='em'."
+    )
+    if not np.isfinite(objective):
+        raise ValueError(
+            f"solver='gd' diverged at epoch {epoch}: the objective is {objective}. "
+            + hint
+        )
+    target = getattr(data.likelihood, "target_variance_", None)
+    if state.theta is None or target is None:
+        return
+    ratio = state.theta / target
+    worst = int(np.argmax(ratio))
+    if ratio[worst] > _DIVERGED_RATIO:
+        warnings.warn(
+            f"Expert {worst} ({estimator_name(state.experts[worst])}) diverged under "
+            f"solver='gd' at epoch {epoch}: its noise variance is {state.theta[worst]:.3g}, "
+            f"{ratio[worst]:.3g} times the variance of y; the fit stopped there. "
+            + hint,
+            ConvergenceWarning,
+        )
+        return True
+    return False
 
 
 @dataclass
@@ -119,10 +162,10 @@ def check_partial_fit_experts(experts, from_list):
         missing = [
             f"experts[{k}] ({estimator_name(e)})"
             for k, e in enumerate(experts)
-            if not hasattr(e, "partial_fit")
+            if not supports_partial_fit(e)
         ]
     else:
-        missing = [] if hasattr(experts[0], "partial_fit") else [
+        missing = [] if supports_partial_fit(experts[0]) else [
             f"experts ({estimator_name(experts[0])})"
         ]
     if missing:
@@ -130,7 +173,9 @@ def check_partial_fit_experts(experts, from_list):
             "solver='gd' updates every expert with partial_fit on each mini-batch, "
             f"but {', '.join(missing)} has no partial_fit. Use experts with "
             "partial_fit (SGDRegressor, SGDClassifier, MLPRegressor, "
-            "MLPClassifier, GaussianNB, ...) or solver='em'."
+            "MLPClassifier, GaussianNB, ...), a Pipeline whose every step has "
+            "partial_fit (e.g. make_pipeline(StandardScaler(), SGDRegressor())), "
+            "or solver='em'."
         )
 
 
@@ -352,6 +397,9 @@ def run_sgd(data, state, sgd, config, n_epochs, total, val=None, classes=None):
         log_lik = _epoch(data, state, sgd, config, classes, total)
         objective = log_lik - state.gate.penalty() / total
         result.history.append(objective)
+        # fit only: partial_fit's first batch may be unrepresentative of y.
+        if n_epochs > 1 and _check_divergence(data, state, objective, epoch):
+            break
         score = objective if val is None else mean_log_lik(val, state, config.top_k)
         if val is not None:
             result.validation_scores.append(score)

@@ -440,3 +440,37 @@ def test_item10_sparse_dense_same_model(expert, fmt):
         Xs = sp.csr_matrix(X).asformat(fmt)
         sparse = MixtureOfExpertsRegressor(expert, **kw).fit(Xs, y)
     np.testing.assert_allclose(sparse.predict(X), dense.predict(X), rtol=0, atol=1e-8)
+
+
+class _SlowTree(DecisionTreeRegressor):
+    """A tree whose fit takes long enough to be worth dispatching."""
+
+    def fit(self, X, y, sample_weight=None):
+        import time
+
+        time.sleep(0.03)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_item7_one_parallel_context_per_em_run(monkeypatch):
+    # Work worth sharing is dispatched, through one Parallel reused by every
+    # M-step of the run (not one per iteration), with the serial model.
+    entered = []
+    original = joblib.Parallel.__enter__
+
+    def counting(self):
+        entered.append(self.n_jobs)
+        return original(self)
+
+    monkeypatch.setattr(joblib.Parallel, "__enter__", counting)
+    X, y = _regression()
+    kw = dict(n_experts=2, max_iter=4, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        serial = MixtureOfExpertsRegressor(_SlowTree(max_depth=3), **kw).fit(X, y)
+        with joblib.parallel_config(backend="threading"):
+            par = MixtureOfExpertsRegressor(
+                _SlowTree(max_depth=3), n_jobs=2, **kw
+            ).fit(X, y)
+    assert entered == [2]
+    np.testing.assert_array_equal(par.predict(X), serial.predict(X))
