@@ -73,6 +73,15 @@ class EMData:
         return self.X if self.numeric is None else self.numeric
 
 
+def settings_from(settings_class, estimator):
+    """A solver's settings dataclass filled from the estimator's parameters
+    of the same names (``label`` is the caller's, not a parameter)."""
+    return settings_class(**{
+        f.name: getattr(estimator, f.name)
+        for f in fields(settings_class) if f.name != "label"
+    })
+
+
 @dataclass
 class EMConfig:
     """The estimator's settings that the engine reads."""
@@ -91,10 +100,7 @@ class EMConfig:
 
     @classmethod
     def from_estimator(cls, estimator):
-        return cls(**{
-            f.name: getattr(estimator, f.name) for f in fields(cls)
-            if f.name != "label"
-        })
+        return settings_from(cls, estimator)
 
 
 @dataclass

@@ -32,17 +32,8 @@ _NO_REASSOC = {"nsz", "arcp", "contract"}
 @njit(cache=True, fastmath=FASTMATH)
 def _row_logsumexp(a, i):
     """Log-sum-exp of row ``i`` of ``a``; ``-inf`` for a row of ``-inf``."""
-    n_cols = a.shape[1]
-    amax = -np.inf
-    for k in range(n_cols):
-        if a[i, k] > amax:
-            amax = a[i, k]
-    if amax == -np.inf:
-        return -np.inf
-    s = 0.0
-    for k in range(n_cols):
-        s += np.exp(a[i, k] - amax)
-    return amax + np.log(s)
+    amax, logsum = _row_max_logsum(a, i)
+    return amax + logsum
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")

@@ -47,7 +47,7 @@ M-step from the repaired responsibilities.
 
 import time
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -135,10 +135,7 @@ class SGDConfig:
 
     @classmethod
     def from_estimator(cls, estimator):
-        return cls(**{
-            f.name: getattr(estimator, f.name) for f in fields(cls)
-            if f.name != "label"
-        })
+        return _em.settings_from(cls, estimator)
 
 
 class SGDState:
