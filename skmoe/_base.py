@@ -577,8 +577,123 @@ class _MixtureInferenceMixin:
         )
 
 
+class _PartialFitMixin:
+    """``partial_fit`` (``solver="gd"``) of the mixtures: one pass of the
+    gradient solver (:func:`skmoe._sgd.run_sgd`) over each batch, on copies
+    of the fitted state committed only at the end. Uses the base class's
+    validation (``_validate_frame``, ``_validate_X_y``, ``_data``) and
+    ``_set_fitted``.
+    """
+
+    def _check_gd_solver(self):
+        if self.solver != "gd":
+            raise AttributeError(
+                "partial_fit is only available for solver='gd'; this mixture has "
+                f"solver={self.solver!r}."
+            )
+        return True
+
+    def _partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One pass of mini-batch gradient steps over ``(X, y)``.
+
+        All checks run before anything changes, and the pass works on copies
+        of the fitted experts, gate and state, committed only at the end: an
+        error leaves the fitted mixture exactly as it was.
+        """
+        t_start = time.perf_counter()
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True (there is no "
+                "held-out data in a stream); set early_stopping=False."
+            )
+        first = not hasattr(self, "experts_")
+        with _restore_on_error(self):
+            data = self._validate_partial_data(X, y, sample_weight, classes, first)
+            config = SGDConfig.from_estimator(self)
+            classes = getattr(data.likelihood, "classes_", None)
+            if first:
+                state, sgd = self._partial_start(data, config, classes)
+            else:
+                state, sgd = self._partial_resume(data, config)
+            n_iter = 0 if first else self.n_iter_
+            sgd.weight_seen += float(data.sample_weight.sum())
+            result = run_sgd(data, state, sgd, config, 1, sgd.weight_seen, None, classes)
+            self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
+            self._gd_state = sgd
+            self.converged_ = False
+            self.n_iter_ = n_iter + 1
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        return self
+
+    def _validate_partial_data(self, X, y, sample_weight, classes, first):
+        if first:
+            self._check_gd_gate()
+            check_partial_fit_experts(
+                self._expert_prototypes(), isinstance(self.experts, list)
+            )
+        if first:
+            self.__dict__.pop("_frame_template", None)
+        check_target_dims(y)
+        refuse_complex(y, "y")
+        if _frames.is_dataframe(X) or (
+            not first and getattr(self, "_frame_template", None) is not None
+        ):
+            X, y = self._validate_frame(self._as_frame(X, first), y, reset=first)
+        else:
+            refuse_complex(X, "X")
+            X, y = self._validate_X_y(X, y, first)
+            check_magnitude(X, "X")
+        if X.shape[0] < 2:
+            # A batch of one row is refused (issue 3): collect rows into
+            # mini-batches of at least two.
+            raise ValueError(
+                f"partial_fit needs a batch of at least 2 samples; got "
+                f"{X.shape[0]}. Collect single rows into mini-batches."
+            )
+        sample_weight = check_weights(sample_weight, X)
+        # What the first batch fixed (the classes, the regressor's variance
+        # floor) stays fixed.
+        likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)
+        y = self._validate_partial_targets(likelihood, y, sample_weight, classes, first)
+        return self._data(X, y, sample_weight, likelihood, first)
+
+    def _partial_start(self, data, config, classes):
+        """The first ``partial_fit`` call initialises the mixture on its batch."""
+        prototypes = self._expert_prototypes()
+        n_pos = int(np.count_nonzero(data.sample_weight))
+        if n_pos < max(2, len(prototypes)):
+            raise ValueError(
+                "The first call to partial_fit initialises the mixture and "
+                f"needs at least max(2, n_experts)={max(2, len(prototypes))} "
+                f"samples with positive sample_weight; got {n_pos}."
+            )
+        check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
+        rng = check_random_state(self.random_state)
+        resp = initial_responsibilities(
+            self.init, data.likelihood, data.init_X, data.y, data.sample_weight,
+            len(prototypes), rng, 0,
+        )
+        return initial_state(data, prototypes, self._new_gate(), resp, rng, config, classes)
+
+    def _partial_resume(self, data, config):
+        """Copies of the fitted mixture and of its gradient state (a mixture
+        fitted by EM continues from its experts and gate)."""
+        check_sample_weight_support(self.experts_, data.sample_weight, "partial_fit")
+        state = EMState(
+            copy.deepcopy(self.experts_), copy.deepcopy(self.gate_), self._fitted_theta()
+        )
+        if getattr(self, "_gd_state", None) is not None:
+            return state, copy.deepcopy(self._gd_state)
+        check_partial_fit_experts(state.experts, isinstance(self.experts, list))
+        state.gate.prepare(data.Z, data.sample_weight)
+        rng = check_random_state(self.random_state)
+        return state, resumed_state(data, state, state.experts, rng, config, None, None, False)
+
+
 class _BaseMixtureOfExperts(
-    _MixtureInferenceMixin, MetaEstimatorMixin, ExpertsComposition, metaclass=ABCMeta
+    _MixtureInferenceMixin, _PartialFitMixin, MetaEstimatorMixin, ExpertsComposition,
+    metaclass=ABCMeta,
 ):
     """Base class of the mixtures of experts.
 
@@ -1052,50 +1167,6 @@ class _BaseMixtureOfExperts(
         self.best_validation_score_ = None if scores is None else float(np.max(scores))
         return result
 
-    # ------------------------------------------------------------------
-    # partial_fit (solver="gd")
-    # ------------------------------------------------------------------
-    def _check_gd_solver(self):
-        if self.solver != "gd":
-            raise AttributeError(
-                "partial_fit is only available for solver='gd'; this mixture has "
-                f"solver={self.solver!r}."
-            )
-        return True
-
-    def _partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One pass of mini-batch gradient steps over ``(X, y)``.
-
-        All checks run before anything changes, and the pass works on copies
-        of the fitted experts, gate and state, committed only at the end: an
-        error leaves the fitted mixture exactly as it was.
-        """
-        t_start = time.perf_counter()
-        if self.early_stopping:
-            raise ValueError(
-                "partial_fit does not support early_stopping=True (there is no "
-                "held-out data in a stream); set early_stopping=False."
-            )
-        first = not hasattr(self, "experts_")
-        with _restore_on_error(self):
-            data = self._validate_partial_data(X, y, sample_weight, classes, first)
-            config = SGDConfig.from_estimator(self)
-            classes = getattr(data.likelihood, "classes_", None)
-            if first:
-                state, sgd = self._partial_start(data, config, classes)
-            else:
-                state, sgd = self._partial_resume(data, config)
-            n_iter = 0 if first else self.n_iter_
-            sgd.weight_seen += float(data.sample_weight.sum())
-            result = run_sgd(data, state, sgd, config, 1, sgd.weight_seen, None, classes)
-            self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
-            self._gd_state = sgd
-            self.converged_ = False
-            self.n_iter_ = n_iter + 1
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-        return self
-
     def _check_gd_gate(self):
         """Refuse, before any work, a gate that the gradient solver cannot move."""
         gate = self._new_gate()
@@ -1105,70 +1176,6 @@ class _BaseMixtureOfExperts(
                 f"{type(gate).__name__} has no gradient (sgd_parameters / "
                 "sgd_gradient); use solver='em' with this gate."
             )
-
-    def _validate_partial_data(self, X, y, sample_weight, classes, first):
-        if first:
-            self._check_gd_gate()
-            check_partial_fit_experts(
-                self._expert_prototypes(), isinstance(self.experts, list)
-            )
-        if first:
-            self.__dict__.pop("_frame_template", None)
-        check_target_dims(y)
-        refuse_complex(y, "y")
-        if _frames.is_dataframe(X) or (
-            not first and getattr(self, "_frame_template", None) is not None
-        ):
-            X, y = self._validate_frame(self._as_frame(X, first), y, reset=first)
-        else:
-            refuse_complex(X, "X")
-            X, y = self._validate_X_y(X, y, first)
-            check_magnitude(X, "X")
-        if X.shape[0] < 2:
-            # A batch of one row is refused (issue 3): collect rows into
-            # mini-batches of at least two.
-            raise ValueError(
-                f"partial_fit needs a batch of at least 2 samples; got "
-                f"{X.shape[0]}. Collect single rows into mini-batches."
-            )
-        sample_weight = check_weights(sample_weight, X)
-        # What the first batch fixed (the classes, the regressor's variance
-        # floor) stays fixed.
-        likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)
-        y = self._validate_partial_targets(likelihood, y, sample_weight, classes, first)
-        return self._data(X, y, sample_weight, likelihood, first)
-
-    def _partial_start(self, data, config, classes):
-        """The first ``partial_fit`` call initialises the mixture on its batch."""
-        prototypes = self._expert_prototypes()
-        n_pos = int(np.count_nonzero(data.sample_weight))
-        if n_pos < max(2, len(prototypes)):
-            raise ValueError(
-                "The first call to partial_fit initialises the mixture and "
-                f"needs at least max(2, n_experts)={max(2, len(prototypes))} "
-                f"samples with positive sample_weight; got {n_pos}."
-            )
-        check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
-        rng = check_random_state(self.random_state)
-        resp = initial_responsibilities(
-            self.init, data.likelihood, data.init_X, data.y, data.sample_weight,
-            len(prototypes), rng, 0,
-        )
-        return initial_state(data, prototypes, self._new_gate(), resp, rng, config, classes)
-
-    def _partial_resume(self, data, config):
-        """Copies of the fitted mixture and of its gradient state (a mixture
-        fitted by EM continues from its experts and gate)."""
-        check_sample_weight_support(self.experts_, data.sample_weight, "partial_fit")
-        state = EMState(
-            copy.deepcopy(self.experts_), copy.deepcopy(self.gate_), self._fitted_theta()
-        )
-        if getattr(self, "_gd_state", None) is not None:
-            return state, copy.deepcopy(self._gd_state)
-        check_partial_fit_experts(state.experts, isinstance(self.experts, list))
-        state.gate.prepare(data.Z, data.sample_weight)
-        rng = check_random_state(self.random_state)
-        return state, resumed_state(data, state, state.experts, rng, config, None, None, False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
