@@ -30,7 +30,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _frames, _gather, _repair, _routing, _threaded
+from . import _frames, _gather, _pool, _repair, _routing, _threaded
 from ._composition import ExpertsComposition, is_named
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
@@ -71,8 +71,12 @@ def _restore_on_error(estimator):
         raise
 
 
-def _em_restart(init, data, prototypes, gate, config, rng, i_init):
-    """One EM run from a fresh initialisation (restart ``i_init``)."""
+def _em_restart(init, data, prototypes, gate, config, rng, i_init, pool=None):
+    """One EM run from a fresh initialisation (restart ``i_init``); with
+    ``init="auto"``, one pool of short runs (:mod:`skmoe._pool`)."""
+    if isinstance(init, str) and init == "auto":
+        with _threaded.single_threaded(), _threaded.single_threaded_blas():
+            return _pool.run_pool(data, prototypes, gate, config, rng, pool)
     state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
     with _threaded.single_threaded():
         # A one-element list that run_em empties: no reference to the
@@ -493,7 +497,7 @@ class _BaseMixtureOfExperts(
         ],
         "gate_features": ["array-like", None],
         "assignment": [StrOptions({"soft", "hard", "stochastic"})],
-        "init": [StrOptions({"kmeans", "random"}), "array-like"],
+        "init": [StrOptions({"auto", "kmeans", "random"}), "array-like"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -528,9 +532,9 @@ class _BaseMixtureOfExperts(
         gate=None,
         gate_features=None,
         assignment="soft",
-        init="kmeans",
+        init="auto",
         n_init=1,
-        max_iter=100,
+        max_iter=500,
         tol=1e-6,
         gate_max_iter="auto",
         warm_start=False,
@@ -753,6 +757,7 @@ class _BaseMixtureOfExperts(
         if not result.converged:
             _gather.warn(_convergence_message(self), ConvergenceWarning)
         if self.solver == "em":
+            self._check_optimum(result, data)
             for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
                 self.__dict__.pop(name, None)
         self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
@@ -776,6 +781,35 @@ class _BaseMixtureOfExperts(
         self.expert_usage_ = result.usage
         self.repairs_ = [r.as_dict() for r in result.repairs]
         self.fit_time_ = time.perf_counter() - t_start
+
+    def _check_optimum(self, result, data):
+        """Fitted attributes and warnings about the optimum found: the
+        initialisation pool's objectives (``init="auto"``), its candidates'
+        disagreement, and degenerate experts."""
+        self.init_objectives_ = getattr(result, "init_objectives", None)
+        self.init_candidates_ = getattr(result, "candidates", None)
+        if getattr(result, "disagree", False):
+            c = np.sort(self.init_candidates_)[::-1] * data.total
+            _gather.warn(
+                "The initialisation pool's candidates disagree: the best "
+                f"optimum (total log-likelihood {c[0]:.2f}) was reached by only "
+                f"one of the {c.size} candidates continued (the others: "
+                + ", ".join(f"{v:.2f}" for v in c[1:])
+                + "); a better optimum may exist. n_init=3 explores more; the "
+                "candidates' objectives are in init_candidates_.",
+                UserWarning, stacklevel=4,
+            )
+        self.degenerate_experts_ = _pool.degenerate(result, data)
+        for k in self.degenerate_experts_:
+            _gather.warn(
+                f"Expert {k} ({estimator_name(result.state.experts[k])}) is "
+                "degenerate: it holds fewer effective rows than its "
+                "coefficients + 1, or its noise variance is within "
+                f"{_pool.FLOOR_MULTIPLE:g}x of its floor (it fits a handful of "
+                "rows exactly). Its likelihood is spurious; consider fewer "
+                "experts, another random_state or a larger reg_variance.",
+                UserWarning, stacklevel=4,
+            )
 
     def _can_warm_start(self, Z, n_experts):
         """Whether :meth:`fit` continues from the fitted mixture (growing it
@@ -823,8 +857,9 @@ class _BaseMixtureOfExperts(
         # can run in parallel (n_jobs) with the same results as in series. A
         # single restart keeps using `rng` itself.
         args = (self.init, data, prototypes, gate)
+        pool = self._init_pool
         if self.n_init == 1:
-            trials = [_em_restart(*args, config, rng, 0)]
+            trials = [_em_restart(*args, config, rng, 0, pool)]
         else:
             # Each restart's warnings come back with it (a worker process's
             # would not reach the caller): they are raised here, and summarised
@@ -833,7 +868,7 @@ class _BaseMixtureOfExperts(
             runs = Parallel(n_jobs=self.n_jobs)(
                 delayed(_gather.recording)(
                     _em_restart, *args, _restart_config(config, i_init, self.n_init),
-                    np.random.RandomState(seed), i_init,
+                    np.random.RandomState(seed), i_init, pool,
                 )
                 for i_init, seed in enumerate(seeds)
             )

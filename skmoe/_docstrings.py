@@ -56,7 +56,8 @@ assignment : {"soft", "hard", "stochastic"}, default="soft"
 """,
     "n_init": """\
 n_init : int, default=1
-    Number of restarts; the one with the highest objective (the mean
+    Number of restarts (with ``init="auto"``, of independent pools of
+    starts); the one with the highest objective (the mean
     log-likelihood minus the gate's penalty) is kept. The restarts run in
     parallel when ``n_jobs`` allows, each with its own random stream
     drawn from ``random_state``. With ``init`` given as an array every
@@ -64,8 +65,9 @@ n_init : int, default=1
     assignments.
 """,
     "max_iter": """\
-max_iter : int, default=100
-    Maximum number of EM iterations per restart; for ``solver="gd"``,
+max_iter : int, default=500
+    Maximum number of EM iterations per restart (with ``init="auto"``, per
+    continued candidate); for ``solver="gd"``,
     the maximum number of epochs (passes over the data).
 """,
     "tol": """\
