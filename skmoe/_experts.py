@@ -65,9 +65,20 @@ def _sample_weight_fit_params(expert, weight):
             for name, est in steps
             if has_fit_parameter(est, "sample_weight")
         }
-    if has_fit_parameter(expert, "sample_weight"):
+    if _fit_takes_weight(type(expert)):
         return {"sample_weight": weight}
     return None
+
+
+#: Whether a class's ``fit`` takes ``sample_weight`` (the signature is read
+#: once per class, not at every EM iteration).
+_TAKES_WEIGHT = {}
+
+
+def _fit_takes_weight(kind):
+    if kind not in _TAKES_WEIGHT:
+        _TAKES_WEIGHT[kind] = has_fit_parameter(kind, "sample_weight")
+    return _TAKES_WEIGHT[kind]
 
 
 def accepts_sample_weight(expert, method="fit"):
@@ -261,10 +272,9 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
         done = {k for k, fitted in zip(batch, ok) if fitted}
         if X_num is not X:
             _set_feature_names([experts[k] for k in done], X)
-    refit = Parallel(n_jobs=n_jobs)(
-        delayed(fit_expert)(experts[k], X, y, w, subset_rows)
-        for k, w in enumerate(columns)
-        if w is not None and k not in done
+    todo = [k for k, w in enumerate(columns) if w is not None and k not in done]
+    refit = [] if not todo else Parallel(n_jobs=n_jobs)(
+        delayed(fit_expert)(experts[k], X, y, columns[k], subset_rows) for k in todo
     )
     it = iter(refit)
     return [
