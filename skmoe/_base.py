@@ -42,6 +42,7 @@ from ._experts import (
 )
 from ._gating import SoftmaxGate
 from ._init import initial_responsibilities
+from ._ridge import StandardizedRidge, column_scale
 from ._sgd import (
     SGDConfig,
     check_partial_fit_experts,
@@ -74,7 +75,7 @@ def _restore_on_error(estimator):
 def _em_restart(init, data, prototypes, gate, config, rng, i_init, pool=None):
     """One EM run from a fresh initialisation (restart ``i_init``); with
     ``init="auto"``, one pool of short runs (:mod:`skmoe._pool`)."""
-    if isinstance(init, str) and init == "auto":
+    if isinstance(init, str) and init == "auto" and _pool.eligible(prototypes):
         with _threaded.single_threaded(), _threaded.single_threaded_blas():
             return _pool.run_pool(data, prototypes, gate, config, rng, pool)
     state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
@@ -87,6 +88,27 @@ def _em_restart(init, data, prototypes, gate, config, rng, i_init, pool=None):
         )]
     with _threaded.single_threaded_blas():
         return run_em(data, state, config, rng, resp)
+
+
+def _fix_scales(prototypes, X, sample_weight):
+    """The prototypes, with the ``scale`` of StandardizedRidge experts that
+    have none set to the training data's weighted column scales: the
+    penalty is on the scale of the whole data, not of each expert's rows."""
+    if not any(type(p) is StandardizedRidge and p.scale is None for p in prototypes):
+        return prototypes
+    X_num = _frames.numeric_array(X)
+    if X_num is None:  # columns that are not numbers: the experts' own scale
+        return prototypes
+    scale = column_scale(X_num, sample_weight)
+    fixed = {}
+    out = []
+    for p in prototypes:
+        if type(p) is StandardizedRidge and p.scale is None:
+            if id(p) not in fixed:
+                fixed[id(p)] = clone(p).set_params(scale=scale)
+            p = fixed[id(p)]
+        out.append(p)
+    return out
 
 
 def _convergence_message(estimator):
@@ -674,7 +696,7 @@ class _BaseMixtureOfExperts(
     def _gate_parts(self):
         """``(transformer, gate)``: the leading steps of a gate Pipeline
         (None for a plain gate) and the gate that EM fits."""
-        return _frames.split_gate(self.gate, SoftmaxGate)
+        return _frames.split_gate(self.gate, self._default_gate)
 
     def _new_gate(self):
         return clone(self._gate_parts()[1])
@@ -736,6 +758,7 @@ class _BaseMixtureOfExperts(
                 f"Expected n_samples >= n_experts, got n_samples={n_pos} "
                 f"(with positive sample_weight) and n_experts={len(prototypes)}."
             )
+        prototypes = _fix_scales(prototypes, X, sample_weight)
         return prototypes, self._data(X, y, sample_weight, likelihood)
 
     def _fit(self, X, y, sample_weight):

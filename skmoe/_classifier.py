@@ -11,6 +11,7 @@ from . import _pool, _routing
 from ._base import _BaseMixtureOfExperts
 from ._docstrings import fill_doc
 from ._experts import estimator_name
+from ._gating import SoftmaxGate
 from ._likelihood import CategoricalLikelihood
 
 
@@ -278,6 +279,13 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
 
     #: The pool of ``init="auto"`` (skmoe/_pool.py).
     _init_pool = _pool.CLASSIFIER_POOL
+
+    def _default_gate(self):
+        # A flatter gate than the regressor's: with logistic experts, a
+        # sharp gate carves the data into regions that each expert overfits
+        # (measured on four data sets: the only default that never lost to
+        # a single LogisticRegression).
+        return SoftmaxGate(alpha=10.0)
 
     def _make_likelihood(self):
         return CategoricalLikelihood()

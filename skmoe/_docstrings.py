@@ -21,7 +21,10 @@ n_experts : int, default=None
 gate : SoftmaxGate, estimator with the gate protocol or Pipeline, \
         default=None
     The gating network, cloned at fit. ``None`` means ``SoftmaxGate()``
-    (scikit-learn estimators take no estimator instance as a default); a
+    for the regressor and ``SoftmaxGate(alpha=10.0)`` for the classifier
+    (a flatter gate: a sharp one carves the data into regions that each
+    logistic expert overfits), as scikit-learn estimators take no
+    estimator instance as a default; a
     nested parameter such as ``gate__alpha`` sets that default first, so
     ``GridSearchCV(MixtureOfExpertsRegressor(), {"gate__alpha": [...]})``
     works as it is. A Pipeline whose last step is a gate, for example

@@ -167,6 +167,7 @@ def m_step_experts(data, state, resp, assign, rng, config, keep_empty):
     state.experts = refit_experts(
         state.experts, columns, data.X, data.y, data.likelihood.subset_rows,
         config.n_jobs, all_weights=weights,
+        classes=getattr(data.likelihood, "classes_", None),
     )
     return empty
 

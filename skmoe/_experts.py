@@ -245,7 +245,9 @@ def partial_fit_expert(expert, X, y, weight, classes, subset_rows):
     expert.partial_fit(X, y, **kwargs)
 
 
-def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None):
+def refit_experts(
+    experts, columns, X, y, subset_rows, n_jobs, all_weights=None, classes=None
+):
     """Fit every expert ``k`` with ``columns[k]`` (None: keep it as it is).
 
     Plain LinearRegression / Ridge experts on dense ``X`` solve their
@@ -254,7 +256,10 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
     (``n_jobs``). ``all_weights``: the ``(n, K)`` array whose columns the
     ``columns`` are, when they all are (spares a copy). An all-numeric
     DataFrame takes the batched path on its float64 values (the experts then
-    get its feature names, as their own fit would set).
+    get its feature names, as their own fit would set). With ``classes``
+    (a classifier's), plain LogisticRegression experts are fitted together
+    by Newton's method, warm-started from their current coefficients
+    (:func:`skmoe._linear.fit_logistic_experts`, their own fit's optimum).
     """
     X_num = numeric_array(X)
     batch = [] if X_num is None or sp.issparse(X_num) else [
@@ -272,6 +277,20 @@ def refit_experts(experts, columns, X, y, subset_rows, n_jobs, all_weights=None)
         done = {k for k, fitted in zip(batch, ok) if fitted}
         if X_num is not X:
             _set_feature_names([experts[k] for k in done], X)
+    logistic = [] if classes is None or X_num is None or sp.issparse(X_num) else [
+        k for k, w in enumerate(columns)
+        if w is not None and _linear.batchable_logistic(experts[k])
+    ]
+    if logistic:
+        y_encoded = np.searchsorted(classes, y)
+        ok = _linear.fit_logistic_experts(
+            [experts[k] for k in logistic], X_num, y_encoded, classes,
+            np.column_stack([columns[k] for k in logistic]),
+        )
+        fitted = [k for k, good in zip(logistic, ok) if good]
+        done |= set(fitted)
+        if X_num is not X:
+            _set_feature_names([experts[k] for k in fitted], X)
     todo = [k for k, w in enumerate(columns) if w is not None and k not in done]
     refit = [] if not todo else Parallel(n_jobs=n_jobs)(
         delayed(fit_expert)(experts[k], X, y, columns[k], subset_rows) for k in todo

@@ -37,6 +37,7 @@ from scipy.special import expit, softmax
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
 from . import _threaded
+from ._ridge import StandardizedRidge, column_scale
 
 # Rows per chunk of the accumulation (results do not depend on the threads).
 _CHUNK = 8192
@@ -50,6 +51,8 @@ def batchable(expert):
     kind = type(expert)
     if kind is LinearRegression:
         return not expert.positive
+    if kind is StandardizedRidge:
+        return isinstance(expert.alpha, Real) and not isinstance(expert.alpha, bool)
     if kind is Ridge:
         return (
             not expert.positive
@@ -177,6 +180,15 @@ def fit_linear_experts(experts, X, y, weights):
         is_ridge = type(expert) is Ridge
         if is_ridge:
             A[np.diag_indices(d)] += float(expert.alpha)
+        standardized = type(expert) is StandardizedRidge
+        if standardized:
+            # The penalty alpha * sum_j (s_j beta_j)^2: s fixed by the
+            # mixture (its training data's scale), or the expert's own.
+            scale = _standardized_scale(expert, X, weights[:, k], d)
+            if scale is None:
+                fitted.append(False)
+                continue
+            A[np.diag_indices(d)] += float(expert.alpha) * scale**2
         diag = np.sqrt(np.maximum(np.diag(A), 0.0))
         if np.any(diag <= 0.0):
             fitted.append(False)
@@ -193,7 +205,9 @@ def fit_linear_experts(experts, X, y, weights):
             intercept = 0.0
         expert.n_features_in_ = d
         expert.coef_ = coef
-        if is_ridge:
+        if standardized:
+            expert.scale_ = scale
+        elif is_ridge:
             expert.n_iter_ = None
             expert.solver_ = "svd" if expert.solver == "svd" else "cholesky"
         else:
@@ -205,6 +219,17 @@ def fit_linear_experts(experts, X, y, weights):
         expert.intercept_ = np.float64(intercept) if expert.fit_intercept else 0.0
         fitted.append(True)
     return fitted
+
+
+def _standardized_scale(expert, X, weight, d):
+    """The column scales of a StandardizedRidge expert's penalty (None: a
+    ``scale`` of the wrong shape, left to the expert's own fit to refuse)."""
+    if expert.scale is None:
+        return column_scale(X, weight)
+    scale = np.asarray(expert.scale, dtype=np.float64).reshape(-1)
+    if scale.shape != (d,) or not np.all(scale > 0):
+        return None
+    return scale
 
 
 def predict_linear(experts, X, out):
@@ -226,7 +251,7 @@ def predict_linear(experts, X, out):
         Which columns were filled.
     """
     done = [
-        type(e) in (LinearRegression, Ridge)
+        type(e) in (LinearRegression, Ridge, StandardizedRidge)
         and getattr(e, "coef_", None) is not None
         and np.ndim(e.coef_) == 1
         and e.coef_.shape[0] == X.shape[1]

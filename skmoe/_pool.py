@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 
+from . import _linear
 from ._em import EMState, e_step, run_em
 from ._experts import count_parameters, make_experts
 from ._gating import _weighted_standardization
@@ -40,6 +41,17 @@ SUBSAMPLE_ABOVE = 5000
 SUBSAMPLE_ROWS = 2000
 #: A noise variance below this multiple of its floor is degenerate.
 FLOOR_MULTIPLE = 100.0
+
+
+def eligible(prototypes):
+    """Whether ``init="auto"`` runs the pool for these experts: linear
+    experts fitted together in closed form or by batched Newton
+    (:mod:`skmoe._linear`), whose EM iterations are cheap. Other experts
+    start from k-means (``init="kmeans"``): the pool would cost hundreds of
+    their fits."""
+    return all(
+        _linear.batchable(p) or _linear.batchable_logistic(p) for p in prototypes
+    )
 
 
 def _standardised(D, sample_weight):
@@ -98,10 +110,14 @@ def degenerate(result, data):
     """Experts of a run's fitted state that are degenerate: effective rows
     (rows times usage) below its coefficients + 1, or a noise variance below
     ``FLOOR_MULTIPLE`` times its floor."""
+    floor = getattr(data.likelihood, "variance_floor_", None)
+    if floor is None:
+        # No noise variance to collapse (a classifier's likelihood is
+        # bounded): no spurious optimum of this kind.
+        return []
     state = result.state
     n = data.y.shape[0]
     usage = result.usage if result.usage is not None else np.ones(len(state.experts))
-    floor = getattr(data.likelihood, "variance_floor_", None)
     bad = []
     for k, expert in enumerate(state.experts):
         try:
@@ -111,7 +127,7 @@ def degenerate(result, data):
         small = n * usage[k] < n_coef + 1
         theta = state.theta
         at_floor = (
-            floor is not None and theta is not None and np.ndim(theta) == 1
+            theta is not None and np.ndim(theta) == 1
             and theta[k] < FLOOR_MULTIPLE * floor
         )
         if small or at_floor:
@@ -142,10 +158,17 @@ def run_pool(data, prototypes, gate, config, rng, pool):
         sub = data.subset(rows)
         sub_gate = copy.deepcopy(gate).prepare(sub.Z, sub.sample_weight)
     short = dataclasses.replace(config, max_iter=short_iter, tol=-np.inf, verbose=0)
-    runs = []
+    runs, error = [], None
     for resp in pool_starts(sub, K, rng, sizes):
         state = EMState(make_experts(prototypes, rng), copy.deepcopy(sub_gate))
-        runs.append(_run(sub, state, short, rng, [resp]))
+        try:
+            runs.append(_run(sub, state, short, rng, [resp]))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            # A start the experts cannot be fit on (a class missing from
+            # a slice, too few rows): the other starts decide.
+            error = exc
+    if not runs:
+        raise error
     objectives = np.array([r.objective for r in runs])
     bad = np.array([bool(degenerate(r, sub)) for r in runs])
     order = [i for i in np.argsort(-objectives, kind="stable") if np.isfinite(objectives[i])]

@@ -19,6 +19,7 @@ _SHARED_PARAMS = frozenset(
 from ._docstrings import fill_doc
 from ._experts import estimator_name
 from ._likelihood import GaussianLikelihood
+from ._ridge import StandardizedRidge
 
 
 @fill_doc(
@@ -52,8 +53,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         does: their parameters are then reachable as ``<name>__<parameter>``
         (``linear__alpha`` in a grid search) and an expert is replaced by
         ``set_params(<name>=estimator)``. ``None`` means
-        :class:`~sklearn.linear_model.LinearRegression`
-        (:class:`~sklearn.linear_model.SGDRegressor` for ``solver="gd"``);
+        :class:`StandardizedRidge(alpha=1.0) <StandardizedRidge>`, a ridge
+        penalised on the standardised scale of the training data, so that
+        an expert's slope on a column that barely varies among its rows
+        stays bounded (:class:`~sklearn.linear_model.SGDRegressor` for
+        ``solver="gd"``);
         a nested parameter such as ``experts__fit_intercept`` sets that
         default first, so it is tunable as it is. Experts whose
         ``fit`` takes ``sample_weight`` (a Pipeline counts when its final step
@@ -335,7 +339,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def _default_expert(self, solver):
         if solver == "gd":
             return SGDRegressor()
-        return LinearRegression()
+        return StandardizedRidge(alpha=1.0)
 
     def _check_expert(self, expert, where):
         if is_classifier(expert):
