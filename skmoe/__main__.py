@@ -39,7 +39,7 @@ def main():
     X, y = load_diabetes(return_X_y=True)
     cv = KFold(5, shuffle=True, random_state=0)
     print(f"Regression: diabetes ({X.shape[0]} rows, {X.shape[1]} features), R^2")
-    _row("LinearRegression", make_pipeline(StandardScaler(), LinearRegression()), X, y, cv, "r2")
+    _row("LinearRegression", LinearRegression(), X, y, cv, "r2")
     for k in (2, 3):
         # The defaults: StandardizedRidge experts, init="auto" (a pool of starts).
         moe = MixtureOfExpertsRegressor(n_experts=k, random_state=0)

@@ -63,20 +63,20 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
     init : {"auto", "kmeans", "random"} or array-like of shape (n_samples, n_experts), \
             default="auto"
         Initial responsibilities.
-        ``"auto"`` (the default) runs a pool of diverse starts and keeps
-        the best optimum: 8 random balanced partitions, 8 partitions by random quantile cut points along the first principal axis of the standardised gate inputs, 4 by random cut points along random directions in the standardised ``[X, y]`` and the deterministic k-means start, 10 EM iterations from each (no
-        convergence test), then the best 3 non-degenerate runs continued to
-        convergence. On more than 5,000 rows the pool runs on a random
-        subsample of 2,000 rows, and one full-data run starts from the
-        winner. It costs about 20 x 10 = 200 short EM iterations more than one
-        start (see the user guide); the short runs' objectives are kept in
-        ``init_objectives_``, the continued candidates' in
-        ``init_candidates_``.
-        ``"kmeans"`` clusters the standardised
-        ``X`` (a DataFrame's numeric columns; not the labels, which would split the clusters by class rather
-        than by region); the first start is deterministic and weighted,
-        later restarts use k-means++ seeds. ``"random"`` draws random
-        balanced hard partitions.
+        ``"auto"`` (the default) runs a pool of diverse starts and keeps the best
+        optimum: 8 random balanced partitions, 8 partitions by random quantile cut
+        points along the first principal axis of the standardised gate inputs, 4 by
+        random cut points along random directions in the standardised ``X`` and the
+        deterministic k-means start, 10 EM iterations from each (no convergence test),
+        then the best 3 non-degenerate runs continued to convergence. On more than 5,000
+        rows the pool runs on a random subsample of 2,000 rows, and one full-data run
+        starts from the winner. It costs about 20 x 10 = 200 short EM iterations more
+        than one start (see the user guide); the short runs' objectives are kept in
+        ``init_objectives_``, the continued candidates' in ``init_candidates_``.
+        ``"kmeans"`` clusters the standardised ``X`` (a DataFrame's numeric columns; not
+        the labels, which would split the clusters by class rather than by region); the
+        first start is deterministic and weighted, later restarts use k-means++ seeds.
+        ``"random"`` draws random balanced hard partitions.
 
     %(n_init)s
 

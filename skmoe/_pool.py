@@ -24,6 +24,7 @@ import dataclasses
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import _linear
 from ._em import EMState, e_step, run_em
@@ -54,10 +55,24 @@ def eligible(prototypes):
     )
 
 
-def _standardised(D, sample_weight):
-    D = np.asarray(D.toarray() if hasattr(D, "toarray") else D, dtype=np.float64)
-    mean, scale = _weighted_standardization(D, sample_weight)
-    return (D - mean) / scale
+class _Scaled:
+    """The standardised columns of ``D`` (dense or sparse, never densified):
+    projections ``t = ((D - mean) / scale) @ direction``."""
+
+    def __init__(self, D, sample_weight):
+        mean, scale = _weighted_standardization(D, sample_weight)
+        self.D = D @ sp.diags(1.0 / scale) if sp.issparse(D) else D / scale
+        self.mean = mean / scale
+        self.weight = sample_weight
+        self.n_columns = D.shape[1]
+
+    def project(self, direction):
+        return np.asarray(self.D @ direction).ravel() - self.mean @ direction
+
+    def principal_axis(self):
+        return _first_principal_axis(
+            self.D, self.mean, self.weight, self.weight.sum()
+        )
 
 
 def _hard(labels, n_experts):
@@ -83,22 +98,20 @@ def pool_starts(data, n_experts, rng, sizes):
     for _ in range(n_random):
         starts.append(_hard(rng.permutation(n) % n_experts, n_experts))
     if n_axis or n_proj:
-        D = _standardised(data.likelihood.init_columns(data.init_X, data.y), w)
+        D = _Scaled(data.likelihood.init_columns(data.init_X, data.y), w)
     if n_axis:
-        Z = np.asarray(data.Z, dtype=np.float64)
-        if Z.ndim == 2 and Z.shape[1] > 0:
-            S = _standardised(Z, w)
-            if not np.any(S.std(axis=0) > 0):
-                S = D
-        else:
-            S = D
-        mean = np.zeros(S.shape[1])
-        axis = _first_principal_axis(S, mean, w, w.sum())
-        t = S @ axis
+        # The gate's inputs; [X, y] when the gate has none (or only
+        # constant ones: a constant gate).
+        t = None
+        if data.Z.ndim == 2 and data.Z.shape[1] > 0:
+            S = _Scaled(data.Z, w)
+            t = S.project(S.principal_axis())
+        if t is None or not np.ptp(t) > 0:
+            t = D.project(D.principal_axis())
         for _ in range(n_axis):
             starts.append(_hard(_random_cuts(t, n_experts, rng), n_experts))
     for _ in range(n_proj):
-        t = D @ rng.normal(size=D.shape[1])
+        t = D.project(rng.normal(size=D.n_columns))
         starts.append(_hard(_random_cuts(t, n_experts, rng), n_experts))
     starts.append(initial_responsibilities(
         "kmeans", data.likelihood, data.init_X, data.y, w, n_experts, rng, 0

@@ -85,21 +85,23 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     init : {"auto", "kmeans", "random"} or array-like of shape (n_samples, n_experts), \
             default="auto"
         Initial responsibilities.
-        ``"auto"`` (the default) runs a pool of diverse starts and keeps
-        the best optimum: 15 random balanced partitions, 15 partitions by random quantile cut points along the first principal axis of the standardised gate inputs (of ``[X, y]`` for a gate without inputs), 10 by random cut points along random directions in the standardised ``[X, y]`` and the deterministic k-means start, 20 EM iterations from each (no
-        convergence test), then the best 3 non-degenerate runs continued to
-        convergence. On more than 5,000 rows the pool runs on a random
-        subsample of 2,000 rows, and one full-data run starts from the
-        winner. It costs about 40 x 20 = 800 short EM iterations more than one
-        start (see the user guide); the short runs' objectives are kept in
-        ``init_objectives_``, the continued candidates' in
-        ``init_candidates_``.
-        ``"kmeans"`` clusters the standardised
-        ``[X, y]`` (for a DataFrame, its numeric columns and ``y``; the gate's
-        input and ``y`` when it has no numeric column): the first start is deterministic (weighted Lloyd
-        iterations seeded by equal-weight slices along the first principal
-        axis), later restarts use k-means++ seeds. ``"random"`` draws random
-        balanced hard partitions. An array gives the responsibilities.
+        ``"auto"`` (the default) runs a pool of diverse starts and keeps the best
+        optimum: 15 random balanced partitions, 15 partitions by random quantile cut
+        points along the first principal axis of the standardised gate inputs (of
+        ``[X, y]`` for a gate without inputs), 10 by random cut points along random directions
+        in the standardised ``[X, y]`` and the deterministic k-means start, 20 EM
+        iterations from each (no convergence test), then the best 3 non-degenerate runs
+        continued to convergence. On more than 5,000 rows the pool runs on a random
+        subsample of 2,000 rows, and one full-data run starts from the winner. It costs
+        about 40 x 20 = 800 short EM iterations more than one start (see the user
+        guide); the short runs' objectives are kept in ``init_objectives_``, the
+        continued candidates' in ``init_candidates_``.
+        ``"kmeans"`` clusters the standardised ``[X, y]`` (for a DataFrame, its numeric
+        columns and ``y``; the gate's input and ``y`` when it has no numeric column):
+        the first start is deterministic (weighted Lloyd iterations seeded by equal-weight
+        slices along the first principal axis), later restarts use k-means++
+        seeds. ``"random"`` draws random balanced hard partitions. An array gives the
+        responsibilities.
 
     %(n_init)s
 
