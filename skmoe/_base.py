@@ -855,6 +855,10 @@ class _BaseMixtureOfExperts(
         experts = copy.deepcopy(self.experts_)
         for expert, proto in zip(experts, prototypes):
             params = leaf_params(proto)
+            if type(expert) is StandardizedRidge and expert.scale is not None:
+                # Its penalty keeps the scale of its first fit (a frozen
+                # expert stays bit for bit what it was).
+                params.pop("scale", None)
             expert.set_params(
                 **{k: v for k, v in params.items() if not k.endswith("random_state")}
             )

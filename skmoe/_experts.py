@@ -292,7 +292,8 @@ def refit_experts(
         if X_num is not X:
             _set_feature_names([experts[k] for k in fitted], X)
     todo = [k for k, w in enumerate(columns) if w is not None and k not in done]
-    refit = [] if not todo else Parallel(n_jobs=n_jobs)(
+    # Parallel also when nothing is left (it validates n_jobs).
+    refit = Parallel(n_jobs=n_jobs)(
         delayed(fit_expert)(experts[k], X, y, columns[k], subset_rows) for k in todo
     )
     it = iter(refit)
