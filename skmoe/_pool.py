@@ -195,6 +195,14 @@ def run_pool(data, prototypes, gate, config, rng, pool):
     best_total = best.objective * sub.total
     others = [t for r, t in zip(finals, totals) if r is not best]
     disagree = bool(others) and all(best_total - t > threshold for t in others)
+    if config.verbose:
+        print(
+            f"{config.label}init='auto': {objectives.size} short runs of {short_iter} "
+            f"iterations on {sub.y.shape[0]} rows (best objective "
+            f"{np.max(objectives):.6f}); {len(finals)} continued: "
+            + ", ".join(f"{r.objective:.6f} ({r.n_iter} it)" for r in finals),
+            flush=True,
+        )
     if sub is not data:
         resp, _ = e_step(data, best.state, None)
         state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
