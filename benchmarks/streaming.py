@@ -87,8 +87,11 @@ def run_stream(n_chunks):
     tracemalloc.start()
     tic = time.perf_counter()
     scores = []
+    fit_seconds = 0.0
     for i, (X, y) in enumerate(iter_piecewise_linear(n_chunks * CHUNK, CHUNK, random_state=SEED)):
+        t0 = time.perf_counter()
         moe.partial_fit(X, y)
+        fit_seconds += time.perf_counter() - t0
         if (i + 1) % 10 == 0 or i + 1 == n_chunks:
             scores.append((i + 1, float(moe.score(X_test, y_test))))
     seconds = time.perf_counter() - tic
@@ -100,6 +103,8 @@ def run_stream(n_chunks):
         "r2": float(moe.score(X_test, y_test)),
         "r2_every_10_chunks": scores,
         "seconds": seconds,
+        "partial_fit_seconds": fit_seconds,
+        "rows_per_s": n_chunks * CHUNK / fit_seconds,
         "tracemalloc_peak_mb": peak / 2**20,
         "peak_rss_mb": _peak_rss_mb(),
         "peak_rss_before_stream_mb": rss_before,
@@ -130,12 +135,16 @@ def run_em():
     }
 
 
-def _child(*args):
+def _child(*args, source=None):
+    env = None
+    if source is not None:  # another checkout of skmoe (--before)
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(source))
     out = subprocess.run(
         [sys.executable, os.path.abspath(__file__), *args],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -146,6 +155,11 @@ def main():
     parser.add_argument("--n-chunks", type=int, default=N_STREAM // CHUNK)
     parser.add_argument(
         "--output", default=os.path.join(HERE, "results", "streaming.json")
+    )
+    parser.add_argument(
+        "--before", default=None,
+        help="a checkout of an earlier skmoe: its 1,000,000-row stream is timed too, "
+        "right after this one's, for rows/s before and after",
     )
     args = parser.parse_args()
     if args.child == "stream":
@@ -166,10 +180,20 @@ def main():
         streams.append(res)
         print(
             f"partial_fit, {n_chunks} chunks of {CHUNK:,} rows ({res['n_rows']:,} rows): "
-            f"R^2 {res['r2']:.4f}, {res['seconds']:.1f}s, tracemalloc peak "
+            f"R^2 {res['r2']:.4f}, {res['seconds']:.1f}s ({res['rows_per_s']:,.0f} rows/s "
+            f"in partial_fit), tracemalloc peak "
             f"{res['tracemalloc_peak_mb']:.2f} MiB, peak RSS {res['peak_rss_mb']:.1f} MiB"
         )
     full = streams[-1]
+    before = None
+    if args.before:
+        before = _child("--child", "stream", "--n-chunks", str(N_STREAM // CHUNK),
+                        source=args.before)
+        print(
+            f"partial_fit rows/s: before {before['rows_per_s']:,.0f} (R^2 {before['r2']:.4f}), "
+            f"after {full['rows_per_s']:,.0f} (R^2 {full['r2']:.4f}): "
+            f"{full['rows_per_s'] / before['rows_per_s']:.1f}x"
+        )
     gap = full["r2"] - em["r2"]
     print(f"R^2 of the 1,000,000-row stream minus EM: {gap:+.4f} (must be within 0.02)")
     print(
@@ -195,6 +219,7 @@ def main():
         ),
         "em": em,
         "streams": streams,
+        "stream_before": before,
         "r2_gap_stream_minus_em": gap,
         "within_0.02": bool(abs(gap) <= 0.02),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),

@@ -2,21 +2,28 @@
 
 The public API:
 
-- :class:`MixtureOfExpertsRegressor`: a gated mixture of Gaussian experts;
+- :class:`MixtureOfExpertsRegressor`: a gated mixture of regression experts
+  (Gaussian, Poisson or Gamma);
 - :class:`MixtureOfExpertsClassifier`: a gated mixture of classifiers;
 - :class:`StandardizedRidge`: a ridge regression penalised on the
   standardised scale, the regressor's default expert;
 - :class:`SoftmaxGate`: the softmax gating network, a soft-target
-  multinomial logistic regression usable on its own.
+  multinomial logistic regression usable on its own;
+- :class:`ClassifierGate`: any scikit-learn classifier as the gate;
+- :class:`HierarchicalGate`: the tree of gates of the hierarchical mixture
+  of experts.
 """
 
 from ._classifier import MixtureOfExpertsClassifier
+from ._gates import ClassifierGate, HierarchicalGate
 from ._gating import SoftmaxGate
 from ._regressor import MixtureOfExpertsRegressor
 from ._ridge import StandardizedRidge
 from ._version import __version__
 
 __all__ = [
+    "ClassifierGate",
+    "HierarchicalGate",
     "MixtureOfExpertsClassifier",
     "MixtureOfExpertsRegressor",
     "SoftmaxGate",

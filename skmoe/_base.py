@@ -40,7 +40,7 @@ from ._experts import (
     leaf_params,
     make_experts,
 )
-from ._gating import SoftmaxGate
+from ._gating import SoftmaxGate, prepare_gate, supports_gradient
 from ._init import initial_responsibilities
 from ._ridge import StandardizedRidge, column_scale
 from ._sgd import (
@@ -197,10 +197,13 @@ def _gate_columns(gate_features, n_features, names):
     if gate_features is None:
         return None
     cols = np.asarray(gate_features)
-    if cols.ndim != 1 or cols.size == 0:
+    if cols.ndim == 1 and cols.size == 0:
+        # No column: the gate learns constant mixing weights.
+        return np.zeros(0, dtype=np.intp)
+    if cols.ndim != 1:
         raise ValueError(
-            "gate_features must be a non-empty 1-D list of column indices, "
-            "column names or a boolean mask."
+            "gate_features must be a 1-D list of column indices, column names "
+            "or a boolean mask."
         )
     if cols.dtype.kind in "OUS":
         if names is None:
@@ -298,6 +301,10 @@ class _MixtureInferenceMixin:
             proba : ndarray of shape (n_samples, `n_experts_`)
                 The gate's full probabilities ``pi_k(x)``, as
                 :meth:`predict_gate`.
+            paths : list of tuple of int
+                Only with a gate that has ``paths_`` (a
+                :class:`HierarchicalGate`): expert ``k``'s path from the
+                root of the gate tree, the child taken at every depth.
 
         Examples
         --------
@@ -317,12 +324,15 @@ class _MixtureInferenceMixin:
         weights = _routing.routed_gate(log_gate, self.top_k)
         k = _routing.effective_k(self.top_k, self.n_experts_) or self.n_experts_
         order = np.argsort(-weights, axis=1, kind="stable")[:, :k]
-        return Bunch(
+        routing = Bunch(
             counts=_routing.route_counts(weights),
             experts=order,
             weights=weights,
             proba=np.exp(log_gate),
         )
+        if hasattr(self.gate_, "paths_"):
+            routing.paths = list(self.gate_.paths_)
+        return routing
 
     def predict_gate(self, X):
         """Gate probabilities ``pi_k(x)`` of every expert.
@@ -786,6 +796,15 @@ class _BaseMixtureOfExperts(
         self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
         return self
 
+    def _finish_dask_fit(self, result, data, t_start):
+        """The end of :meth:`fit` on dask collections (skmoe._dask)."""
+        _warn_usage(result, self.min_expert_weight)
+        if not result.converged:
+            _gather.warn(_convergence_message(self), ConvergenceWarning)
+        for name in _GD_ATTRIBUTES + ("_frame_template",):
+            self.__dict__.pop(name, None)
+        self._set_fitted(result, data, _frames.GateInput(None, None), t_start)
+
     def _set_fitted(self, result, data, gate_in, t_start):
         """Store a run's result as the fitted attributes (both solvers)."""
         state = result.state
@@ -879,7 +898,9 @@ class _BaseMixtureOfExperts(
                         data, state, prototypes, rng, self.top_k, self.grow == "freeze"
                     )
                 return run_em(data, state, config, rng, resp)
-        gate = self._new_gate().prepare(data.Z, data.sample_weight)
+        gate = prepare_gate(
+            self._new_gate(), data.Z, data.sample_weight, len(prototypes)
+        )
         # One RandomState per restart, drawn up front, so that the restarts
         # can run in parallel (n_jobs) with the same results as in series. A
         # single restart keeps using `rng` itself.
@@ -909,6 +930,7 @@ class _BaseMixtureOfExperts(
     def _fit_gd(self, data, prototypes, rng):
         """``fit`` with ``solver="gd"``: a warm start, or the best of ``n_init`` runs."""
         from_list = isinstance(self.experts, list)
+        self._check_gd_gate()
         check_partial_fit_experts(prototypes, from_list)
         check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
         config = SGDConfig.from_estimator(self)
@@ -998,8 +1020,19 @@ class _BaseMixtureOfExperts(
             self.best_validation_score_ = None
         return self
 
+    def _check_gd_gate(self):
+        """Refuse, before any work, a gate that the gradient solver cannot move."""
+        gate = self._new_gate()
+        if not supports_gradient(gate):
+            raise ValueError(
+                f"solver='gd' moves the gate by gradient steps, but the gate "
+                f"{type(gate).__name__} has no gradient (sgd_parameters / "
+                "sgd_gradient); use solver='em' with this gate."
+            )
+
     def _validate_partial_data(self, X, y, sample_weight, classes, first):
         if first:
+            self._check_gd_gate()
             check_partial_fit_experts(
                 self._expert_prototypes(), isinstance(self.experts, list)
             )

@@ -11,6 +11,7 @@
 - The HTML diagram draws the gate and every expert.
 """
 
+from sklearn.base import BaseEstimator
 from sklearn.utils.metaestimators import _BaseComposition
 
 from ._gating import SoftmaxGate
@@ -18,7 +19,7 @@ from ._gating import SoftmaxGate
 
 def is_named(experts):
     """Whether ``experts`` is a list of ``(name, estimator)`` tuples."""
-    return bool(experts) and all(
+    return isinstance(experts, list) and bool(experts) and all(
         isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
         for item in experts
     )
@@ -51,7 +52,11 @@ class ExpertsComposition(_BaseComposition):
         params : dict
             Parameter names mapped to their values.
         """
-        return self._get_params("experts", deep=deep)
+        if is_named(self.experts):
+            return self._get_params("experts", deep=deep)
+        # A single expert may itself be iterable (a fitted ensemble iterates
+        # over its members): _BaseComposition would take it for a list.
+        return BaseEstimator.get_params(self, deep=deep)
 
     def set_params(self, **params):
         """Set the parameters of this estimator.
@@ -89,7 +94,9 @@ class ExpertsComposition(_BaseComposition):
                     'experts, experts=[("linear", Ridge()), ("tree", '
                     'DecisionTreeRegressor())], and set linear__alpha.'
                 )
-        return self._set_params("experts", **params)
+        if is_named(params.get("experts", self.experts)):
+            return self._set_params("experts", **params)
+        return BaseEstimator.set_params(self, **params)
 
     def _sk_visual_block_(self):
         """The HTML diagram: the gate and every expert, side by side."""

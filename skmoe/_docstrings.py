@@ -46,9 +46,11 @@ gate_features : array-like of int, str or bool, default=None
     Columns of ``X`` that the gate sees: indices, names (when ``X`` is a
     DataFrame) or a boolean mask. ``None`` means all columns; for a
     DataFrame and a gate that is not a Pipeline, all its numeric columns.
-    The gate needs numbers: a string or categorical column reaches it only
-    through a gate Pipeline that encodes it. The experts always see all
-    columns.
+    An empty list (or a mask without a True) means none: the gate then
+    learns constant mixing weights, as flexmix without concomitant
+    variables. The gate needs numbers: a string or categorical column
+    reaches it only through a gate Pipeline that encodes it. The experts
+    always see all columns.
 """,
     "assignment": """\
 assignment : {"soft", "hard", "stochastic"}, default="soft"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import _repair, _routing
+from . import _chunked, _repair, _routing
 from ._experts import assignments, expert_weights, refit_experts
 from ._frames import take_rows
 from ._init import LazyInitColumns
@@ -187,11 +187,46 @@ def m_step_likelihood(data, state, outputs, assign):
     state.theta = theta
 
 
-def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty, times):
+def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sums, times):
+    """One EM iteration by the chunked passes (:mod:`skmoe._chunked`).
+
+    ``sums`` is a one-element list holding the M-step's sums for ``resp``
+    (None: not yet computed); it receives those of the new responsibilities.
+    Returns None, having changed nothing, where the general M-step is needed
+    (an empty expert).
+    """
+    tic = time.perf_counter()
+    stats = sums[0] if sums[0] is not None else _chunked.stats_pass(data, resp)
+    sums[0] = None
+    if not _chunked.m_step(data, state, stats, resp, keep_empty):
+        return None
+    toc = time.perf_counter()
+    times["experts"] = toc - tic
+    m_step_gate(data, state, resp, gate_max_iter)
+    tic, toc = toc, time.perf_counter()
+    times["gate"] = toc - tic
+    resp, sums[0], log_lik = _chunked.e_pass(data, state, out=resp)
+    times["E-step"] = time.perf_counter() - toc
+    # The gate's log-probabilities and the outputs are not kept (a repair
+    # computes them when it needs them).
+    return resp, None, None, log_lik
+
+
+def _iteration(data, state, config, rng, resp, keep_empty, gate_max_iter, empty, times,
+               sums=None):
     """One EM iteration; returns ``(resp, log_gate, outputs, log_lik)``.
 
     ``times`` receives the seconds of its steps (experts, gate, E-step).
+    ``sums``: see :func:`_chunked_iteration` (None: the general path only).
     """
+    if sums is not None and _chunked.applicable(data, state, config):
+        done = _chunked_iteration(
+            data, state, config, resp, keep_empty, gate_max_iter, sums, times
+        )
+        if done is not None:
+            return done
+    if sums is not None:
+        sums[0] = None
     tic = time.perf_counter()
     assign = assignments(resp, rng, config.assignment)
     empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty)
@@ -249,6 +284,7 @@ def run_em(data, state, config, rng, resp=None):
         resp, log_norm = e_step(data, state, config.top_k)
         prev = (data.sample_weight @ log_norm - state.gate.penalty()) / data.total
     exact_gate = False
+    sums = [None]  # the chunked M-step's sums for resp (skmoe._chunked)
     for n_iter in range(1, config.max_iter + 1):
         tic = time.perf_counter()
         # A generalised M-step: a few gate iterations from the previous gate.
@@ -259,7 +295,7 @@ def run_em(data, state, config, rng, resp=None):
         times = {}
         resp, log_gate, outputs, log_lik = _iteration(
             data, state, config, rng, resp, keep_empty,
-            None if step_exact else config.gate_max_iter, result.empty, times,
+            None if step_exact else config.gate_max_iter, result.empty, times, sums,
         )
         keep_empty, exact_gate = True, False
         objective = log_lik - state.gate.penalty() / data.total
@@ -276,6 +312,7 @@ def run_em(data, state, config, rng, resp=None):
         )
         if repaired is not None:
             resp, prev, exact_gate = repaired, -np.inf, True  # EM restarts from it
+            sums[0] = None
             continue
         # Converged once the objective stops rising by tol; a small change
         # after a partial gate step is confirmed by an exact one.

@@ -26,7 +26,7 @@ from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _get_feature_names, has_fit_parameter
 
-from . import _linear
+from . import _glm, _linear
 from ._frames import numeric_array, take_rows
 
 #: Share of the total training weight under which an expert counts as empty.
@@ -252,7 +252,9 @@ def refit_experts(
 
     Plain LinearRegression / Ridge experts on dense ``X`` solve their
     weighted least squares together (:mod:`skmoe._linear`, the same
-    coefficients as their own fit to 1e-8); the others are fit in parallel
+    coefficients as their own fit to 1e-8), plain PoissonRegressor /
+    GammaRegressor experts take a direct Newton fit (:mod:`skmoe._glm`, the
+    same optimum as their own fit); the others are fit in parallel
     (``n_jobs``). ``all_weights``: the ``(n, K)`` array whose columns the
     ``columns`` are, when they all are (spares a copy). An all-numeric
     DataFrame takes the batched path on its float64 values (the experts then
@@ -291,6 +293,23 @@ def refit_experts(
         done |= set(fitted)
         if X_num is not X:
             _set_feature_names([experts[k] for k in fitted], X)
+    # Poisson / Gamma GLM experts: a direct Newton fit (skmoe/_glm.py); a
+    # small sparse X is densified for it (the same optimum).
+    if sp.issparse(X_num) and np.prod(X_num.shape) <= _glm.MAX_DENSIFY:
+        X_num = X_num.toarray()
+    glm = [] if X_num is None or sp.issparse(X_num) or y.ndim != 1 else [
+        k for k, w in enumerate(columns)
+        if w is not None and _glm.batchable_glm(experts[k])
+    ]
+    if glm:
+        ok = _glm.fit_glm_experts(
+            [experts[k] for k in glm], X_num, y,
+            np.column_stack([columns[k] for k in glm]),
+        )
+        fitted = {k for k, fit in zip(glm, ok) if fit}
+        if X_num is not X and not sp.issparse(X):
+            _set_feature_names([experts[k] for k in fitted], X)
+        done |= fitted
     todo = [k for k, w in enumerate(columns) if w is not None and k not in done]
     # Parallel also when nothing is left (it validates n_jobs).
     refit = Parallel(n_jobs=n_jobs)(

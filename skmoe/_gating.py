@@ -1,5 +1,6 @@
 """The softmax gating network: a soft-target multinomial logistic regression."""
 
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -148,12 +149,15 @@ def _gate_objective(
     :func:`_kernels.balance_penalty_grad` (added only when ``balance > 0``).
     """
     n_features = Z.shape[1]
-    n_classes = targets.shape[1]
+    n_classes = params.size // (n_features + 1)
     W_s = params[: n_features * n_classes].reshape(n_features, n_classes)
     b_s = params[n_features * n_classes :]
     W = W_s / scale[:, None]
     b = b_s - mean @ W
-    if balance <= 0 and not sp.issparse(Z):
+    if hasattr(Z, "loss_grad"):
+        # Blocks of a dask collection (skmoe._dask): sums over the blocks.
+        loss, g_sum, ZtG = Z.loss_grad(W, b)
+    elif balance <= 0 and not sp.issparse(Z):
         # One pass over Z for the logits and the gradient (chunks in cache).
         loss, g_sum, ZtG = _threaded.gate_loss_grad(Z, W, b, targets, sample_weight)
     else:
@@ -208,6 +212,8 @@ def _gate_hessian(params, Z, targets, sample_weight, mean, scale, alpha, total, 
     n_classes x n_features`` array, no standardised copy of ``Z``); the
     blocks are then mapped to standardised space, ``A H_kl A^T``.
     """
+    if hasattr(Z, "hessian"):  # blocks of a dask collection (skmoe._dask)
+        return Z.hessian(params, mean, scale, alpha, total)
     n, d = Z.shape
     K = targets.shape[1]
     W = params[: d * K].reshape(d, K) / scale[:, None]
@@ -522,7 +528,7 @@ class SoftmaxGate(BaseEstimator):
     # ------------------------------------------------------------------
     # The gate protocol: what the mixtures call, and nothing else
     # ------------------------------------------------------------------
-    def prepare(self, Z, sample_weight):
+    def prepare(self, Z, sample_weight, n_outputs=None):
         """Compute the statistics of the gate input, once per fit.
 
         The weighted mean and standard deviation of the columns of ``Z``
@@ -536,6 +542,10 @@ class SoftmaxGate(BaseEstimator):
 
         sample_weight : ndarray of shape (n_samples,)
             Non-negative sample weights with a positive sum.
+
+        n_outputs : int, default=None
+            The number of experts the mixture will fit (None: not known).
+            Unused: a softmax gate takes any number of outputs.
 
         Returns
         -------
@@ -832,3 +842,33 @@ class SoftmaxGate(BaseEstimator):
         tags.target_tags.single_output = False
         tags.input_tags.sparse = True
         return tags
+
+
+def prepare_gate(gate, Z, sample_weight, n_outputs=None):
+    """``gate.prepare(Z, sample_weight, n_outputs=n_outputs)``.
+
+    ``n_outputs`` (the number of experts) is an optional keyword of the gate
+    protocol: a gate whose ``prepare`` takes no ``n_outputs`` is called
+    without it.
+    """
+    if n_outputs is not None:
+        try:
+            params = inspect.signature(gate.prepare).parameters
+        except (TypeError, ValueError):  # pragma: no cover - exotic callables
+            params = {}
+        if "n_outputs" in params:
+            return gate.prepare(Z, sample_weight, n_outputs=n_outputs)
+    return gate.prepare(Z, sample_weight)
+
+
+def supports_gradient(gate):
+    """Whether ``gate`` can be moved by the gradient solver (``solver="gd"``).
+
+    A gate supports it when it has ``sgd_parameters`` and ``sgd_gradient``
+    and does not declare ``supports_gradient = False``.
+    """
+    return (
+        hasattr(gate, "sgd_parameters")
+        and hasattr(gate, "sgd_gradient")
+        and bool(getattr(gate, "supports_gradient", True))
+    )

@@ -74,7 +74,8 @@ class GaussianLikelihood:
                 f"{y.shape}. Fit one mixture per output, e.g. with "
                 "sklearn.multioutput.MultiOutputRegressor."
             )
-        y = column_or_1d(y, warn=True).astype(np.float64)
+        # No copy of a float64 y (a large fit's memory).
+        y = column_or_1d(y, warn=True).astype(np.float64, copy=False)
         mean = np.average(y, weights=sample_weight)
         scale = np.average((y - mean) ** 2, weights=sample_weight)
         if not scale > 0:  # constant y: fall back to its magnitude

@@ -37,7 +37,7 @@ from scipy.special import expit, softmax
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
 from . import _threaded
-from ._ridge import StandardizedRidge, column_scale
+from ._ridge import StandardizedRidge
 
 # Rows per chunk of the accumulation (results do not depend on the threads).
 _CHUNK = 8192
@@ -167,7 +167,29 @@ def fit_linear_experts(experts, X, y, weights):
             )
             # Fixed-order sum over the chunks.
             gram = np.add.reduce(grams, axis=0)
+    return solve_linear_experts(experts, gram, means)
 
+
+def _standardized_scale(expert, d):
+    """The column scales of a StandardizedRidge expert's penalty, or None
+    (no ``scale`` set, or one of the wrong shape: left to its own fit)."""
+    if expert.scale is None:
+        return None
+    scale = np.asarray(expert.scale, dtype=np.float64).reshape(-1)
+    if scale.shape != (d,) or not np.all(scale > 0):
+        return None
+    return scale
+
+
+def solve_linear_experts(experts, gram, means):
+    """Set the fitted attributes of the experts from their normal equations.
+
+    ``gram[k]`` is the ``(d + 1)``-square weighted Gram matrix of ``[X, y]``,
+    centred at ``means[k]`` (the weighted means of ``[X, y]``, zero for an
+    expert without an intercept). Returns the ``fitted`` list of
+    :func:`fit_linear_experts`.
+    """
+    d = gram.shape[1] - 1
     fitted = []
     for k, expert in enumerate(experts):
         if not np.isfinite(gram[k]).all():
@@ -182,9 +204,10 @@ def fit_linear_experts(experts, X, y, weights):
             A[np.diag_indices(d)] += float(expert.alpha)
         standardized = type(expert) is StandardizedRidge
         if standardized:
-            # The penalty alpha * sum_j (s_j beta_j)^2: s fixed by the
-            # mixture (its training data's scale), or the expert's own.
-            scale = _standardized_scale(expert, X, weights[:, k], d)
+            # The penalty alpha * sum_j (s_j beta_j)^2, s fixed by the
+            # mixture (its training data's scale); without one, the
+            # expert's own fit computes its weighted scale.
+            scale = _standardized_scale(expert, d)
             if scale is None:
                 fitted.append(False)
                 continue
@@ -219,17 +242,6 @@ def fit_linear_experts(experts, X, y, weights):
         expert.intercept_ = np.float64(intercept) if expert.fit_intercept else 0.0
         fitted.append(True)
     return fitted
-
-
-def _standardized_scale(expert, X, weight, d):
-    """The column scales of a StandardizedRidge expert's penalty (None: a
-    ``scale`` of the wrong shape, left to the expert's own fit to refuse)."""
-    if expert.scale is None:
-        return column_scale(X, weight)
-    scale = np.asarray(expert.scale, dtype=np.float64).reshape(-1)
-    if scale.shape != (d,) or not np.all(scale > 0):
-        return None
-    return scale
 
 
 def predict_linear(experts, X, out):

@@ -1,15 +1,16 @@
 """Mixture of experts for regression: a gated mixture of Gaussians."""
 
 import inspect
+import copy
 from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
 from sklearn.linear_model import LinearRegression, SGDRegressor
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
-from . import _pool, _routing
+from . import _dask, _pool, _routing
 from ._base import _BaseMixtureOfExperts
 
 # The keyword parameters of the base class, passed on by ``__init__``.
@@ -18,8 +19,22 @@ _SHARED_PARAMS = frozenset(
 ) - {"self", "experts"}
 from ._docstrings import fill_doc
 from ._experts import estimator_name
+from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 from ._likelihood import GaussianLikelihood
 from ._ridge import StandardizedRidge
+
+#: The likelihoods named by a string, and the fitted attribute that holds
+#: their own parameters (``theta``) under a readable name.
+_LIKELIHOODS = {
+    "gaussian": (GaussianLikelihood, "noise_variance_"),
+    "poisson": (PoissonLikelihood, None),
+    "gamma": (GammaLikelihood, "shape_"),
+}
+#: What a likelihood instance must implement (the protocol of skmoe/_likelihood.py).
+_LIKELIHOOD_METHODS = [
+    "validate_targets", "encode_targets", "init_columns", "outputs", "log_lik",
+    "stats", "m_step", "row_loss", "mean", "mean_var",
+]
 
 
 @fill_doc(
@@ -28,7 +43,8 @@ from ._ridge import StandardizedRidge
 class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     """Mixture of experts regressor (Jordan & Jacobs, 1991).
 
-    A softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
+    Gaussian, Poisson or Gamma experts (``likelihood``) under a gate. A
+    softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
     each expert owns each input; expert ``k`` is any scikit-learn regressor
     ``f_k`` with Gaussian noise of its own variance ``sigma_k^2``:
 
@@ -57,7 +73,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         penalised on the standardised scale of the training data, so that
         an expert's slope on a column that barely varies among its rows
         stays bounded (:class:`~sklearn.linear_model.SGDRegressor` for
-        ``solver="gd"``);
+        ``solver="gd"``), for ``likelihood="gaussian"`` (see ``likelihood``
+        for the others);
         a nested parameter such as ``experts__fit_intercept`` sets that
         default first, so it is tunable as it is. Experts whose
         ``fit`` takes ``sample_weight`` (a Pipeline counts when its final step
@@ -137,7 +154,24 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         Floor on every expert's noise variance, relative to the (weighted)
         variance of ``y``: ``sigma_k^2 >= reg_variance * Var(y)``. An expert
         that fits its rows exactly never gets an infinite likelihood, and the
-        floor does not depend on the units of ``y``.
+        floor does not depend on the units of ``y``. Used by
+        ``likelihood="gaussian"`` only.
+
+    likelihood : {"gaussian", "poisson", "gamma"} or likelihood object, \
+            default="gaussian"
+        The noise model of the experts. ``"gaussian"``: Gaussian noise of one
+        variance per expert around its prediction (``noise_variance_``).
+        ``"poisson"``: counts, ``y`` non-negative integers, each expert
+        predicting a Poisson mean. ``"gamma"``: positive ``y``, each expert
+        predicting a Gamma mean with a shape per expert (``shape_``,
+        estimated by maximum likelihood). The experts of ``"poisson"`` and
+        ``"gamma"`` must predict positive values; ``experts=None`` then
+        means :class:`~sklearn.linear_model.PoissonRegressor` or
+        :class:`~sklearn.linear_model.GammaRegressor` with
+        ``solver="newton-cholesky"``, ``alpha=1e-4`` and ``tol=1e-6`` (the
+        default ``alpha=1`` shrinks unscaled coefficients). An object with
+        the likelihood protocol (user guide, "Write your own likelihood") is
+        deep-copied at fit and never modified.
 
     %(n_jobs)s
 
@@ -164,7 +198,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     %(n_experts_)s
 
     noise_variance_ : ndarray of shape (n_experts,)
-        Noise variance ``sigma_k^2`` of every expert.
+        Noise variance ``sigma_k^2`` of every expert (``likelihood="gaussian"``).
+
+    shape_ : ndarray of shape (n_experts,)
+        Gamma shape ``nu_k`` of every expert (``likelihood="gamma"``): its
+        variance is ``mu_k(x)^2 / nu_k``.
+
+    likelihood_params_ : ndarray of shape (n_experts,) or None
+        The likelihood's own fitted parameters (the variances, the shapes;
+        None for ``"poisson"``), whatever the likelihood.
 
     %(converged_)s
 
@@ -223,6 +265,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     _parameter_constraints = {
         **_BaseMixtureOfExperts._parameter_constraints,
         "reg_variance": [Interval(Real, 0, None, closed="neither")],
+        "likelihood": [
+            StrOptions(set(_LIKELIHOODS)), HasMethods(_LIKELIHOOD_METHODS)
+        ],
     }
 
     def __init__(
@@ -250,6 +295,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         early_stopping=False,
         validation_fraction=0.1,
         reg_variance=1e-6,
+        likelihood="gaussian",
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -263,6 +309,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         }
         super().__init__(experts, **shared)
         self.reg_variance = reg_variance
+        self.likelihood = likelihood
 
     @_fit_context(
         # the experts and the gate are not validated yet
@@ -287,7 +334,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         -------
         self : MixtureOfExpertsRegressor
             The fitted mixture.
+
+        Notes
+        -----
+        ``X`` (and ``y``, ``sample_weight``) may be dask arrays or a dask
+        DataFrame: EM then runs block by block on the dask workers (see the
+        user guide, "Scaling"), for LinearRegression and Ridge experts.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.fit(self, X, y, sample_weight)
         return self._fit(X, y, sample_weight)
 
     # -- hooks ---------------------------------------------------------
@@ -336,9 +391,26 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     _init_pool = _pool.REGRESSOR_POOL
 
     def _make_likelihood(self):
-        return GaussianLikelihood(self.reg_variance)
+        if isinstance(self.likelihood, str):
+            cls = _LIKELIHOODS[self.likelihood][0]
+            return cls(self.reg_variance) if cls is GaussianLikelihood else cls()
+        # A likelihood object: a copy per fit, the parameter is never mutated.
+        return copy.deepcopy(self.likelihood)
 
     def _default_expert(self, solver):
+        name = self.likelihood if isinstance(self.likelihood, str) else None
+        if name in ("poisson", "gamma"):
+            if solver == "gd":
+                raise ValueError(
+                    f"solver='gd' with likelihood={name!r} needs experts with "
+                    "partial_fit, and scikit-learn's PoissonRegressor and "
+                    "GammaRegressor (the default experts) have none; pass such "
+                    "experts explicitly in the experts parameter, or use "
+                    "solver='em'."
+                )
+            return _LIKELIHOODS[name][0]().default_expert()
+        if name is None and hasattr(self.likelihood, "default_expert"):
+            return self.likelihood.default_expert()
         if solver == "gd":
             return SGDRegressor()
         return StandardizedRidge(alpha=1.0)
@@ -351,10 +423,33 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             )
 
     def _likelihood_attributes(self, likelihood, theta):
-        return {"noise_variance_": theta}
+        # Attributes of an earlier fit with another likelihood go.
+        for _, alias in _LIKELIHOODS.values():
+            if alias is not None:
+                self.__dict__.pop(alias, None)
+        out = {"likelihood_params_": theta}
+        if isinstance(self.likelihood, str):
+            alias = _LIKELIHOODS[self.likelihood][1]
+            if alias is not None:
+                out[alias] = theta
+        return out
+
+    def _can_warm_start(self, Z, n_experts):
+        # A fit with another likelihood does not continue from this one.
+        fitted = getattr(self, "_likelihood", None)
+        return super()._can_warm_start(Z, n_experts) and type(fitted) is type(
+            self._make_likelihood()
+        )
 
     def _fitted_theta(self):
-        return self.noise_variance_.copy()
+        theta = self.likelihood_params_
+        return None if theta is None else np.array(theta, copy=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Poisson and Gamma likelihoods need y >= 0 (counts) or y > 0.
+        tags.target_tags.positive_only = self.likelihood in ("poisson", "gamma")
+        return tags
 
     # -- inference -----------------------------------------------------
     def predict(self, X, return_std=False):
@@ -381,13 +476,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         y_std : ndarray of shape (n_samples,)
             Standard deviation of the predictive distribution; only returned
             when ``return_std`` is True.
+
+            For a dask array or DataFrame ``X``, lazy dask arrays computed
+            block by block.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.predict(self, X, return_std)
         X = self._check_X(X)
         gate = self._routed_gate(X)
         pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
         if not return_std:
             return self._likelihood.mean(gate, pred)
-        mean, var = self._likelihood.mean_var(gate, pred, self.noise_variance_)
+        mean, var = self._likelihood.mean_var(gate, pred, self.likelihood_params_)
         return mean, np.sqrt(np.maximum(var, 0.0))
 
     def predict_experts(self, X):
@@ -404,3 +504,4 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             ``f_k(x)`` for every expert ``k``.
         """
         return self._likelihood.outputs(self.experts_, self._check_X(X))
+

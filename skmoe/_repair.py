@@ -129,8 +129,14 @@ def repair_collapse(data, state, config, resp, log_gate, outputs, log, n_iter):
     collapsed = np.flatnonzero(share < config.min_expert_weight)
     if collapsed.size == 0:
         return None
+    # The chunked iterations keep neither the gate's log-probabilities nor
+    # the outputs: computed here, for the rare iteration that repairs.
     if config.on_collapse == "drop":
+        if log_gate is None:
+            log_gate = state.gate.log_proba(data.Z)
         return _drop_collapsed(state, resp, log_gate, share, collapsed, log, n_iter)
+    if outputs is None:
+        outputs = data.likelihood.outputs(state.experts, data.X)
     return _reseed_collapsed(data, state, resp, outputs, share, collapsed, log, n_iter)
 
 

@@ -5,12 +5,15 @@ ascent on the same penalised log-likelihood that EM maximises, written as
 functions over the engine's state (:class:`skmoe._em.EMState`) that return
 the engine's result type (:class:`skmoe._em.EMResult`).
 
-For every mini-batch ``B`` (weights ``w_i``, total ``w_B``):
+The rows are taken in blocks (an epoch of :meth:`fit`: random blocks of
+``_BLOCK`` = 10,000 rows; a :meth:`partial_fit` call: its rows), the work
+batched per block, with no Python loop per row:
 
-1. the E-step on the batch with the current parameters gives the posteriors
+1. the E-step on the block with the current parameters gives the posteriors
    ``h_ik`` (kept on each row's ``top_k`` experts under ``top_k``, as in
-   sparse EM) and the batch log-likelihood ``sum_i w_i log p(y_i | x_i)``;
-2. the gate takes one optimiser step (Adam or momentum SGD, scikit-learn's
+   sparse EM) and the block's log-likelihood ``sum_i w_i log p(y_i | x_i)``;
+2. for every mini-batch ``B`` of the block (weights ``w_i``, total ``w_B``)
+   the gate takes one optimiser step (Adam or momentum SGD, scikit-learn's
    own :mod:`sklearn.neural_network` optimisers) along its
    ``sgd_gradient`` of
 
@@ -25,13 +28,14 @@ For every mini-batch ``B`` (weights ``w_i``, total ``w_B``):
    :meth:`partial_fit`). ``T`` is the total training weight (:meth:`fit`) or
    the total weight seen so far (:meth:`partial_fit`), so that ``f_B`` is
    an unbiased estimate of the objective EM maximises (divided by ``T``);
-3. every expert takes ``expert.partial_fit(X_B, y_B, sample_weight=w_i h_ik)``,
-   the posterior-weighted step of its own log-likelihood;
+3. every expert takes one ``expert.partial_fit(X_b, y_b, sample_weight=w_i h_ik)``
+   on the whole block, the posterior-weighted step of its own
+   log-likelihood (an SGD expert: one pass of per-row updates, compiled);
 4. the likelihood's parameters (the regressor's noise variances) follow
    exponentially decayed sums of its statistics (decay ``_VARIANCE_DECAY``
    per mini-batch), computed with the experts as they were before the step.
 
-An epoch is one pass over the training data in shuffled mini-batches;
+An epoch is one pass over the training data;
 ``max_iter`` counts epochs. Stopping follows scikit-learn's MLP estimators:
 the epoch's objective (or the validation log-likelihood with
 ``early_stopping=True``) must improve by ``tol`` at least once every
@@ -58,6 +62,7 @@ from ._experts import (
     make_experts,
     partial_fit_expert,
 )
+from ._gating import prepare_gate
 
 #: Decay per mini-batch of the sums behind the likelihood's running
 #: parameters: the estimate remembers roughly the last ten mini-batches, so it
@@ -164,7 +169,7 @@ def initial_state(data, prototypes, gate, resp, rng, config, classes):
     """New experts (clones of ``prototypes``) and ``gate`` after a full M-step
     from ``resp``; returns ``(state, sgd_state)``."""
     state = _em.EMState(make_experts(prototypes, rng), gate)
-    state.gate.prepare(data.Z, data.sample_weight)
+    prepare_gate(state.gate, data.Z, data.sample_weight, len(prototypes))
     sgd = SGDState(None, rng)
     full_m_step(data, state, resp, sgd, config, classes)
     return state, sgd
@@ -232,50 +237,80 @@ def full_m_step(data, state, resp, sgd, config, classes):
     sgd.stats = None
 
 
-def _batch_step(batch, state, sgd, config, classes, total):
-    """One mini-batch: E-step, gate step, expert steps, likelihood parameters.
+def _block_step(data, state, sgd, config, classes, total):
+    """One block of rows: returns its mean log-likelihood before the step.
 
-    Returns the batch's weighted log-likelihood before the step.
+    The posteriors of every row come from one E-step on the whole block
+    (one product per expert, one kernel call); the gate then takes one
+    optimiser step per mini-batch of ``batch_size`` rows (shuffled) against
+    them (a few small products each), and every expert takes ONE
+    posterior-weighted ``partial_fit`` step on the whole block (for SGD
+    experts: a pass of per-row updates in compiled code). The likelihood's
+    running sums decay by ``_VARIANCE_DECAY`` per mini-batch. No Python work
+    is done per row, and the per-mini-batch work is the gate's only.
     """
-    lik = batch.likelihood
-    outputs = lik.outputs(state.experts, batch.X)
-    resp, log_norm = _routing.e_step(
-        state.gate.log_proba(batch.Z), lik.log_lik(outputs, batch.y, state.theta),
-        config.top_k, serial=True,
-    )
-    assign = assignments(resp, sgd.rng, config.assignment)
-    grads = state.gate.sgd_gradient(batch.Z, assign, batch.sample_weight, total)
-    sgd.optimizer.update_params(state.gate.sgd_parameters(), grads)
-    weights = batch.sample_weight[:, None] * assign
-    used = _update_experts(batch, state, weights, resp, sgd.rng, config, classes, False)
-    stats = lik.stats(outputs, batch.y, np.ascontiguousarray(used))
-    if sgd.stats is not None:
-        stats = tuple(_VARIANCE_DECAY * a + b for a, b in zip(sgd.stats, stats))
-    sgd.stats = stats
-    _set_theta(state, lik, stats)
-    sgd.usage += batch.sample_weight @ resp
-    return float(batch.sample_weight @ log_norm)
-
-
-def _epoch(data, state, sgd, config, classes, total):
-    """One pass over ``data`` in (shuffled) mini-batches; the mean log-likelihood."""
     n_samples = data.X.shape[0]
     batch_size = (
         min(200, n_samples) if config.batch_size == "auto"
         else max(1, min(config.batch_size, n_samples))
     )
+    lik = data.likelihood
+    outputs = lik.outputs(state.experts, data.X)
+    resp, log_norm = _routing.e_step(
+        state.gate.log_proba(data.Z), lik.log_lik(outputs, data.y, state.theta),
+        config.top_k,
+    )
+    assign = assignments(resp, sgd.rng, config.assignment)
     order = sgd.rng.permutation(n_samples) if config.shuffle else None
-    acc, seen = 0.0, 0.0
-    sgd.usage = np.zeros(len(state.experts))
+    n_batches = 0
     for batch in gen_batches(n_samples, batch_size):
         rows = batch if order is None else order[batch]
         sw = data.sample_weight[rows]
-        w_batch = sw.sum()
-        if w_batch <= 0:
+        if sw.sum() <= 0:
             continue
-        acc += _batch_step(data.subset(rows), state, sgd, config, classes, total)
-        seen += w_batch
-    sgd.usage /= seen
+        grads = state.gate.sgd_gradient(data.Z[rows], assign[rows], sw, total)
+        sgd.optimizer.update_params(state.gate.sgd_parameters(), grads)
+        n_batches += 1
+    weights = data.sample_weight[:, None] * assign
+    used = _update_experts(data, state, weights, resp, sgd.rng, config, classes, False)
+    stats = lik.stats(outputs, data.y, np.ascontiguousarray(used))
+    if sgd.stats is not None:
+        decay = _VARIANCE_DECAY ** max(n_batches, 1)
+        stats = tuple(decay * a + b for a, b in zip(sgd.stats, stats))
+    sgd.stats = stats
+    _set_theta(state, lik, stats)
+    seen = data.sample_weight.sum()
+    sgd.usage = data.sample_weight @ resp / seen
+    return float(data.sample_weight @ log_norm) / seen
+
+
+#: Rows per block of an epoch (see :func:`_epoch`).
+_BLOCK = 10000
+
+
+def _epoch(data, state, sgd, config, classes, total):
+    """One pass over ``data``; the mean log-likelihood.
+
+    The rows are cut into random blocks of ``_BLOCK`` rows (one block when
+    there are fewer), each taken by :func:`_block_step`. A
+    :meth:`partial_fit` call is one epoch over its rows, so ``fit`` with
+    ``max_iter=1`` and one ``partial_fit`` call on the same data agree.
+    """
+    n = data.X.shape[0]
+    if n <= _BLOCK:
+        return _block_step(data, state, sgd, config, classes, total)
+    order = sgd.rng.permutation(n) if config.shuffle else np.arange(n)
+    acc = seen = 0.0
+    usage = np.zeros(len(state.experts))
+    for b0 in range(0, n, _BLOCK):
+        rows = np.sort(order[b0 : b0 + _BLOCK])  # sorted: contiguous reads
+        part = data.subset(rows)
+        if part.total <= 0:
+            continue
+        acc += _block_step(part, state, sgd, config, classes, total) * part.total
+        usage += sgd.usage * part.total
+        seen += part.total
+    sgd.usage = usage / seen
     return acc / seen
 
 

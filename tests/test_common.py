@@ -13,7 +13,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, StandardizedRidge
+from skmoe import (
+    ClassifierGate,
+    HierarchicalGate,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+    StandardizedRidge,
+)
 
 # Small, fast configurations (as sklearn's INIT_PARAMS do for GaussianMixture).
 FAST = dict(max_iter=20, random_state=0)
@@ -42,10 +48,40 @@ ESTIMATORS = [
     MixtureOfExpertsClassifier(
         SGDClassifier(loss="log_loss"), n_experts=2, solver="gd", **FAST
     ),
+    # Poisson and Gamma experts, a classifier as the gate, a tree of gates.
+    MixtureOfExpertsRegressor(likelihood="poisson", **FAST),
+    MixtureOfExpertsRegressor(likelihood="gamma", **FAST),
+    MixtureOfExpertsRegressor(
+        gate=ClassifierGate(LogisticRegression()), n_experts=2, **FAST
+    ),
+    MixtureOfExpertsRegressor(gate=HierarchicalGate((2, 2)), n_experts=4, **FAST),
+]
+
+
+# Checks that fit a regressor on continuous y (made positive by the
+# positive_only tag, but fractional): the Poisson likelihood refuses
+# non-integer counts with a ValueError naming y, as issue 14 asks. Every
+# other check passes on the Poisson mixture (the sample-weight, pickling,
+# dtype and partial checks among them).
+_POISSON_FRACTIONAL_Y = [
+    "check_n_features_in_after_fitting",
+    "check_regressors_train",
+    "check_regressor_data_not_an_array",
+    "check_regressors_no_decision_function",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
 ]
 
 
 def _expected_failed_checks(estimator):
+    if getattr(estimator, "likelihood", None) == "poisson":
+        reason = (
+            "The check fits on continuous y (positive under the positive_only "
+            "tag, but fractional); the Poisson likelihood needs counts and "
+            "raises a ValueError naming y."
+        )
+        return {name: reason for name in _POISSON_FRACTIONAL_Y}
     if not hasattr(estimator, "solver"):  # StandardizedRidge
         return {}
     if estimator.init == "auto" and estimator.experts is None and estimator.solver == "em":

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
+from sklearn.ensemble import BaggingRegressor, RandomForestRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDRegressor
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
@@ -477,3 +478,12 @@ def test_fit_never_modifies_the_callers_data(init):
     MixtureOfExpertsClassifier(n_experts=2, init=init, random_state=0).fit(X, labels)
     assert_array_equal(X, X0)
     assert_array_equal(y, y0)
+
+
+@pytest.mark.parametrize("expert", [RandomForestRegressor(n_estimators=3), BaggingRegressor(n_estimators=3)])
+def test_parameters_of_a_mixture_of_ensemble_experts(expert):
+    # An ensemble is iterable; it must not be taken for a list of named experts.
+    moe = MixtureOfExpertsRegressor(expert, n_experts=2)
+    moe.set_params(init="random", experts__n_estimators=4)
+    assert moe.get_params()["experts__n_estimators"] == 4
+    assert clone(moe).get_params()["init"] == "random"

@@ -1,0 +1,155 @@
+"""Every core: the 1,000,000 x 20, 8-linear-expert fit with 1 and with N threads.
+
+The problem of ``benchmarks/bench_scale.py``. Fits the same mixture with
+``numba.set_num_threads(t)`` for each ``t`` of ``--threads`` (alternating,
+``--repeat`` times; medians reported), checks that every fit gives the
+bit-identical log-likelihood, and prints the speed-up over one thread.
+
+Then prints a profile of one EM iteration (the 3rd; threads as the last
+entry of ``--threads``): the wall time of each phase, and which are
+parallel (row chunks on the threads of ``skmoe._threaded``) or serial:
+
+* ``m_step``: experts and variances from the moments (serial, tiny);
+* ``gate passes``: the gate's loss and gradient over the rows (parallel);
+* ``gate other``: the optimiser between the passes (serial);
+* ``e_pass``: predictions, E-step and the next M-step's moments (parallel);
+* ``rest``: the EM loop's own bookkeeping (serial).
+
+    python benchmarks/bench_threads.py [--n 1000000] [--threads 1 2] [--repeat 1]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import numba
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _bench import table, write  # noqa: E402
+from _data import make_piecewise_linear  # noqa: E402
+
+from skmoe import MixtureOfExpertsRegressor, SoftmaxGate, _chunked, _em, _threaded  # noqa: E402
+
+
+def _model(k, max_iter):
+    return MixtureOfExpertsRegressor(
+        n_experts=k, gate=SoftmaxGate(alpha=0.0), max_iter=max_iter, random_state=0
+    )
+
+
+class _Timer:
+    """Wall time of wrapped functions, per call, for one chosen iteration."""
+
+    def __init__(self):
+        self.times = {}
+        self.iteration = 0
+        self.record_at = 3
+
+    def wrap(self, module, name, label):
+        real = getattr(module, name)
+
+        def timed(*args, **kwargs):
+            tic = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                if self.iteration == self.record_at:
+                    self.times[label] = self.times.get(label, 0.0) + time.perf_counter() - tic
+
+        setattr(module, name, timed)
+        return real
+
+
+def profile_iteration(X, y, k, threads):
+    numba.set_num_threads(threads)
+    timer = _Timer()
+    originals = []
+    real_iter = _em._iteration
+
+    def iteration(*args, **kwargs):
+        timer.iteration += 1
+        tic = time.perf_counter()
+        out = real_iter(*args, **kwargs)
+        if timer.iteration == timer.record_at:
+            timer.times["iteration"] = time.perf_counter() - tic
+        return out
+
+    originals.append((_em, "_iteration", real_iter))
+    _em._iteration = iteration
+    for module, name, label in [
+        (_chunked, "m_step", "m_step"),
+        (_em, "m_step_gate", "gate M-step"),
+        (_threaded, "gate_loss_grad", "gate passes"),
+        (_chunked, "e_pass", "e_pass"),
+    ]:
+        originals.append((module, name, timer.wrap(module, name, label)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _model(k, timer.record_at).fit(X, y)
+    finally:
+        for module, name, real in originals:
+            setattr(module, name, real)
+    t = timer.times
+    total = t["iteration"]
+    rows = [
+        dict(phase="m_step (serial)", seconds=t.get("m_step", 0.0)),
+        dict(phase="gate passes (parallel)", seconds=t.get("gate passes", 0.0)),
+        dict(phase="gate optimiser (serial)",
+             seconds=t.get("gate M-step", 0.0) - t.get("gate passes", 0.0)),
+        dict(phase="e_pass (parallel)", seconds=t.get("e_pass", 0.0)),
+    ]
+    rows.append(dict(phase="rest (serial)", seconds=total - sum(r["seconds"] for r in rows)))
+    rows.append(dict(phase="iteration", seconds=total))
+    for r in rows:
+        r["share"] = r["seconds"] / total
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--d", type=int, default=20)
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--max-iter", type=int, default=100)
+    args = p.parse_args()
+    load = list(os.getloadavg())
+    X, y = make_piecewise_linear(args.n, n_features=args.d, n_pieces=args.k)
+    _model(args.k, 5).fit(X[:5000], y[:5000])  # compile / load the kernels
+    times = {t: [] for t in args.threads}
+    lls = {}
+    iters = {}
+    for _ in range(args.repeat):
+        for t in args.threads:
+            numba.set_num_threads(t)
+            tic = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                moe = _model(args.k, args.max_iter).fit(X, y)
+            times[t].append(time.perf_counter() - tic)
+            lls.setdefault(t, float(moe.log_likelihood_))
+            iters[t] = int(moe.n_iter_)
+    base = statistics.median(times[args.threads[0]])
+    rows = [dict(
+        threads=t, fit_s=statistics.median(times[t]), n_iter=iters[t],
+        speedup=base / statistics.median(times[t]), log_likelihood=lls[t],
+    ) for t in args.threads]
+    table(rows, ["threads", "fit_s", "n_iter", "speedup", "log_likelihood"])
+    same = len(set(lls.values())) == 1
+    print(f"log-likelihood identical for every thread count: {same}")
+    prof = profile_iteration(X, y, args.k, args.threads[-1])
+    print(f"\nOne EM iteration (the 3rd), {args.threads[-1]} threads:")
+    table(prof, ["phase", "seconds", "share"])
+    write("bench_threads", rows, profile=prof, identical=same, loadavg_at_start=load,
+          loadavg_at_end=list(os.getloadavg()),
+          target="fit_s <= 8 s; 2 threads >= 1.7x faster than 1; no serial phase > 15%")
+
+
+if __name__ == "__main__":
+    main()
