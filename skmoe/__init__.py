@@ -5,6 +5,8 @@ The public API:
 - :class:`MixtureOfExpertsRegressor`: a gated mixture of regression experts
   (Gaussian, Poisson or Gamma);
 - :class:`MixtureOfExpertsClassifier`: a gated mixture of classifiers;
+- :class:`StandardizedRidge`: a ridge regression penalised on the
+  standardised scale, the regressor's default expert;
 - :class:`SoftmaxGate`: the softmax gating network, a soft-target
   multinomial logistic regression usable on its own;
 - :class:`ClassifierGate`: any scikit-learn classifier as the gate;
@@ -16,6 +18,7 @@ from ._classifier import MixtureOfExpertsClassifier
 from ._gates import ClassifierGate, HierarchicalGate
 from ._gating import SoftmaxGate
 from ._regressor import MixtureOfExpertsRegressor
+from ._ridge import StandardizedRidge
 from ._version import __version__
 
 __all__ = [
@@ -24,5 +27,6 @@ __all__ = [
     "MixtureOfExpertsClassifier",
     "MixtureOfExpertsRegressor",
     "SoftmaxGate",
+    "StandardizedRidge",
     "__version__",
 ]

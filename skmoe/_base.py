@@ -33,7 +33,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _frames, _gather, _repair, _routing, _threaded
+from . import _frames, _gather, _pool, _repair, _routing, _threaded
 from ._composition import ExpertsComposition, is_named
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
@@ -45,6 +45,7 @@ from ._experts import (
 )
 from ._gating import SoftmaxGate, prepare_gate, supports_gradient
 from ._init import initial_responsibilities
+from ._ridge import StandardizedRidge, column_scale
 from ._sgd import (
     SGDConfig,
     check_partial_fit_experts,
@@ -143,8 +144,12 @@ def _restore_on_error(estimator):
         raise
 
 
-def _em_restart(init, data, prototypes, gate, config, rng, i_init):
-    """One EM run from a fresh initialisation (restart ``i_init``)."""
+def _em_restart(init, data, prototypes, gate, config, rng, i_init, pool=None):
+    """One EM run from a fresh initialisation (restart ``i_init``); with
+    ``init="auto"``, one pool of short runs (:mod:`skmoe._pool`)."""
+    if isinstance(init, str) and init == "auto" and _pool.eligible(prototypes):
+        with _threaded.single_threaded(), _threaded.single_threaded_blas():
+            return _pool.run_pool(data, prototypes, gate, config, rng, pool)
     state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
     with _threaded.single_threaded():
         # A one-element list that run_em empties: no reference to the
@@ -155,6 +160,27 @@ def _em_restart(init, data, prototypes, gate, config, rng, i_init):
         )]
     with _threaded.single_threaded_blas():
         return run_em(data, state, config, rng, resp)
+
+
+def _fix_scales(prototypes, X, sample_weight):
+    """The prototypes, with the ``scale`` of StandardizedRidge experts that
+    have none set to the training data's weighted column scales: the
+    penalty is on the scale of the whole data, not of each expert's rows."""
+    if not any(type(p) is StandardizedRidge and p.scale is None for p in prototypes):
+        return prototypes
+    X_num = _frames.numeric_array(X)
+    if X_num is None:  # columns that are not numbers: the experts' own scale
+        return prototypes
+    scale = column_scale(X_num, sample_weight)
+    fixed = {}
+    out = []
+    for p in prototypes:
+        if type(p) is StandardizedRidge and p.scale is None:
+            if id(p) not in fixed:
+                fixed[id(p)] = clone(p).set_params(scale=scale)
+            p = fixed[id(p)]
+        out.append(p)
+    return out
 
 
 def _convergence_message(estimator):
@@ -718,7 +744,7 @@ class _BaseMixtureOfExperts(
         ],
         "gate_features": ["array-like", None],
         "assignment": [StrOptions({"soft", "hard", "stochastic"})],
-        "init": [StrOptions({"kmeans", "random"}), "array-like"],
+        "init": [StrOptions({"auto", "kmeans", "random"}), "array-like"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -758,9 +784,9 @@ class _BaseMixtureOfExperts(
         gate=None,
         gate_features=None,
         assignment="soft",
-        init="kmeans",
+        init="auto",
         n_init=1,
-        max_iter=100,
+        max_iter=500,
         tol=1e-6,
         gate_max_iter="auto",
         warm_start=False,
@@ -900,7 +926,7 @@ class _BaseMixtureOfExperts(
     def _gate_parts(self):
         """``(transformer, gate)``: the leading steps of a gate Pipeline
         (None for a plain gate) and the gate that EM fits."""
-        return _frames.split_gate(self.gate, SoftmaxGate)
+        return _frames.split_gate(self.gate, self._default_gate)
 
     def _new_gate(self):
         return clone(self._gate_parts()[1])
@@ -982,6 +1008,7 @@ class _BaseMixtureOfExperts(
                 f"Expected n_samples >= n_experts, got n_samples={n_pos} "
                 f"(with positive sample_weight) and n_experts={len(prototypes)}."
             )
+        prototypes = _fix_scales(prototypes, X, sample_weight)
         return prototypes, self._data(X, y, sample_weight, likelihood)
 
     def _fit(self, X, y, sample_weight):
@@ -1004,6 +1031,7 @@ class _BaseMixtureOfExperts(
         if not result.converged:
             _gather.warn(_convergence_message(self), ConvergenceWarning)
         if self.solver == "em":
+            self._check_optimum(result, data)
             for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
                 self.__dict__.pop(name, None)
         self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
@@ -1037,6 +1065,35 @@ class _BaseMixtureOfExperts(
         self.repairs_ = [r.as_dict() for r in result.repairs]
         self.fit_time_ = time.perf_counter() - t_start
 
+    def _check_optimum(self, result, data):
+        """Fitted attributes and warnings about the optimum found: the
+        initialisation pool's objectives (``init="auto"``), its candidates'
+        disagreement, and degenerate experts."""
+        self.init_objectives_ = getattr(result, "init_objectives", None)
+        self.init_candidates_ = getattr(result, "candidates", None)
+        if getattr(result, "disagree", False):
+            c = np.sort(self.init_candidates_)[::-1] * data.total
+            _gather.warn(
+                "The initialisation pool's candidates disagree: the best "
+                f"optimum (total log-likelihood {c[0]:.2f}) was reached by only "
+                f"one of the {c.size} candidates continued (the others: "
+                + ", ".join(f"{v:.2f}" for v in c[1:])
+                + "); a better optimum may exist. n_init=3 explores more; the "
+                "candidates' objectives are in init_candidates_.",
+                UserWarning, stacklevel=4,
+            )
+        self.degenerate_experts_ = _pool.degenerate(result, data)
+        for k in self.degenerate_experts_:
+            _gather.warn(
+                f"Expert {k} ({estimator_name(result.state.experts[k])}) is "
+                "degenerate: it holds fewer effective rows than its "
+                "coefficients + 1, or its noise variance is within "
+                f"{_pool.FLOOR_MULTIPLE:g}x of its floor (it fits a handful of "
+                "rows exactly). Its likelihood is spurious; consider fewer "
+                "experts, another random_state or a larger reg_variance.",
+                UserWarning, stacklevel=4,
+            )
+
     def _can_warm_start(self, Z, n_experts):
         """Whether :meth:`fit` continues from the fitted mixture (growing it
         when ``n_experts`` grew): the one warm-start test of both solvers."""
@@ -1058,6 +1115,10 @@ class _BaseMixtureOfExperts(
         experts = copy.deepcopy(self.experts_)
         for expert, proto in zip(experts, prototypes):
             params = leaf_params(proto)
+            if type(expert) is StandardizedRidge and expert.scale is not None:
+                # Its penalty keeps the scale of its first fit (a frozen
+                # expert stays bit for bit what it was).
+                params.pop("scale", None)
             expert.set_params(
                 **{k: v for k, v in params.items() if not k.endswith("random_state")}
             )
@@ -1085,8 +1146,9 @@ class _BaseMixtureOfExperts(
         # can run in parallel (n_jobs) with the same results as in series. A
         # single restart keeps using `rng` itself.
         args = (self.init, data, prototypes, gate)
+        pool = self._init_pool
         if self.n_init == 1:
-            trials = [_em_restart(*args, config, rng, 0)]
+            trials = [_em_restart(*args, config, rng, 0, pool)]
         else:
             # Each restart's warnings come back with it (a worker process's
             # would not reach the caller): they are raised here, and summarised
@@ -1096,7 +1158,7 @@ class _BaseMixtureOfExperts(
                 runs = [
                     _gather.recording(
                         _em_restart, *args, _restart_config(config, i_init, self.n_init),
-                        np.random.RandomState(seed), i_init,
+                        np.random.RandomState(seed), i_init, pool,
                     )
                     for i_init, seed in enumerate(seeds)
                 ]
@@ -1107,7 +1169,7 @@ class _BaseMixtureOfExperts(
                 runs = Parallel(n_jobs=self.n_jobs)(
                     delayed(_gather.recording)(
                         _em_restart, *args, _restart_config(inner, i_init, self.n_init),
-                        np.random.RandomState(seed), i_init,
+                        np.random.RandomState(seed), i_init, pool,
                     )
                     for i_init, seed in enumerate(seeds)
                 )

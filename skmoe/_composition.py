@@ -31,6 +31,10 @@ class ExpertsComposition(_BaseComposition):
     Subclasses define ``_default_expert(solver)``.
     """
 
+    def _default_gate(self):
+        """The gate used when ``gate`` is None."""
+        return SoftmaxGate()
+
     def get_params(self, deep=True):
         """Get the parameters of this estimator.
 
@@ -81,7 +85,7 @@ class ExpertsComposition(_BaseComposition):
             nested = [k for k in params if k.startswith(prefix + "__")]
             if nested and params.get(prefix, getattr(self, prefix, None)) is None:
                 params[prefix] = (
-                    SoftmaxGate() if prefix == "gate"
+                    self._default_gate() if prefix == "gate"
                     else self._default_expert(params.get("solver", self.solver))
                 )
             if nested and isinstance(params.get(prefix, getattr(self, prefix, None)), list):
@@ -100,7 +104,7 @@ class ExpertsComposition(_BaseComposition):
             from sklearn.utils._repr_html.estimator import _VisualBlock
         except ImportError:  # scikit-learn < 1.7
             from sklearn.utils._estimator_html_repr import _VisualBlock
-        gate = SoftmaxGate() if self.gate is None else self.gate
+        gate = self._default_gate() if self.gate is None else self.gate
         names, estimators = ["gate"], [gate]
         experts = self.experts
         if isinstance(experts, list) and is_named(experts):

@@ -21,7 +21,10 @@ n_experts : int, default=None
 gate : SoftmaxGate, estimator with the gate protocol or Pipeline, \
         default=None
     The gating network, cloned at fit. ``None`` means ``SoftmaxGate()``
-    (scikit-learn estimators take no estimator instance as a default); a
+    for the regressor and ``SoftmaxGate(alpha=10.0)`` for the classifier
+    (a flatter gate: a sharp one carves the data into regions that each
+    logistic expert overfits), as scikit-learn estimators take no
+    estimator instance as a default; a
     nested parameter such as ``gate__alpha`` sets that default first, so
     ``GridSearchCV(MixtureOfExpertsRegressor(), {"gate__alpha": [...]})``
     works as it is. A Pipeline whose last step is a gate, for example
@@ -58,7 +61,8 @@ assignment : {"soft", "hard", "stochastic"}, default="soft"
 """,
     "n_init": """\
 n_init : int, default=1
-    Number of restarts; the one with the highest objective (the mean
+    Number of restarts (with ``init="auto"``, of independent pools of
+    starts); the one with the highest objective (the mean
     log-likelihood minus the gate's penalty) is kept. The restarts run in
     parallel when ``n_jobs`` allows, each with its own random stream
     drawn from ``random_state``. With ``init`` given as an array every
@@ -66,8 +70,9 @@ n_init : int, default=1
     assignments.
 """,
     "max_iter": """\
-max_iter : int, default=100
-    Maximum number of EM iterations per restart; for ``solver="gd"``,
+max_iter : int, default=500
+    Maximum number of EM iterations per restart (with ``init="auto"``, per
+    continued candidate); for ``solver="gd"``,
     the maximum number of epochs (passes over the data).
 """,
     "tol": """\

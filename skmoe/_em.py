@@ -175,6 +175,7 @@ def m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool=None
     state.experts = refit_experts(
         state.experts, columns, data.X, data.y, data.likelihood.subset_rows,
         pool, all_weights=weights,
+        classes=getattr(data.likelihood, "classes_", None),
     )
     return empty
 

@@ -68,7 +68,7 @@ def _sample_weight_fit_params(expert, weight):
             for name, est in steps
             if has_fit_parameter(est, "sample_weight")
         }
-    if has_fit_parameter(expert, "sample_weight"):
+    if _fit_takes_weight(type(expert)):
         return {"sample_weight": weight}
     return None
 
@@ -93,6 +93,17 @@ def supports_partial_fit(expert):
         steps = _active_steps(expert)
         return bool(steps) and all(hasattr(est, "partial_fit") for _, est in steps)
     return hasattr(expert, "partial_fit")
+
+
+#: Whether a class's ``fit`` takes ``sample_weight`` (the signature is read
+#: once per class, not at every EM iteration).
+_TAKES_WEIGHT = {}
+
+
+def _fit_takes_weight(kind):
+    if kind not in _TAKES_WEIGHT:
+        _TAKES_WEIGHT[kind] = has_fit_parameter(kind, "sample_weight")
+    return _TAKES_WEIGHT[kind]
 
 
 def accepts_sample_weight(expert, method="fit"):
@@ -324,7 +335,9 @@ class ExpertPool:
         return out + list(self.parallel(delayed(fit_expert)(*job) for job in jobs))
 
 
-def refit_experts(experts, columns, X, y, subset_rows, pool=None, all_weights=None):
+def refit_experts(
+    experts, columns, X, y, subset_rows, pool=None, all_weights=None, classes=None
+):
     """Fit every expert ``k`` with ``columns[k]`` (None: keep it as it is).
 
     Plain LinearRegression / Ridge experts solve their weighted least
@@ -336,7 +349,10 @@ def refit_experts(experts, columns, X, y, subset_rows, pool=None, all_weights=No
     array whose columns the ``columns`` are, when they all are (spares a
     copy). An all-numeric DataFrame takes the batched path on its float64
     values (the experts then get its feature names, as their own fit would
-    set).
+    set). With ``classes`` (a classifier's), plain LogisticRegression experts
+    are fitted together by Newton's method, warm-started from their current
+    coefficients (:func:`skmoe._linear.fit_logistic_experts`, their own fit's
+    optimum).
     """
     # Sparse X too: its Gram matrices are formed sparse (_linear), so sparse
     # and dense X give the same model.
@@ -356,6 +372,20 @@ def refit_experts(experts, columns, X, y, subset_rows, pool=None, all_weights=No
         done = {k for k, fitted in zip(batch, ok) if fitted}
         if X_num is not X:
             _set_feature_names([experts[k] for k in done], X)
+    logistic = [] if classes is None or X_num is None or sp.issparse(X_num) else [
+        k for k, w in enumerate(columns)
+        if w is not None and _linear.batchable_logistic(experts[k])
+    ]
+    if logistic:
+        y_encoded = np.searchsorted(classes, y)
+        ok = _linear.fit_logistic_experts(
+            [experts[k] for k in logistic], X_num, y_encoded, classes,
+            np.column_stack([columns[k] for k in logistic]),
+        )
+        fitted = [k for k, good in zip(logistic, ok) if good]
+        done |= set(fitted)
+        if X_num is not X:
+            _set_feature_names([experts[k] for k in fitted], X)
     # Poisson / Gamma GLM experts: a direct Newton fit (skmoe/_glm.py); a
     # small sparse X is densified for it (the same optimum).
     if sp.issparse(X_num) and np.prod(X_num.shape) <= _glm.MAX_DENSIFY:

@@ -242,6 +242,8 @@ def initial_responsibilities(init, likelihood, X, y, sample_weight, n_experts, r
     n_samples = X.shape[0]
     if not isinstance(init, str):
         return _check_init_array(init, n_samples, n_experts)
+    # "auto" (a pool of starts, skmoe/_pool.py) starts a single run (a
+    # warm start's growth, solver="gd", partial_fit) from k-means.
     if init == "random":
         labels = rng.permutation(n_samples) % n_experts
     elif n_samples > 2 * _INIT_SUBSAMPLE and not sp.issparse(X):

@@ -305,7 +305,18 @@ class CategoricalLikelihood:
         ``(K, n, C)`` array); with ``rows``, expert ``k`` runs on ``rows[k]``
         only and its other rows hold ones (log-likelihood 0)."""
         proba = np.ones((len(experts), X.shape[0], len(self.classes_)))
+        done = [False] * len(experts)
+        X_num = numeric_array(X) if rows is None else None
+        if X_num is not None:
+            # Plain LogisticRegression experts: one product for all of them.
+            out = proba.transpose(1, 0, 2)
+            done = _linear.predict_proba_logistic(experts, X_num, out)
+            for k in np.flatnonzero(done):
+                np.maximum(proba[k], _PROBA_FLOOR, out=proba[k])
+                proba[k] /= proba[k].sum(axis=1, keepdims=True)
         for k, expert in enumerate(experts):
+            if done[k]:
+                continue
             r = None if rows is None else rows[k]
             if r is None:
                 proba[k] = self.expert_proba(expert, k, X)

@@ -37,6 +37,7 @@ from scipy.special import expit, softmax
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
 from . import _threaded
+from ._ridge import StandardizedRidge
 
 # Rows per chunk of the accumulation (results do not depend on the threads).
 _CHUNK = 8192
@@ -50,6 +51,8 @@ def batchable(expert):
     kind = type(expert)
     if kind is LinearRegression:
         return not expert.positive
+    if kind is StandardizedRidge:
+        return isinstance(expert.alpha, Real) and not isinstance(expert.alpha, bool)
     if kind is Ridge:
         return (
             not expert.positive
@@ -167,6 +170,17 @@ def fit_linear_experts(experts, X, y, weights):
     return solve_linear_experts(experts, gram, means)
 
 
+def _standardized_scale(expert, d):
+    """The column scales of a StandardizedRidge expert's penalty, or None
+    (no ``scale`` set, or one of the wrong shape: left to its own fit)."""
+    if expert.scale is None:
+        return None
+    scale = np.asarray(expert.scale, dtype=np.float64).reshape(-1)
+    if scale.shape != (d,) or not np.all(scale > 0):
+        return None
+    return scale
+
+
 def solve_linear_experts(experts, gram, means):
     """Set the fitted attributes of the experts from their normal equations.
 
@@ -188,6 +202,16 @@ def solve_linear_experts(experts, gram, means):
         is_ridge = type(expert) is Ridge
         if is_ridge:
             A[np.diag_indices(d)] += float(expert.alpha)
+        standardized = type(expert) is StandardizedRidge
+        if standardized:
+            # The penalty alpha * sum_j (s_j beta_j)^2, s fixed by the
+            # mixture (its training data's scale); without one, the
+            # expert's own fit computes its weighted scale.
+            scale = _standardized_scale(expert, d)
+            if scale is None:
+                fitted.append(False)
+                continue
+            A[np.diag_indices(d)] += float(expert.alpha) * scale**2
         diag = np.sqrt(np.maximum(np.diag(A), 0.0))
         if np.any(diag <= 0.0):
             fitted.append(False)
@@ -204,7 +228,9 @@ def solve_linear_experts(experts, gram, means):
             intercept = 0.0
         expert.n_features_in_ = d
         expert.coef_ = coef
-        if is_ridge:
+        if standardized:
+            expert.scale_ = scale
+        elif is_ridge:
             expert.n_iter_ = None
             expert.solver_ = "svd" if expert.solver == "svd" else "cholesky"
         else:
@@ -237,7 +263,7 @@ def predict_linear(experts, X, out):
         Which columns were filled.
     """
     done = [
-        type(e) in (LinearRegression, Ridge)
+        type(e) in (LinearRegression, Ridge, StandardizedRidge)
         and getattr(e, "coef_", None) is not None
         and np.ndim(e.coef_) == 1
         and e.coef_.shape[0] == X.shape[1]

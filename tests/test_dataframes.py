@@ -363,7 +363,9 @@ def test_verbose_2_times_the_steps_and_restarts_are_labelled(capsys):
     X = frame[["x"]].to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        MixtureOfExpertsRegressor(n_init=2, max_iter=3, verbose=2, random_state=0).fit(X, y)
+        MixtureOfExpertsRegressor(
+            n_init=2, max_iter=3, verbose=2, random_state=0, init="kmeans"
+        ).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     step = r"\(experts [\d.]+s, gate [\d.]+s, E-step [\d.]+s\)"
     for i_init in (1, 2):
@@ -374,9 +376,15 @@ def test_verbose_2_times_the_steps_and_restarts_are_labelled(capsys):
             ), lines
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        MixtureOfExpertsRegressor(max_iter=2, verbose=1, random_state=0).fit(X, y)
+        MixtureOfExpertsRegressor(
+            max_iter=2, verbose=1, random_state=0, init="kmeans"
+        ).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Iteration    1:") and "experts" not in lines[0]
+
+
+class _OwnFitLogistic(LogisticRegression):
+    """A subclass: fitted by its own ``fit`` (lbfgs), not the batched Newton path."""
 
 
 @pytest.mark.parametrize("n_jobs", [None, 2])
@@ -385,7 +393,7 @@ def test_warnings_of_the_experts_are_summarised_once(n_jobs):
     X = rng.normal(size=(200, 2))
     y = (X[:, 0] * X[:, 1] > 0).astype(int)
     moe = MixtureOfExpertsClassifier(
-        LogisticRegression(max_iter=1), n_experts=2, n_init=2, n_jobs=n_jobs,
+        _OwnFitLogistic(max_iter=1), n_experts=2, n_init=2, n_jobs=n_jobs,
         max_iter=5, tol=0.0, random_state=0,
     )
     with warnings.catch_warnings(record=True) as caught:

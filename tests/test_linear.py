@@ -83,9 +83,11 @@ def test_batched_wls_hands_back_what_it_cannot_match():
 
 def test_mixture_with_batched_experts_equals_normal_path(monkeypatch, piecewise):
     X, y = piecewise
-    fast = MixtureOfExpertsRegressor(Ridge(alpha=1e-3), n_experts=3, random_state=0).fit(X, y)
+    # init="kmeans": without batchable experts, init="auto" would not run its pool.
+    kw = dict(n_experts=3, random_state=0, init="kmeans")
+    fast = MixtureOfExpertsRegressor(Ridge(alpha=1e-3), **kw).fit(X, y)
     monkeypatch.setattr(_linear, "batchable", lambda expert: False)
-    slow = MixtureOfExpertsRegressor(Ridge(alpha=1e-3), n_experts=3, random_state=0).fit(X, y)
+    slow = MixtureOfExpertsRegressor(Ridge(alpha=1e-3), **kw).fit(X, y)
     assert fast.n_iter_ == slow.n_iter_
     assert_allclose(fast.log_likelihood_, slow.log_likelihood_, rtol=1e-9)
     for a, b in zip(fast.experts_, slow.experts_):

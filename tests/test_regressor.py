@@ -20,7 +20,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 import naive
 from conftest import make_piecewise
-from skmoe import MixtureOfExpertsRegressor, SoftmaxGate
+from skmoe import MixtureOfExpertsRegressor, SoftmaxGate, StandardizedRidge
 from skmoe._init import initial_responsibilities
 from skmoe._likelihood import GaussianLikelihood
 
@@ -30,8 +30,9 @@ def test_recovers_three_linear_pieces():
     Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
     single = LinearRegression().fit(Xtr, ytr).score(Xte, yte)
     # The pieces jump by 2.5 at x=1: a sharp boundary needs a weak gate penalty.
+    # Unpenalised experts: their slopes are the truth's.
     moe = MixtureOfExpertsRegressor(
-        n_experts=3, gate=SoftmaxGate(alpha=0.01), random_state=0
+        LinearRegression(), n_experts=3, gate=SoftmaxGate(alpha=0.01), random_state=0
     ).fit(Xtr, ytr)
     assert single < 0.8
     assert moe.score(Xte, yte) >= 0.98
@@ -45,7 +46,7 @@ def test_recovers_three_linear_pieces():
 
 def test_one_expert_is_the_bare_expert():
     X, y = make_piecewise()
-    moe = MixtureOfExpertsRegressor(n_experts=1).fit(X, y)
+    moe = MixtureOfExpertsRegressor(LinearRegression(), n_experts=1).fit(X, y)
     lr = LinearRegression().fit(X, y)
     assert_allclose(moe.predict(X), lr.predict(X), rtol=1e-10)
     assert_allclose(moe.noise_variance_[0], np.mean((y - lr.predict(X)) ** 2))
@@ -58,7 +59,8 @@ def test_em_iteration_matches_numpy_reference():
     X, y = make_piecewise(n=200)
     resp = naive.softmax_rows(np.column_stack([X[:, 0], -X[:, 0]]))
     moe = MixtureOfExpertsRegressor(
-        n_experts=2, init=resp, max_iter=1, gate=SoftmaxGate(alpha=0.0, tol=1e-10),
+        LinearRegression(), n_experts=2, init=resp, max_iter=1,
+        gate=SoftmaxGate(alpha=0.0, tol=1e-10),
         gate_max_iter=None,
     )
     with warnings.catch_warnings():
@@ -72,7 +74,8 @@ def test_log_likelihood_never_decreases():
     # sklearn's test_monotonic_likelihood for GaussianMixture, for exact M-steps.
     X, y = make_piecewise(n=400, noise=1.0)
     moe = MixtureOfExpertsRegressor(
-        n_experts=3, warm_start=True, max_iter=1, init="random", random_state=0,
+        LinearRegression(), n_experts=3, warm_start=True, max_iter=1, init="random",
+        random_state=0,
         gate=SoftmaxGate(tol=1e-10),
     )
     previous = -np.inf
@@ -83,7 +86,9 @@ def test_log_likelihood_never_decreases():
             current = moe.log_likelihood_history_[-1]
             assert current >= previous - 1e-9
             previous = current
-    history = MixtureOfExpertsRegressor(n_experts=3, init="random", random_state=0).fit(X, y)
+    history = MixtureOfExpertsRegressor(
+        LinearRegression(), n_experts=3, init="random", random_state=0
+    ).fit(X, y)
     assert np.all(np.diff(history.log_likelihood_history_) >= -1e-9)
 
 
@@ -147,8 +152,14 @@ def test_parameter_count_of_trees_and_neighbours():
 def test_sample_weight_equals_repetition():
     X, y = make_piecewise(n=100)
     sw = np.random.RandomState(0).randint(0, 3, size=100)
-    a = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y, sample_weight=sw)
-    b = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(np.repeat(X, sw, axis=0), np.repeat(y, sw))
+    # The deterministic start (init="auto" draws random partitions of the rows:
+    # a repeated row is two rows there).
+    a = MixtureOfExpertsRegressor(n_experts=3, init="kmeans", random_state=0).fit(
+        X, y, sample_weight=sw
+    )
+    b = MixtureOfExpertsRegressor(n_experts=3, init="kmeans", random_state=0).fit(
+        np.repeat(X, sw, axis=0), np.repeat(y, sw)
+    )
     assert_allclose(a.predict(X), b.predict(X), rtol=1e-6, atol=1e-8)
 
 
@@ -260,7 +271,9 @@ def test_warm_start_continues_from_the_fitted_state():
 def test_convergence_warning_and_verbose(capsys):
     X, y = make_piecewise()
     with pytest.warns(ConvergenceWarning, match="EM did not converge in max_iter=2"):
-        MixtureOfExpertsRegressor(n_experts=3, max_iter=2, tol=0, verbose=1).fit(X, y)
+        MixtureOfExpertsRegressor(
+            n_experts=3, max_iter=2, tol=0, verbose=1, init="kmeans"
+        ).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3  # two iterations and the restart summary
     assert re.match(r"Iteration +1: log-likelihood -?\d+\.\d+, objective .*, change .*, \d+\.\d+s", lines[0])
@@ -325,7 +338,7 @@ def test_collapsed_expert_warns_and_stays_finite():
     resp[:, 1] = 0.0
     with pytest.warns(UserWarning, match=r"Expert 1 \(LinearRegression\) owned no training weight"):
         moe = MixtureOfExpertsRegressor(
-            n_experts=3, init=resp, max_iter=5, min_expert_weight=0
+            LinearRegression(), n_experts=3, init=resp, max_iter=5, min_expert_weight=0
         ).fit(X, y)
     assert np.all(np.isfinite(moe.predict(X, return_std=True)[1]))
 
@@ -418,13 +431,16 @@ def test_nested_parameters_of_default_estimators_set_the_default_first():
     moe = MixtureOfExpertsRegressor().set_params(gate__alpha=0.1)
     assert isinstance(moe.gate, SoftmaxGate) and moe.gate.alpha == 0.1
     moe = MixtureOfExpertsRegressor().set_params(experts__fit_intercept=False)
-    assert isinstance(moe.experts, LinearRegression) and not moe.experts.fit_intercept
+    assert isinstance(moe.experts, StandardizedRidge) and not moe.experts.fit_intercept
     # The default expert of the solver being set.
     moe = MixtureOfExpertsRegressor().set_params(solver="gd", experts__alpha=1e-3)
     assert isinstance(moe.experts, SGDRegressor) and moe.experts.alpha == 1e-3
-    # LinearRegression has no alpha: scikit-learn's own error names it.
-    with pytest.raises(ValueError, match=r"Invalid parameter 'alpha' for estimator LinearRegression"):
-        MixtureOfExpertsRegressor().set_params(experts__alpha=0.1)
+    # The default StandardizedRidge has an alpha; an unknown parameter gets
+    # scikit-learn's own error, naming the default expert.
+    moe = MixtureOfExpertsRegressor().set_params(experts__alpha=0.1)
+    assert isinstance(moe.experts, StandardizedRidge) and moe.experts.alpha == 0.1
+    with pytest.raises(ValueError, match=r"Invalid parameter 'l1_ratio' for estimator StandardizedRidge"):
+        MixtureOfExpertsRegressor().set_params(experts__l1_ratio=0.1)
     moe = MixtureOfExpertsRegressor().set_params(gate=SoftmaxGate(), gate__alpha=0.1)
     assert moe.gate.alpha == 0.1
 

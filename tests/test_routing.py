@@ -96,7 +96,7 @@ def test_sparse_em_history_never_decreases(top_k):
     X, y = make_piecewise(n=400, noise=1.0)
     moe = _quiet(
         MixtureOfExpertsRegressor(
-            n_experts=4, top_k=top_k, init="random", random_state=0,
+            LinearRegression(), n_experts=4, top_k=top_k, init="random", random_state=0,
             gate=SoftmaxGate(tol=1e-10), min_expert_weight=0,
         ),
         X, y,
@@ -118,7 +118,7 @@ def test_sparse_em_classifier_history_never_decreases(three_class):
     moe = _quiet(
         MixtureOfExpertsClassifier(
             LogisticRegression(C=1e6, tol=1e-10, max_iter=10000), n_experts=3, top_k=1,
-            random_state=0,
+            random_state=0, gate=SoftmaxGate(alpha=1.0),  # see test_classifier.py
         ),
         X, y,
     )
@@ -160,7 +160,8 @@ def test_balance_is_in_the_em_objective_and_evens_out_usage():
     for balance in [0.0, 1.0]:
         moe = _quiet(
             MixtureOfExpertsRegressor(
-                n_experts=4, gate=SoftmaxGate(alpha=0.1, balance=balance, tol=1e-10),
+                LinearRegression(), n_experts=4,
+                gate=SoftmaxGate(alpha=0.1, balance=balance, tol=1e-10),
                 random_state=0,
             ),
             X, y,
@@ -185,14 +186,19 @@ def test_balance_is_in_the_em_objective_and_evens_out_usage():
 def test_reseed_repairs_a_collapse_forcing_init():
     X, y = make_piecewise(n=600)
     gate = SoftmaxGate(alpha=0.01)
-    good = _quiet(MixtureOfExpertsRegressor(n_experts=3, gate=gate, random_state=0), X, y)
+    good = _quiet(
+        MixtureOfExpertsRegressor(
+            LinearRegression(), n_experts=3, gate=gate, random_state=0, init="kmeans"
+        ),
+        X, y,
+    )
     resp = np.zeros((600, 3))
     resp[:, 0] = 1.0  # experts 1 and 2 start with nothing
     kept = _quiet(
-        MixtureOfExpertsRegressor(n_experts=3, gate=gate, init=resp, min_expert_weight=0), X, y
+        MixtureOfExpertsRegressor(LinearRegression(), n_experts=3, gate=gate, init=resp, min_expert_weight=0), X, y
     )
     with pytest.warns(UserWarning, match=r"Expert 1 \(LinearRegression\) collapsed at EM iteration 1.*re-seeded with half of the rows of expert 0"):
-        repaired = MixtureOfExpertsRegressor(n_experts=3, gate=gate, init=resp).fit(X, y)
+        repaired = MixtureOfExpertsRegressor(LinearRegression(), n_experts=3, gate=gate, init=resp).fit(X, y)
     assert kept.log_likelihood_ < good.log_likelihood_ - 1.0
     assert_allclose(repaired.log_likelihood_, good.log_likelihood_, atol=1e-4)
     assert [r["action"] for r in repaired.repairs_] == ["reseed", "reseed"]
@@ -206,13 +212,13 @@ def test_drop_removes_collapsed_experts():
     resp[:, 0] = 0.7
     resp[:, 1] = 0.3
     with pytest.warns(UserWarning, match=r"Expert 2 \(LinearRegression\) collapsed.*it was dropped"):
-        moe = MixtureOfExpertsRegressor(n_experts=3, init=resp, on_collapse="drop", max_iter=300).fit(X, y)
+        moe = MixtureOfExpertsRegressor(LinearRegression(), n_experts=3, init=resp, on_collapse="drop", max_iter=300).fit(X, y)
     assert moe.n_experts_ == 2 and len(moe.experts_) == 2
     assert moe.gate_.coef_.shape == (2, 2) and moe.noise_variance_.shape == (2,)
     assert moe.predict_gate(X).shape == (600, 2)
     assert moe.repairs_ == [{"iteration": 1, "expert": 2, "action": "drop", "donor": None}]
     # Dropping is what a 2-expert fit from the same start does.
-    ref = MixtureOfExpertsRegressor(n_experts=2, init=resp[:, :2], max_iter=300).fit(X, y)
+    ref = MixtureOfExpertsRegressor(LinearRegression(), n_experts=2, init=resp[:, :2], max_iter=300).fit(X, y)
     assert_allclose(moe.log_likelihood_, ref.log_likelihood_, rtol=1e-6)
 
 
