@@ -331,6 +331,34 @@ def _gate_columns(gate_features, n_features, names):
     return np.asarray(cols % n_features, dtype=np.intp)
 
 
+def _warn_disagreement(candidates, total):
+    """The initialisation pool's continued candidates reached different optima."""
+    c = np.sort(candidates)[::-1] * total
+    _gather.warn(
+        "The initialisation pool's candidates disagree: the best "
+        f"optimum (total log-likelihood {c[0]:.2f}) was reached by only "
+        f"one of the {c.size} candidates continued (the others: "
+        + ", ".join(f"{v:.2f}" for v in c[1:])
+        + "); a better optimum may exist. n_init=3 explores more; the "
+        "candidates' objectives are in init_candidates_.",
+        UserWarning, stacklevel=5,
+    )
+
+
+def _warn_degenerate(experts, degenerate):
+    """One warning per degenerate expert of the kept fit."""
+    for k in degenerate:
+        _gather.warn(
+            f"Expert {k} ({estimator_name(experts[k])}) is "
+            "degenerate: it holds fewer effective rows than its "
+            "coefficients + 1, or its noise variance is within "
+            f"{_pool.FLOOR_MULTIPLE:g}x of its floor (it fits a handful of "
+            "rows exactly). Its likelihood is spurious; consider fewer "
+            "experts, another random_state or a larger reg_variance.",
+            UserWarning, stacklevel=5,
+        )
+
+
 class _MixtureInferenceMixin:
     """What a fitted mixture answers: gate, routing, posteriors, criteria.
 
@@ -1066,33 +1094,13 @@ class _BaseMixtureOfExperts(
         self.fit_time_ = time.perf_counter() - t_start
 
     def _check_optimum(self, result, data):
-        """Fitted attributes and warnings about the optimum found: the
-        initialisation pool's objectives (``init="auto"``), its candidates'
-        disagreement, and degenerate experts."""
+        """The pool's objectives (``init="auto"``) and degenerate experts, with warnings."""
         self.init_objectives_ = getattr(result, "init_objectives", None)
         self.init_candidates_ = getattr(result, "candidates", None)
         if getattr(result, "disagree", False):
-            c = np.sort(self.init_candidates_)[::-1] * data.total
-            _gather.warn(
-                "The initialisation pool's candidates disagree: the best "
-                f"optimum (total log-likelihood {c[0]:.2f}) was reached by only "
-                f"one of the {c.size} candidates continued (the others: "
-                + ", ".join(f"{v:.2f}" for v in c[1:])
-                + "); a better optimum may exist. n_init=3 explores more; the "
-                "candidates' objectives are in init_candidates_.",
-                UserWarning, stacklevel=4,
-            )
+            _warn_disagreement(self.init_candidates_, data.total)
         self.degenerate_experts_ = _pool.degenerate(result, data)
-        for k in self.degenerate_experts_:
-            _gather.warn(
-                f"Expert {k} ({estimator_name(result.state.experts[k])}) is "
-                "degenerate: it holds fewer effective rows than its "
-                "coefficients + 1, or its noise variance is within "
-                f"{_pool.FLOOR_MULTIPLE:g}x of its floor (it fits a handful of "
-                "rows exactly). Its likelihood is spurious; consider fewer "
-                "experts, another random_state or a larger reg_variance.",
-                UserWarning, stacklevel=4,
-            )
+        _warn_degenerate(result.state.experts, self.degenerate_experts_)
 
     def _can_warm_start(self, Z, n_experts):
         """Whether :meth:`fit` continues from the fitted mixture (growing it
