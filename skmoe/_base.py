@@ -45,7 +45,7 @@ from ._experts import (
 )
 from ._gating import SoftmaxGate, prepare_gate, supports_gradient
 from ._init import initial_responsibilities
-from ._ridge import StandardizedRidge, column_scale
+from ._ridge import StandardizedRidge, column_scale, with_data_scale
 from ._sgd import (
     SGDConfig,
     check_partial_fit_experts,
@@ -163,24 +163,14 @@ def _em_restart(init, data, prototypes, gate, config, rng, i_init, pool=None):
 
 
 def _fix_scales(prototypes, X, sample_weight):
-    """The prototypes, with the ``scale`` of StandardizedRidge experts that
-    have none set to the training data's weighted column scales: the
-    penalty is on the scale of the whole data, not of each expert's rows."""
+    """The prototypes, StandardizedRidge experts without a ``scale`` set to
+    the training data's weighted column scales (:func:`with_data_scale`)."""
     if not any(type(p) is StandardizedRidge and p.scale is None for p in prototypes):
         return prototypes
     X_num = _frames.numeric_array(X)
     if X_num is None:  # columns that are not numbers: the experts' own scale
         return prototypes
-    scale = column_scale(X_num, sample_weight)
-    fixed = {}
-    out = []
-    for p in prototypes:
-        if type(p) is StandardizedRidge and p.scale is None:
-            if id(p) not in fixed:
-                fixed[id(p)] = clone(p).set_params(scale=scale)
-            p = fixed[id(p)]
-        out.append(p)
-    return out
+    return with_data_scale(prototypes, column_scale(X_num, sample_weight))
 
 
 def _convergence_message(estimator):

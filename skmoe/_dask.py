@@ -17,7 +17,8 @@ one, in this process on dask's default scheduler (block by block).
 Supported: LinearRegression and Ridge experts (plain, as in
 :mod:`skmoe._linear`), the SoftmaxGate without ``balance``, soft
 assignments, dense EM (no ``top_k``), ``gate_features=None``, ``init``
-"kmeans", one restart, no warm start. Anything else raises a ValueError
+"kmeans" or "auto" (on a dask collection, ``"auto"`` is the k-means start:
+the pool of short runs is for data in memory), one restart, no warm start. Anything else raises a ValueError
 naming it: the other experts can learn from a dask collection block by block
 with ``solver="gd"`` and ``partial_fit``.
 """
@@ -31,6 +32,7 @@ import numpy as np
 from . import _chunked, _init, _linear
 from ._em import EMResult, EMState
 from ._gating import SoftmaxGate
+from ._ridge import with_data_scale
 from ._experts import estimator_name, make_experts
 
 
@@ -229,9 +231,10 @@ def _check_supported(est, prototypes):
         problems.append("a SoftmaxGate without balance")
     for name, want in [
         ("solver", "em"), ("assignment", "soft"), ("top_k", None), ("gate_features", None),
-        ("init", "kmeans"), ("n_init", 1), ("warm_start", False),
+        ("init", ("auto", "kmeans")), ("n_init", 1), ("warm_start", False),
     ]:
-        if getattr(est, name, want) != want:
+        value = getattr(est, name, None)
+        if not (value in want if isinstance(want, tuple) else value == want):
             problems.append(f"{name}={want!r}")
     if problems:
         raise ValueError(
@@ -278,8 +281,8 @@ def _validated_blocks(X, y, sample_weight):
 def _prepare(runner, blocks, est, gate):
     """Totals, the likelihood's variance floor and the gate's standardisation,
     in two passes (means, then centred squares). Returns ``(likelihood,
-    total, shift)``, ``shift`` the means of ``[X, y]`` the moments are taken
-    around."""
+    total, shift, scale)``, ``shift`` the means of ``[X, y]`` the moments are
+    taken around, ``scale`` the weighted column scales of ``X``."""
     Xb, yb, swb = blocks
     sx, s = runner.reduce(runner.map(_block_sums, Xb, yb, swb))
     total = s[2]
@@ -295,7 +298,7 @@ def _prepare(runner, blocks, est, gate):
     gate_scale = np.sqrt(np.maximum(vx / total, 0.0))
     gate_scale[gate_scale <= 1e-12 * np.maximum(np.abs(mean_x), 1.0)] = 1.0
     gate.prepare_statistics(mean_x, gate_scale)
-    return lik, total, np.concatenate([mean_x, [mean_y]])
+    return lik, total, np.concatenate([mean_x, [mean_y]]), gate_scale
 
 
 def _run_em(est, runner, blocks, Rb, state, lik, total, shift, shape):
@@ -359,7 +362,8 @@ def fit(est, X, y, sample_weight=None):
     gate = type(gate)(**gate.get_params())  # a fresh clone
     runner = _Runner()
     blocks = (runner.blocks(X), runner.blocks(y), runner.blocks(sw))
-    lik, total, shift = _prepare(runner, blocks, est, gate)
+    lik, total, shift, scale = _prepare(runner, blocks, est, gate)
+    prototypes = with_data_scale(prototypes, scale)
     # The k-means start: the in-memory fit's, from the same rows.
     rng = est.random_state
     if not isinstance(rng, np.random.RandomState):

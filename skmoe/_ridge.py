@@ -4,27 +4,41 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
 from sklearn.linear_model import Ridge
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._gating import _weighted_standardization
 
 
 def column_scale(X, sample_weight=None):
     """Weighted standard deviation of every column of ``X`` (dense or
-    sparse); a constant column gets 1."""
-    if sp.issparse(X):
-        _, var = mean_variance_axis(
-            sp.csr_matrix(X), axis=0, weights=sample_weight
-        )
-    else:
-        mean = np.average(X, axis=0, weights=sample_weight)
-        var = np.average((X - mean) ** 2, axis=0, weights=sample_weight)
-    scale = np.sqrt(np.asarray(var, dtype=np.float64))
-    scale[~(scale > 0)] = 1.0
-    return scale
+    sparse), chunk by chunk (no copy of ``X``); a constant column gets 1.
+
+    The same standardisation as the softmax gate's (one rule): the mixture's
+    default experts are penalised on the gate's standardised scale.
+    """
+    if sample_weight is None:
+        sample_weight = np.ones(X.shape[0])
+    return _weighted_standardization(X, np.asarray(sample_weight, dtype=np.float64))[1]
+
+
+def with_data_scale(prototypes, scale):
+    """``prototypes`` with every :class:`StandardizedRidge` that has no
+    ``scale`` given a clone with ``scale`` (the training data's weighted
+    column scales): the penalty is then on the scale of the whole data, not
+    of each expert's rows. One clone per distinct prototype."""
+    fixed = {}
+    out = []
+    for p in prototypes:
+        if type(p) is StandardizedRidge and p.scale is None:
+            if id(p) not in fixed:
+                fixed[id(p)] = clone(p).set_params(scale=scale)
+            p = fixed[id(p)]
+        out.append(p)
+    return out
 
 
 class StandardizedRidge(RegressorMixin, BaseEstimator):

@@ -42,7 +42,8 @@ def test_dask_fit_equals_in_memory_fit(client, expert, n, max_iter):
     params = dict(n_experts=4, random_state=0, max_iter=max_iter)
     if expert is not None:
         params["experts"] = expert
-    ref = _quiet(MixtureOfExpertsRegressor(**params).fit, X, y)
+    # On a dask collection the default init="auto" is the k-means start.
+    ref = _quiet(MixtureOfExpertsRegressor(**params, init="kmeans").fit, X, y)
     Xd = da.from_array(X, chunks=(n // 4, 5))
     yd = da.from_array(y, chunks=n // 4)
     moe = _quiet(MixtureOfExpertsRegressor(**params).fit, Xd, yd)
@@ -64,8 +65,10 @@ def test_dask_dataframe_and_sample_weight(client):
 
     X, y = _data(n=6000)
     w = np.random.RandomState(1).uniform(0.5, 2.0, size=len(y))
-    ref = _quiet(MixtureOfExpertsRegressor(n_experts=4, random_state=0, max_iter=8).fit,
-                 X, y, w)
+    ref = _quiet(
+        MixtureOfExpertsRegressor(n_experts=4, random_state=0, max_iter=8, init="kmeans").fit,
+        X, y, w,
+    )
     frame = dd.from_pandas(pd.DataFrame(X, columns=list("abcde")), npartitions=2)
     yd = dd.from_pandas(pd.Series(y), npartitions=2)
     wd = dd.from_pandas(pd.Series(w), npartitions=2)
