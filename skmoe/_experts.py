@@ -357,7 +357,7 @@ def refit_experts(
     # Sparse X too: its Gram matrices are formed sparse (_linear), so sparse
     # and dense X give the same model.
     X_num = numeric_array(X)
-    batch = [] if X_num is None else [
+    batch = [] if X_num is None or not _linear.takes_data(X_num) else [
         k for k, w in enumerate(columns) if w is not None and _linear.batchable(experts[k])
     ]
     done = set()

@@ -46,6 +46,18 @@ _CHUNK = 8192
 _MAX_COND = 1e4
 
 
+#: Sparse X with more columns than this keeps the experts' own sparse solvers:
+#: the batched path forms a dense (n_features + 1)-square Gram matrix per
+#: expert and decomposes it, which wide one-hot data cannot afford.
+MAX_SPARSE_COLUMNS = 512
+
+
+def takes_data(X):
+    """Whether the batched solvers take ``X``: dense, or sparse and narrow
+    (at most :data:`MAX_SPARSE_COLUMNS` columns)."""
+    return not sp.issparse(X) or X.shape[1] <= MAX_SPARSE_COLUMNS
+
+
 def batchable(expert):
     """Whether ``expert`` can be fitted by :func:`fit_linear_experts`."""
     kind = type(expert)

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from . import _linear
 from ._em import EMState, e_step, run_em
 from ._experts import count_parameters, make_experts
+from ._frames import numeric_array
 from ._gating import _weighted_standardization
 from ._init import _first_principal_axis, initial_responsibilities
 
@@ -44,12 +45,16 @@ SUBSAMPLE_ROWS = 2000
 FLOOR_MULTIPLE = 100.0
 
 
-def eligible(prototypes):
-    """Whether ``init="auto"`` runs the pool for these experts: linear
-    experts fitted together in closed form or by batched Newton
-    (:mod:`skmoe._linear`), whose EM iterations are cheap. Other experts
-    start from k-means (``init="kmeans"``): the pool would cost hundreds of
-    their fits."""
+def eligible(prototypes, X):
+    """Whether ``init="auto"`` runs the pool for these experts on ``X``:
+    linear experts fitted together in closed form or by batched Newton
+    (:mod:`skmoe._linear`), whose EM iterations are cheap. Other experts,
+    and wide sparse ``X`` (which the batched solvers do not take), start
+    from k-means (``init="kmeans"``): the pool would cost hundreds of their
+    fits."""
+    X_num = numeric_array(X)
+    if X_num is None or not _linear.takes_data(X_num):
+        return False
     return all(
         _linear.batchable(p) or _linear.batchable_logistic(p) for p in prototypes
     )
