@@ -146,11 +146,11 @@ class ClassifierGate(BaseEstimator):
     n_outputs_ : int
         Number of gate outputs (experts).
 
-    output_map_ : ndarray of int of shape (n_outputs_,)
+    output_map_ : ndarray of int of shape (`n_outputs_`,)
         The classifier's class behind every output (the identity after a
         fit; after :meth:`split_output` several outputs share a class).
 
-    output_offset_ : ndarray of shape (n_outputs_,)
+    output_offset_ : ndarray of shape (`n_outputs_`,)
         Log-weight added to every output before normalisation (0 after a
         fit; ``-log(n_new + 1)`` on the outputs that share a split class).
 
@@ -302,7 +302,7 @@ class ClassifierGate(BaseEstimator):
 
         Returns
         -------
-        log_proba : ndarray of shape (n_samples, n_outputs_)
+        log_proba : ndarray of shape (n_samples, `n_outputs_`)
             C-contiguous; ``exp`` of every row sums to one.
         """
         out = self._base_log_proba(Z)[:, self.output_map_] + self.output_offset_
@@ -458,7 +458,7 @@ class ClassifierGate(BaseEstimator):
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_outputs_)
+        proba : ndarray of shape (n_samples, `n_outputs_`)
             Rows that sum to one.
         """
         check_is_fitted(self, "n_outputs_")
@@ -743,7 +743,7 @@ class HierarchicalGate(BaseEstimator):
 
         Returns
         -------
-        log_proba : ndarray of shape (n_samples, n_outputs_)
+        log_proba : ndarray of shape (n_samples, `n_outputs_`)
             C-contiguous; ``exp`` of every row sums to one.
         """
         n = Z.shape[0]
@@ -966,7 +966,7 @@ class HierarchicalGate(BaseEstimator):
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_outputs_)
+        proba : ndarray of shape (n_samples, `n_outputs_`)
             Rows that sum to one.
         """
         check_is_fitted(self, "tree_")
