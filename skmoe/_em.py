@@ -271,7 +271,7 @@ def _iteration(
     # every row.
     candidates = _routing.candidates(log_gate, resp, config.top_k)
     rows = None if candidates is None else _routing.rows_per_expert(candidates)
-    outputs = data.likelihood.outputs(state.experts, data.X, rows)
+    outputs = data.likelihood.outputs(state.experts, data.X, rows, pool)
     m_step_likelihood(data, state, outputs, assign)
     log_lik = data.likelihood.log_lik(outputs, data.y, state.theta)
     indistinct = candidates is None and _indistinct(log_lik)

@@ -328,11 +328,30 @@ class ExpertPool:
             out.append(fit_expert(*jobs[0]))
             self.worth = time.perf_counter() - tic >= DISPATCH_MIN_SECONDS
             jobs = jobs[1:]
-        if len(jobs) <= 1 or not self.worth:
-            return out + [fit_expert(*job) for job in jobs]
+        return out + self.run([(fit_expert, job) for job in jobs])
+
+    def run(self, calls):
+        """``function(*args)`` for every ``(function, args)`` of ``calls``, in
+        order: in the workers once the run's fits proved worth dispatching
+        (the experts' predictions then go there too), else here."""
+        if len(calls) <= 1 or not self.worth:
+            return [function(*args) for function, args in calls]
         if self.parallel is None:
             self.parallel = self._stack.enter_context(Parallel(n_jobs=self.n_jobs))
-        return out + list(self.parallel(delayed(fit_expert)(*job) for job in jobs))
+        return list(self.parallel(delayed(function)(*args) for function, args in calls))
+
+
+def expert_predictions(experts, X, method="predict", pool=None):
+    """``getattr(expert, method)(X)`` for every expert, in order, unchecked.
+
+    ``pool``: the run's :class:`ExpertPool`; where its fits were worth
+    dispatching (trees, boosting), the predictions are made by its workers
+    too, so that the E-step's expert predictions are not a serial section.
+    """
+    calls = [(getattr(expert, method), (X,)) for expert in experts]
+    if pool is None:
+        return [function(*args) for function, args in calls]
+    return pool.run(calls)
 
 
 def refit_experts(

@@ -38,7 +38,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import column_or_1d
 
 from . import _glm
-from ._experts import checked_output, estimator_name
+from ._experts import checked_output, estimator_name, expert_predictions
 from ._frames import take_rows
 
 __all__ = ["PoissonLikelihood", "GammaLikelihood", "gamma_shape_mle"]
@@ -97,7 +97,7 @@ class _PositiveMeanLikelihood(BaseEstimator):
         """The expert used when the mixture is given none."""
         raise NotImplementedError
 
-    def outputs(self, experts, X, rows=None):
+    def outputs(self, experts, X, rows=None, pool=None):
         """Every expert's predicted mean ``mu_k(x)``, checked positive.
 
         Parameters
@@ -108,6 +108,9 @@ class _PositiveMeanLikelihood(BaseEstimator):
             ``rows[k]`` is None (expert ``k`` runs on every row) or an index
             array (it runs on those rows only; its other entries hold 1, a
             neutral filler: a valid mean, masked by the E-step).
+        pool : ExpertPool or None
+            The run's pool: without ``rows``, the experts that are not
+            predicted directly run in its workers where it dispatches.
 
         Returns
         -------
@@ -123,8 +126,16 @@ class _PositiveMeanLikelihood(BaseEstimator):
         mu = np.ones((n, len(experts)))
         if n == 0:
             return mu
+        direct = [_glm.predicts_directly(expert, X) for expert in experts]
+        if rows is None:
+            todo = [k for k in range(len(experts)) if not direct[k]]
+            outs = expert_predictions([experts[k] for k in todo], X, pool=pool)
+            for k, out in zip(todo, outs):
+                mu[:, k] = self._positive(out, k, experts[k], n)
         for k, expert in enumerate(experts):
-            predict = _glm.predict_glm if _glm.predicts_directly(expert, X) else None
+            predict = _glm.predict_glm if direct[k] else None
+            if rows is None and not direct[k]:
+                continue  # predicted above
             if rows is None or rows[k] is None:
                 pred = predict(expert, X) if predict else expert.predict(X)
                 mu[:, k] = self._positive(pred, k, expert, n)

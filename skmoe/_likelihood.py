@@ -37,7 +37,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from . import _kernels, _linear, _threaded
-from ._experts import checked_output
+from ._experts import checked_output, expert_predictions
 from ._frames import numeric_array, take_rows
 
 #: Largest ``|y - mean(y)|`` accepted: the variances square it (see
@@ -147,11 +147,13 @@ class GaussianLikelihood:
             return sp.hstack([X, y[:, None]], format="csr")
         return np.column_stack([X, y])
 
-    def outputs(self, experts, X, rows=None):
+    def outputs(self, experts, X, rows=None, pool=None):
         """Every expert's predictions, ``(n, K)``; with ``rows``, expert ``k``
         runs on ``rows[k]`` only (the other entries are 0).
 
-        Linear experts on every row are predicted together in one product.
+        Linear experts on every row are predicted together in one product;
+        the others in ``pool``'s workers where it dispatches (see
+        :func:`~skmoe._experts.expert_predictions`).
         """
         n = X.shape[0]
         if rows is None:
@@ -161,9 +163,10 @@ class GaussianLikelihood:
                 [False] * len(experts) if X_num is None
                 else _linear.predict_linear(experts, X_num, pred)
             )
-            for k, expert in enumerate(experts):
-                if not done[k]:
-                    pred[:, k] = checked_output(expert, k, expert.predict(X), (n,))
+            todo = [k for k in range(len(experts)) if not done[k]]
+            outs = expert_predictions([experts[k] for k in todo], X, pool=pool)
+            for k, out in zip(todo, outs):
+                pred[:, k] = checked_output(experts[k], k, out, (n,))
             return pred
         pred = np.zeros((n, len(experts)))
         for k, expert in enumerate(experts):
@@ -288,11 +291,13 @@ class CategoricalLikelihood:
     def init_columns(self, X, y):
         return X
 
-    def expert_proba(self, expert, k, X):
-        """``expert.predict_proba`` on ``classes_``, floored and renormalised."""
+    def expert_proba(self, expert, k, X, proba=None):
+        """``expert.predict_proba`` on ``classes_``, floored and renormalised
+        (``proba``: what ``expert.predict_proba(X)`` returned, if called)."""
+        if proba is None:
+            proba = expert.predict_proba(X)
         proba = checked_output(
-            expert, k, expert.predict_proba(X), (X.shape[0], len(expert.classes_)),
-            proba=True,
+            expert, k, proba, (X.shape[0], len(expert.classes_)), proba=True,
         )
         cols = np.searchsorted(self.classes_, expert.classes_)
         full = np.full((X.shape[0], len(self.classes_)), _PROBA_FLOOR)
@@ -300,10 +305,11 @@ class CategoricalLikelihood:
         full /= full.sum(axis=1, keepdims=True)
         return full
 
-    def outputs(self, experts, X, rows=None):
+    def outputs(self, experts, X, rows=None, pool=None):
         """Every expert's class probabilities, ``(n, K, C)`` (a view of a
         ``(K, n, C)`` array); with ``rows``, expert ``k`` runs on ``rows[k]``
-        only and its other rows hold ones (log-likelihood 0)."""
+        only and its other rows hold ones (log-likelihood 0). ``pool``: see
+        :meth:`GaussianLikelihood.outputs`."""
         proba = np.ones((len(experts), X.shape[0], len(self.classes_)))
         done = [False] * len(experts)
         X_num = numeric_array(X) if rows is None else None
@@ -314,6 +320,14 @@ class CategoricalLikelihood:
             for k in np.flatnonzero(done):
                 np.maximum(proba[k], _PROBA_FLOOR, out=proba[k])
                 proba[k] /= proba[k].sum(axis=1, keepdims=True)
+        if rows is None:
+            todo = [k for k in range(len(experts)) if not done[k]]
+            outs = expert_predictions(
+                [experts[k] for k in todo], X, "predict_proba", pool=pool
+            )
+            for k, out in zip(todo, outs):
+                proba[k] = self.expert_proba(experts[k], k, X, out)
+                done[k] = True
         for k, expert in enumerate(experts):
             if done[k]:
                 continue

@@ -27,7 +27,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR
-from sklearn.tree import DecisionTreeRegressor
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, SoftmaxGate
 
@@ -474,3 +474,51 @@ def test_item7_one_parallel_context_per_em_run(monkeypatch):
             ).fit(X, y)
     assert entered == [2]
     np.testing.assert_array_equal(par.predict(X), serial.predict(X))
+
+
+class _SlowTreeClassifier(DecisionTreeClassifier):
+    """A classification tree whose fit is worth dispatching."""
+
+    def fit(self, X, y, sample_weight=None):
+        import time
+
+        time.sleep(0.03)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize(
+    "Estimator, expert, data, method",
+    [
+        (MixtureOfExpertsRegressor, _SlowTree, _regression, "predict"),
+        (MixtureOfExpertsClassifier, _SlowTreeClassifier, _classification, "predict_proba"),
+    ],
+)
+def test_item7_expert_predictions_dispatched_with_the_fits(
+    monkeypatch, Estimator, expert, data, method
+):
+    # Where the fits are worth dispatching, the E-step's expert predictions
+    # go to the same workers (they would otherwise be a serial section of
+    # every iteration), and the model is still the serial one.
+    dispatched = []
+    original = joblib.Parallel.__call__
+
+    def recording(self, iterable):
+        tasks = list(iterable)
+        dispatched.extend(getattr(function, "__name__", "") for function, _, _ in tasks)
+        return original(self, tasks)
+
+    monkeypatch.setattr(joblib.Parallel, "__call__", recording)
+    X, y = data()
+    kw = dict(n_experts=3, max_iter=3, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        serial = Estimator(expert(max_depth=3), **kw).fit(X, y)
+        assert dispatched == []
+        with joblib.parallel_config(backend="threading"):
+            par = Estimator(expert(max_depth=3), n_jobs=2, **kw).fit(X, y)
+    assert "fit_expert" in dispatched
+    assert dispatched.count(method) >= 3 * 2  # 3 experts, at least 2 E-steps
+    np.testing.assert_array_equal(par.log_likelihood_history_, serial.log_likelihood_history_)
+    np.testing.assert_array_equal(
+        getattr(par, method)(X), getattr(serial, method)(X)
+    )
