@@ -201,9 +201,9 @@ def _e_groups(X, Z, y, sw, Wg, bg, coef, icpt, half_log, inv_var, shift, resp,
 NEWTON_MIN_ROWS = 65536
 #: The gate's Hessian is summed over every ``s``-th chunk of rows, with ``s``
 #: chosen to keep at least this many chunks (all of them on fewer rows).
-_HESS_CHUNKS = 64
+_HESS_CHUNKS = 16
 #: Newton steps of a generalised M-step (``gate_max_iter="auto"``).
-_AUTO_STEPS = 3
+_AUTO_STEPS = 5
 
 
 def _hess_stride(n):
@@ -394,9 +394,10 @@ def m_step_gate(data, state, resp, stats, max_iter):
         if not slope < 0.0:
             return False
         t = 1.0
-        # A generalised M-step keeps its first Hessian (a chord method);
-        # an exact one sums a new one at every step.
-        more = exact and it + 1 < n_steps
+        # A generalised M-step from the previous gate keeps its first
+        # Hessian (a chord method); an exact one, or one from scratch, sums a
+        # new one at every step.
+        more = (exact or not warm) and it + 1 < n_steps
         while True:
             trial = gate_pass(Z, sw, resp, *_raw(gate, x + t * step, K), mean, scale, more)
             f_new, g_new, H_new = _gate_objective(gate, x + t * step, trial, total)
