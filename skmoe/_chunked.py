@@ -327,6 +327,8 @@ def _gate_objective(gate, x, totals, total):
     mean, scale = gate._standardization
     d = len(mean)
     loss, g_sum, ZtG, pairs, wh = totals
+    if pairs is not None and not wh > 0:
+        pairs = None  # the Hessian's rows carry no weight: no Hessian
     K = g_sum.size
     alpha = float(gate.alpha)
     W_s = x[: d * K].reshape(d, K)
@@ -387,6 +389,8 @@ def m_step_gate(data, state, resp, stats, max_iter):
     if totals is None:
         totals = gate_pass(Z, sw, resp, *_raw(gate, x, K), mean, scale)
     f, g, H = _gate_objective(gate, x, totals, total)
+    if H is None:
+        return False
     it = 0
     while it < n_steps and np.max(np.abs(g)) > gate.tol:
         step = _gating.newton_direction(H, g)

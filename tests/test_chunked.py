@@ -205,3 +205,24 @@ def test_newton_gate_identical_for_any_thread_count(monkeypatch):
     for other in fits[1:]:
         assert other.log_likelihood_ == fits[0].log_likelihood_
         np.testing.assert_array_equal(other.gate_.coef_, fits[0].gate_.coef_)
+
+
+def test_newton_gate_without_hessian_weight_falls_back(monkeypatch):
+    # Zero weight on every row of the Hessian's chunks: no Newton step (the
+    # gate's own optimiser runs), and nothing is changed.
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(_chunked, "_CHUNK", 256)
+    monkeypatch.setattr(_chunked, "_GROUP", 1024)
+    monkeypatch.setattr(_chunked, "_HESS_CHUNKS", 4)
+    monkeypatch.setattr(_chunked, "NEWTON_MIN_ROWS", 0)
+    Z, sw, R = _gate_problem(n=4096, d=9, K=6)
+    stride = _chunked._hess_stride(len(sw))
+    chunk = np.arange(len(sw)) // 256
+    sw[chunk % stride == 0] = 0.0
+    gate = SoftmaxGate(alpha=1.0, max_iter=2).fit(Z, R, sample_weight=sw)
+    coef = gate.coef_.copy()
+    data = SimpleNamespace(Z=Z, sample_weight=sw, total=sw.sum())
+    state = SimpleNamespace(gate=gate, experts=[None] * R.shape[1])
+    assert not _chunked.m_step_gate(data, state, R, None, "auto")
+    np.testing.assert_array_equal(gate.coef_, coef)
