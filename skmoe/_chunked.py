@@ -16,8 +16,11 @@ one EM iteration reads ``X`` in row chunks and keeps nothing of size
   variances (``u^T S_k u`` is the weighted residual sum of squares of the
   new coefficients) from those sums alone, with no pass over ``X``.
 
-The gate's own M-step still reads ``Z`` (its fused gradient pass,
-:func:`skmoe._threaded.gate_loss_grad`).
+The gate's own M-step still reads ``Z``: its fused gradient pass
+(:func:`skmoe._threaded.gate_loss_grad`) under L-BFGS, or, for large gates on
+at least ``NEWTON_MIN_ROWS`` rows, :func:`m_step_gate`: Newton steps whose
+first gradient and Hessian :func:`e_pass` sums (:class:`GateSums`) and whose
+trial points cost one :func:`gate_pass` each.
 
 Chunks of ``_CHUNK`` rows are grouped into fixed groups of ``_GROUP`` rows;
 each group is summed in order by one thread, and the groups' sums are added
