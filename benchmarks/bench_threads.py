@@ -18,7 +18,9 @@ parallel (row chunks on the threads of ``skmoe._threaded``) or serial:
 and the share of the fit taken by the initialisation pool (short EM runs on a
 subsample of 2,000 rows: serial) and by the EM run on all the rows; the
 profiled fit runs with every thread count too (alternating, ``--repeat``
-times), for the speed-up of the EM run on all the rows alone.
+times), for the speed-up of the EM run on all the rows alone; and, as a
+control, the speed-up that a compiled GIL-free kernel alone gets from the
+threads at that moment (on a machine with no idle core, none).
 
     python benchmarks/bench_threads.py [--n 1000000] [--threads 1 2] [--repeat 1]
 """
@@ -31,6 +33,7 @@ import time
 import warnings
 
 import numba
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -141,6 +144,23 @@ def profile_iteration(X, y, k, threads, max_iter):
     return rows, parts
 
 
+def control(threads, repeat=6):
+    """Best-of-``repeat`` seconds of a compiled, GIL-free kernel (row-wise
+    log-softmax of 4,000,000 x 8) per thread count: what the machine itself
+    gives a second thread at the moment (on a busy machine, about nothing)."""
+    a = np.random.RandomState(0).normal(size=(4_000_000, 8))
+    _threaded.log_softmax_rows(a)
+    best = {t: np.inf for t in threads}
+    for _ in range(repeat):
+        for t in threads:
+            numba.set_num_threads(t)
+            tic = time.perf_counter()
+            _threaded.log_softmax_rows(a)
+            best[t] = min(best[t], time.perf_counter() - tic)
+    return [dict(threads=t, kernel_s=best[t], speedup=best[threads[0]] / best[t])
+            for t in threads]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1_000_000)
@@ -190,8 +210,12 @@ def main():
                for t in args.threads]
     print("\nThe EM run on all the rows alone (medians):")
     table(em_rows, ["threads", "em_s", "speedup"])
+    ctrl = control(args.threads)
+    print("\nControl: a compiled GIL-free kernel alone (best of 6):")
+    table(ctrl, ["threads", "kernel_s", "speedup"])
     print(f"load average at start {load}, at end {list(os.getloadavg())}")
     write("bench_threads", rows, profile=prof, fit_parts=parts, em_on_all_rows=em_rows,
+          control=ctrl,
           identical=same,
           loadavg_at_start=load,
           loadavg_at_end=list(os.getloadavg()),
