@@ -7,11 +7,18 @@ during the fit (``ru_maxrss``, what ``/usr/bin/time -v`` reports as maximum
 resident set size), both relative to the size of ``X``.
 
     python benchmarks/bench_scale.py [--n 1000000] [--d 20] [--k 8] [--max-iter 100]
+
+With ``--before DIR`` (a checkout of an earlier skmoe) it times the fit
+instead in fresh processes, untraced, alternating between that checkout and
+this one ``--repeat`` times, and prints the best time of each, their ratio
+and the two log-likelihoods (``results/bench_scale_before_after.json``).
 """
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -35,13 +42,18 @@ def main():
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--max-iter", type=int, default=100)
     p.add_argument("--no-tracemalloc", action="store_true")
+    p.add_argument("--before", default=None)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.before:
+        return before_after(args)
+    if args.child:
+        return child(args)
     load_start = list(os.getloadavg())
     X, y = make_piecewise_linear(args.n, n_features=args.d, n_pieces=args.k)
     MixtureOfExpertsRegressor(n_experts=args.k, random_state=0).fit(X[:5000], y[:5000])
-    moe = MixtureOfExpertsRegressor(
-        n_experts=args.k, gate=SoftmaxGate(alpha=0.0), max_iter=args.max_iter, random_state=0
-    )
+    moe = _model(args)
     rss_before = _maxrss()
     if not args.no_tracemalloc:
         tracemalloc.start()
@@ -63,6 +75,50 @@ def main():
                  "traced_peak_over_X", "maxrss_growth_over_X"])
     write("bench_scale" + ("" if not args.no_tracemalloc else "_untraced"), rows,
           loadavg_at_start=load_start, target="fit_s < 30, peak memory < 3x X")
+
+
+def _model(args):
+    return MixtureOfExpertsRegressor(
+        n_experts=args.k, gate=SoftmaxGate(alpha=0.0), max_iter=args.max_iter, random_state=0
+    )
+
+
+def child(args):
+    """One untraced fit; prints its figures as JSON."""
+    X, y = make_piecewise_linear(args.n, n_features=args.d, n_pieces=args.k)
+    MixtureOfExpertsRegressor(n_experts=args.k, random_state=0).fit(X[:5000], y[:5000])
+    moe = _model(args)
+    start, cpu = time.perf_counter(), time.process_time()
+    moe.fit(X, y)
+    print(json.dumps(dict(
+        fit_s=time.perf_counter() - start, cpu_s=time.process_time() - cpu,
+        n_iter=int(moe.n_iter_), log_likelihood=float(moe.log_likelihood_),
+    )))
+
+
+def before_after(args):
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--n", str(args.n),
+           "--d", str(args.d), "--k", str(args.k), "--max-iter", str(args.max_iter)]
+    load_start = list(os.getloadavg())
+    runs = {"before": [], "after": []}
+    for _ in range(args.repeat):
+        for label, source in (("before", args.before), ("after", here)):
+            env = dict(os.environ, PYTHONPATH=os.path.abspath(source))
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+            runs[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(label, runs[label][-1], flush=True)
+    rows = []
+    for label in ("before", "after"):
+        best = min(runs[label], key=lambda r: r["fit_s"])
+        rows.append(dict(version=label, **best))
+    rows[1]["speedup"] = rows[0]["fit_s"] / rows[1]["fit_s"]
+    table(rows, ["version", "fit_s", "cpu_s", "n_iter", "log_likelihood"])
+    diff = rows[1]["log_likelihood"] - rows[0]["log_likelihood"]
+    print(f"speed-up {rows[1]['speedup']:.2f}x; log-likelihood after - before: {diff:.3e}")
+    print(f"load average at start {load_start}, at end {list(os.getloadavg())}")
+    write("bench_scale_before_after", rows, runs=runs, log_likelihood_diff=diff,
+          loadavg_at_start=load_start, target="fit_s <= 8 s; log-likelihood equal to 1e-6")
 
 
 if __name__ == "__main__":

@@ -5,15 +5,22 @@ The problem of ``benchmarks/bench_scale.py``. Fits the same mixture with
 ``--repeat`` times; medians reported), checks that every fit gives the
 bit-identical log-likelihood, and prints the speed-up over one thread.
 
-Then prints a profile of one EM iteration (the 3rd; threads as the last
-entry of ``--threads``): the wall time of each phase, and which are
+Then prints a profile of one EM iteration on all the rows (the 3rd; threads
+as the last entry of ``--threads``): the wall time of each phase, and which are
 parallel (row chunks on the threads of ``skmoe._threaded``) or serial:
 
 * ``m_step``: experts and variances from the moments (serial, tiny);
 * ``gate passes``: the gate's loss and gradient over the rows (parallel);
 * ``gate other``: the optimiser between the passes (serial);
 * ``e_pass``: predictions, E-step and the next M-step's moments (parallel);
-* ``rest``: the EM loop's own bookkeeping (serial).
+* ``rest``: the EM loop's own bookkeeping (serial);
+
+and the share of the fit taken by the initialisation pool (short EM runs on a
+subsample of 2,000 rows: serial) and by the EM run on all the rows; the
+profiled fit runs with every thread count too (alternating, ``--repeat``
+times), for the speed-up of the EM run on all the rows alone; and, as a
+control, the speed-up that a compiled GIL-free kernel alone gets from the
+threads at that moment (on a machine with no idle core, none).
 
     python benchmarks/bench_threads.py [--n 1000000] [--threads 1 2] [--repeat 1]
 """
@@ -26,13 +33,16 @@ import time
 import warnings
 
 import numba
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _bench import table, write  # noqa: E402
 from _data import make_piecewise_linear  # noqa: E402
 
-from skmoe import MixtureOfExpertsRegressor, SoftmaxGate, _chunked, _em, _threaded  # noqa: E402
+from skmoe import (  # noqa: E402
+    MixtureOfExpertsRegressor, SoftmaxGate, _base, _chunked, _em, _pool, _threaded,
+)
 
 
 def _model(k, max_iter):
@@ -42,14 +52,18 @@ def _model(k, max_iter):
 
 
 class _Timer:
-    """Wall time of wrapped functions, per call, for one chosen iteration."""
+    """Wall time of wrapped functions, per call, for one chosen full-data iteration."""
 
-    def __init__(self):
+    def __init__(self, n_rows):
         self.times = {}
         self.iteration = 0
         self.record_at = 3
+        self.n_rows = n_rows
 
-    def wrap(self, module, name, label):
+    def recording(self):
+        return self.iteration == self.record_at
+
+    def wrap(self, module, name, label, full_data_only=False):
         real = getattr(module, name)
 
         def timed(*args, **kwargs):
@@ -57,57 +71,94 @@ class _Timer:
             try:
                 return real(*args, **kwargs)
             finally:
-                if self.iteration == self.record_at:
+                if self.recording() or (
+                    full_data_only and args[0].X.shape[0] == self.n_rows
+                ):
                     self.times[label] = self.times.get(label, 0.0) + time.perf_counter() - tic
 
         setattr(module, name, timed)
         return real
 
 
-def profile_iteration(X, y, k, threads):
+def profile_iteration(X, y, k, threads, max_iter):
+    """Wall time of the phases of the 3rd EM iteration on all the rows, and of
+    the fit's two parts: the initialisation pool (on a subsample) and the EM
+    run on every row."""
     numba.set_num_threads(threads)
-    timer = _Timer()
+    timer = _Timer(X.shape[0])
     originals = []
     real_iter = _em._iteration
 
-    def iteration(*args, **kwargs):
-        timer.iteration += 1
+    def iteration(data, *args, **kwargs):
+        full = data.X.shape[0] == timer.n_rows
+        timer.iteration += full
         tic = time.perf_counter()
-        out = real_iter(*args, **kwargs)
-        if timer.iteration == timer.record_at:
+        out = real_iter(data, *args, **kwargs)
+        if full and timer.recording():
             timer.times["iteration"] = time.perf_counter() - tic
         return out
 
     originals.append((_em, "_iteration", real_iter))
     _em._iteration = iteration
-    for module, name, label in [
-        (_chunked, "m_step", "m_step"),
-        (_em, "m_step_gate", "gate M-step"),
-        (_threaded, "gate_loss_grad", "gate passes"),
-        (_chunked, "e_pass", "e_pass"),
+    for module, name, label, full in [
+        (_pool, "run_em", "full-data EM", True),
+        (_base, "run_em", "full-data EM", True),
+        (_chunked, "m_step", "m_step", False),
+        (_chunked, "m_step_gate", "gate M-step (Newton)", False),
+        (_em, "m_step_gate", "gate M-step (L-BFGS)", False),
+        (_chunked, "gate_pass", "gate passes", False),
+        (_threaded, "gate_loss_grad", "gate passes", False),
+        (_chunked, "e_pass", "e_pass", False),
     ]:
-        originals.append((module, name, timer.wrap(module, name, label)))
+        originals.append((module, name, timer.wrap(module, name, label, full)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _model(k, timer.record_at).fit(X, y)
+            tic = time.perf_counter()
+            moe = _model(k, max_iter).fit(X, y)
+            fit_s = time.perf_counter() - tic
     finally:
-        for module, name, real in originals:
+        for module, name, real in reversed(originals):
             setattr(module, name, real)
     t = timer.times
     total = t["iteration"]
+    gate = t.get("gate M-step (Newton)", 0.0) + t.get("gate M-step (L-BFGS)", 0.0)
     rows = [
         dict(phase="m_step (serial)", seconds=t.get("m_step", 0.0)),
         dict(phase="gate passes (parallel)", seconds=t.get("gate passes", 0.0)),
-        dict(phase="gate optimiser (serial)",
-             seconds=t.get("gate M-step", 0.0) - t.get("gate passes", 0.0)),
+        dict(phase="gate optimiser (serial)", seconds=gate - t.get("gate passes", 0.0)),
         dict(phase="e_pass (parallel)", seconds=t.get("e_pass", 0.0)),
     ]
     rows.append(dict(phase="rest (serial)", seconds=total - sum(r["seconds"] for r in rows)))
     rows.append(dict(phase="iteration", seconds=total))
     for r in rows:
         r["share"] = r["seconds"] / total
-    return rows
+    em = t.get("full-data EM", 0.0)
+    parts = [
+        dict(part="init pool + start (serial, subsample)", seconds=fit_s - em),
+        dict(part=f"EM on all rows ({moe.n_iter_} iterations)", seconds=em),
+        dict(part="fit", seconds=fit_s),
+    ]
+    for r in parts:
+        r["share"] = r["seconds"] / fit_s
+    return rows, parts
+
+
+def control(threads, repeat=6):
+    """Best-of-``repeat`` seconds of a compiled, GIL-free kernel (row-wise
+    log-softmax of 4,000,000 x 8) per thread count: what the machine itself
+    gives a second thread at the moment (on a busy machine, about nothing)."""
+    a = np.random.RandomState(0).normal(size=(4_000_000, 8))
+    _threaded.log_softmax_rows(a)
+    best = {t: np.inf for t in threads}
+    for _ in range(repeat):
+        for t in threads:
+            numba.set_num_threads(t)
+            tic = time.perf_counter()
+            _threaded.log_softmax_rows(a)
+            best[t] = min(best[t], time.perf_counter() - tic)
+    return [dict(threads=t, kernel_s=best[t], speedup=best[threads[0]] / best[t])
+            for t in threads]
 
 
 def main():
@@ -143,10 +194,30 @@ def main():
     table(rows, ["threads", "fit_s", "n_iter", "speedup", "log_likelihood"])
     same = len(set(lls.values())) == 1
     print(f"log-likelihood identical for every thread count: {same}")
-    prof = profile_iteration(X, y, args.k, args.threads[-1])
-    print(f"\nOne EM iteration (the 3rd), {args.threads[-1]} threads:")
+    # The profiled fit with every thread count (alternating), last one shown:
+    # the EM run on all the rows is the part that the threads share.
+    em = {t: [] for t in args.threads}
+    for _ in range(args.repeat):
+        for t in args.threads:
+            prof, parts = profile_iteration(X, y, args.k, t, args.max_iter)
+            em[t].append(parts[1]["seconds"])
+    print(f"\nOne EM iteration on all rows (the 3rd), {args.threads[-1]} threads:")
     table(prof, ["phase", "seconds", "share"])
-    write("bench_threads", rows, profile=prof, identical=same, loadavg_at_start=load,
+    print("\nThe parts of the fit (the same fit, timed):")
+    table(parts, ["part", "seconds", "share"])
+    em_rows = [dict(threads=t, em_s=statistics.median(em[t]),
+                    speedup=statistics.median(em[args.threads[0]]) / statistics.median(em[t]))
+               for t in args.threads]
+    print("\nThe EM run on all the rows alone (medians):")
+    table(em_rows, ["threads", "em_s", "speedup"])
+    ctrl = control(args.threads)
+    print("\nControl: a compiled GIL-free kernel alone (best of 6):")
+    table(ctrl, ["threads", "kernel_s", "speedup"])
+    print(f"load average at start {load}, at end {list(os.getloadavg())}")
+    write("bench_threads", rows, profile=prof, fit_parts=parts, em_on_all_rows=em_rows,
+          control=ctrl,
+          identical=same,
+          loadavg_at_start=load,
           loadavg_at_end=list(os.getloadavg()),
           target="fit_s <= 8 s; 2 threads >= 1.7x faster than 1; no serial phase > 15%")
 

@@ -714,10 +714,11 @@ class _PartialFitMixin:
             )
         check_sample_weight_support(prototypes, data.sample_weight, "partial_fit")
         rng = check_random_state(self.random_state)
-        resp = initial_responsibilities(
-            self.init, data.likelihood, data.init_X, data.y, data.sample_weight,
-            len(prototypes), rng, 0,
-        )
+        with _threaded.single_threaded():  # as fit's start (see _em_restart)
+            resp = initial_responsibilities(
+                self.init, data.likelihood, data.init_X, data.y, data.sample_weight,
+                len(prototypes), rng, 0,
+            )
         return initial_state(data, prototypes, self._new_gate(), resp, rng, config, classes)
 
     def _partial_resume(self, data, config):

@@ -16,8 +16,11 @@ one EM iteration reads ``X`` in row chunks and keeps nothing of size
   variances (``u^T S_k u`` is the weighted residual sum of squares of the
   new coefficients) from those sums alone, with no pass over ``X``.
 
-The gate's own M-step still reads ``Z`` (its fused gradient pass,
-:func:`skmoe._threaded.gate_loss_grad`).
+The gate's own M-step still reads ``Z``: its fused gradient pass
+(:func:`skmoe._threaded.gate_loss_grad`) under L-BFGS, or, for large gates on
+at least ``NEWTON_MIN_ROWS`` rows, :func:`m_step_gate`: Newton steps whose
+first gradient and Hessian :func:`e_pass` sums (:class:`GateSums`) and whose
+trial points cost one :func:`gate_pass` each.
 
 Chunks of ``_CHUNK`` rows are grouped into fixed groups of ``_GROUP`` rows;
 each group is summed in order by one thread, and the groups' sums are added
@@ -28,9 +31,8 @@ in a fixed order: the results do not depend on the number of threads
 import numpy as np
 import scipy.sparse as sp
 
-from . import _kernels, _linear, _routing, _threaded
+from . import _gating, _kernels, _linear, _routing, _threaded
 from ._experts import EMPTY_EXPERT_SHARE, fit_expert
-from ._gating import SoftmaxGate
 from ._likelihood import GaussianLikelihood
 
 # Rows per chunk (a multiple of the kernels' block) and per fixed group.
@@ -46,7 +48,7 @@ def applicable(data, state, config):
         return False  # sparse EM (a top_k of at least n_experts is the dense model)
     if type(data.likelihood) is not GaussianLikelihood or data.y.ndim != 1:
         return False
-    if type(state.gate) is not SoftmaxGate or getattr(state.gate, "_sgd", None) is not None:
+    if type(state.gate) is not _gating.SoftmaxGate or getattr(state.gate, "_sgd", None) is not None:
         return False
     if state.frozen.any() or len(state.experts) < 1:
         return False
@@ -108,12 +110,17 @@ def _stats_groups(X, y, sw, resp, shift, out, start, stop):
 
 
 class LinearStats:
-    """The packed weighted moments of every expert, and the shift they are about."""
+    """The packed weighted moments of every expert, and the shift they are about.
 
-    def __init__(self, packed, shift, log_lik_sum=None):
+    ``gate``: the totals of a :class:`GateSums` at the current gate for the
+    same responsibilities (None: not computed), for :func:`m_step_gate`.
+    """
+
+    def __init__(self, packed, shift, log_lik_sum=None, gate=None):
         self.packed = packed
         self.shift = shift
         self.log_lik_sum = log_lik_sum
+        self.gate = gate
 
 
 def _shift(data):
@@ -154,7 +161,7 @@ def stats_pass(data, resp):
 
 
 def _e_groups(X, Z, y, sw, Wg, bg, coef, icpt, half_log, inv_var, shift, resp,
-              out, ll_out, start, stop):
+              out, ll_out, gate, start, stop):
     d = X.shape[1]
     m = d + 2
     K = coef.shape[1]
@@ -162,10 +169,13 @@ def _e_groups(X, Z, y, sw, Wg, bg, coef, icpt, half_log, inv_var, shift, resp,
     P = np.empty((m * (m + 1) // 2, _CHUNK))
     lik = np.empty((_CHUNK, K))
     log_norm = np.empty(_CHUNK)
+    scratch = None if gate is None else gate.scratch()
     for g0 in range(start, stop, _GROUP):
         acc = out[g0 // _GROUP]
         acc[...] = 0.0
         ll = 0.0
+        if gate is not None:
+            gate.zero(g0 // _GROUP)
         for c0 in range(g0, min(g0 + _GROUP, stop), _CHUNK):
             c1 = min(c0 + _CHUNK, stop)
             r = c1 - c0
@@ -182,7 +192,236 @@ def _e_groups(X, Z, y, sw, Wg, bg, coef, icpt, half_log, inv_var, shift, resp,
             ll += float(w @ log_norm[:r])
             A = _shifted(X, y, shift, c0, c1, AT)
             _moments(A, R * w[:, None], P, acc)
+            if gate is not None:
+                # The gate's M-step objective at the current gate (its
+                # log-probabilities: ``logits``) for the new targets ``R``.
+                gate.add_chunk(g0 // _GROUP, c0, Z[c0:c1], w, logits[:r], R, scratch)
         ll_out[g0 // _GROUP] = ll
+
+
+#: From this many rows, a large gate's M-step is Newton's method on the
+#: chunked sums (:func:`m_step_gate`); fewer rows keep the gate's own optimiser.
+NEWTON_MIN_ROWS = 65536
+#: The gate's Hessian is summed over every ``s``-th chunk of rows, with ``s``
+#: chosen to keep at least this many chunks (all of them on fewer rows).
+_HESS_CHUNKS = 16
+#: Newton steps of a generalised M-step (``gate_max_iter="auto"``).
+_AUTO_STEPS = 5
+
+
+def _hess_stride(n):
+    return max(1, -(-n // _CHUNK) // _HESS_CHUNKS)
+
+
+class GateSums:
+    """Per-group sums of the gate's soft-target cross-entropy over the rows.
+
+    For the gate whose log-probabilities ``log p`` the passes hand to
+    :meth:`add_chunk` and the targets ``R``: the loss ``sum_i w_i sum_k -R_ik
+    log p_ik``, the column sums of ``G = w (p - R)`` and ``Z^T G`` (the
+    gradient), and, on every ``stride``-th chunk (none for a ``stride`` of 0),
+    the packed pairs of the Hessian of the cross-entropy, ``sum_i w_i (p_ik
+    delta_kl - p_ik p_il) u_ia u_ib`` of the standardised inputs ``u_i =
+    [(z_i - mean) / scale, 1]``, with the weight of those rows. Each group of
+    ``_GROUP`` rows has its own row of sums (filled by one thread, in order).
+    """
+
+    def __init__(self, n, n_features, n_outputs, mean, scale, stride):
+        n_groups = -(-n // _GROUP)
+        d, K = n_features, n_outputs
+        self.mean, self.scale, self.stride = mean, scale, stride
+        self.loss = np.empty(n_groups)
+        self.g = np.empty((n_groups, K))
+        self.ZtG = np.empty((n_groups, d, K))
+        self.pk, self.pl = np.triu_indices(K)
+        self.diag = (self.pk == self.pl).astype(np.float64)
+        if stride:
+            self.H = np.empty((n_groups, (d + 1) * (d + 2) // 2, self.pk.size))
+            self.wh = np.empty(n_groups)
+
+    def scratch(self):
+        d1 = len(self.mean) + 1
+        n_blocks = -(-_CHUNK // _kernels._TB)
+        return (
+            np.empty((d1, _CHUNK)), np.empty((d1 * (d1 + 1) // 2, _CHUNK)),
+            np.empty(n_blocks), np.empty((n_blocks, self.g.shape[1])),
+        )
+
+    def zero(self, j):
+        self.loss[j] = 0.0
+        self.g[j] = 0.0
+        self.ZtG[j] = 0.0
+        if self.stride:
+            self.H[j] = 0.0
+            self.wh[j] = 0.0
+
+    def add_chunk(self, j, c0, Zc, w, log_p, R, scratch):
+        """Add the rows ``Zc`` (starting at row ``c0``) to group ``j``'s sums;
+        ``log_p`` is overwritten (with the gradient ``G``)."""
+        UT, P, block_loss, block_sum = scratch
+        r = Zc.shape[0]
+        if self.stride and (c0 // _CHUNK) % self.stride == 0:
+            p = np.exp(log_p)
+            U = UT[:, :r]
+            np.subtract(Zc.T, self.mean[:, None], out=U[:-1])
+            U[:-1] /= self.scale[:, None]
+            U[-1] = 1.0
+            C = p[:, self.pk] * (self.diag - p[:, self.pl])
+            C *= w[:, None]
+            _moments(U, C, P, self.H[j])
+            self.wh[j] += w.sum()
+        # The soft-target kernel of the gate's own optimiser (the
+        # log-probabilities are logits whose log-sum-exp is 0).
+        n_blocks = -(-r // _kernels._TB)
+        _kernels.soft_target_range(log_p, R, w, block_loss, block_sum, 0, r)
+        self.loss[j] += np.add.reduce(block_loss[:n_blocks])
+        self.g[j] += np.add.reduce(block_sum[:n_blocks], axis=0)
+        self.ZtG[j] += Zc.T @ log_p
+
+    def totals(self):
+        """``(loss, g_sum, ZtG, hessian_pairs, hessian_weight)`` over the groups
+        (fixed-order sums; the last two None without a Hessian)."""
+        add = np.add.reduce
+        H = add(self.H, axis=0) if self.stride else None
+        wh = float(add(self.wh)) if self.stride else None
+        return float(add(self.loss)), add(self.g, axis=0), add(self.ZtG, axis=0), H, wh
+
+
+def _gate_groups(Z, sw, R, W, b, sums, start, stop):
+    scratch = sums.scratch()
+    for g0 in range(start, stop, _GROUP):
+        j = g0 // _GROUP
+        sums.zero(j)
+        for c0 in range(g0, min(g0 + _GROUP, stop), _CHUNK):
+            c1 = min(c0 + _CHUNK, stop)
+            Zc = Z[c0:c1]
+            logits = Zc @ W
+            logits += b
+            _kernels.log_softmax_range(logits, logits, 0, c1 - c0)
+            sums.add_chunk(j, c0, Zc, sw[c0:c1], logits, R[c0:c1], scratch)
+
+
+def gate_pass(Z, sw, R, W, b, mean, scale, hessian=True):
+    """The totals of :class:`GateSums` for the gate of raw coefficients
+    ``(W, b)`` (logits ``Z @ W + b``) and the targets ``R``, in one pass."""
+    n, d = Z.shape
+    stride = _hess_stride(n) if hessian else 0
+    sums = GateSums(n, d, R.shape[1], mean, scale, stride)
+    with _threaded.single_threaded_blas():
+        _threaded.run_chunks(_gate_groups, n, _GROUP, Z, sw, R, W, b, sums)
+    return sums.totals()
+
+
+def _newton_gate(data, state):
+    """Whether the gate's M-step runs on the chunked sums (:func:`m_step_gate`)."""
+    gate = state.gate
+    n, d = data.Z.shape
+    return (
+        n >= NEWTON_MIN_ROWS
+        and float(gate.balance) == 0.0
+        and not _gating._newton_pays(d, len(state.experts))
+        and getattr(gate, "_standardization", None) is not None
+    )
+
+
+def _gate_objective(gate, x, totals, total):
+    """Objective, gradient and (approximate) Hessian of the gate's M-step in
+    the standardised parameters ``x``, from :func:`gate_pass`'s totals."""
+    mean, scale = gate._standardization
+    d = len(mean)
+    loss, g_sum, ZtG, pairs, wh = totals
+    if pairs is not None and not wh > 0:
+        pairs = None  # the Hessian's rows carry no weight: no Hessian
+    K = g_sum.size
+    alpha = float(gate.alpha)
+    W_s = x[: d * K].reshape(d, K)
+    f = loss + 0.5 * alpha * float(W_s.ravel() @ W_s.ravel())
+    grad_W = (ZtG - np.outer(mean, g_sum)) / scale[:, None] + alpha * W_s
+    g = np.concatenate([grad_W.ravel(), g_sum])
+    if pairs is None:
+        return f / total, g / total, None
+    # (class, class, feature, feature) blocks, scaled from the Hessian's rows
+    # to all of them, in the (feature, class) order of the parameters.
+    B = _unpack(pairs, d + 1) * (total / wh)
+    pk, pl = np.triu_indices(K)
+    H4 = np.empty((K, K, d + 1, d + 1))
+    H4[pk, pl] = B
+    H4[pl, pk] = B
+    m = K * (d + 1)
+    H = H4.transpose(2, 0, 3, 1).reshape(m, m)
+    idx = np.arange(d * K)
+    H[idx, idx] += alpha
+    return f / total, g / total, H / total
+
+
+def _raw(gate, x, K):
+    mean, scale = gate._standardization
+    d = len(mean)
+    W = x[: d * K].reshape(d, K) / scale[:, None]
+    return np.ascontiguousarray(W), x[d * K :] - mean @ W
+
+
+def m_step_gate(data, state, resp, stats, max_iter):
+    """The gate's M-step by Newton's method on chunked sums; False where it
+    does not apply or fails (nothing changed: the gate's own optimiser runs).
+
+    For a large gate (more parameters than :func:`skmoe._gating._newton_pays`
+    allows) on many rows: from the current gate, the gradient and a Hessian
+    summed over a fixed subset of the chunks (at least ``_HESS_CHUNKS`` of
+    them; exact gradient, approximate Hessian) give a Newton step, and a
+    backtracking line search on the exact objective accepts it. The first
+    sums come from the E-pass that computed ``resp`` (``stats.gate``); each
+    trial point costs one pass over ``Z`` (with the Hessian when another step
+    follows). ``max_iter`` as the gate's ``fit_soft``: ``"auto"`` is one
+    step; None runs to the gate's ``tol``.
+    """
+    if not _newton_gate(data, state):
+        return False
+    gate = state.gate
+    Z, sw, total = data.Z, data.sample_weight, data.total
+    mean, scale = gate._standardization
+    K = resp.shape[1]
+    exact = max_iter is None
+    if exact:
+        n_steps = gate.max_iter
+    else:
+        n_steps = _AUTO_STEPS if max_iter == "auto" else min(int(max_iter), gate.max_iter)
+    x = _gating.start_params(gate, lambda: sw @ resp / total, K)
+    warm = getattr(gate, "coef_", None) is not None and gate.coef_.shape[0] == K
+    totals = stats.gate if warm and stats is not None else None
+    if totals is None:
+        totals = gate_pass(Z, sw, resp, *_raw(gate, x, K), mean, scale)
+    f, g, H = _gate_objective(gate, x, totals, total)
+    if H is None:
+        return False
+    it = 0
+    while it < n_steps and np.max(np.abs(g)) > gate.tol:
+        step = _gating.newton_direction(H, g)
+        slope = float(g @ step)
+        if not slope < 0.0:
+            return False
+        t = 1.0
+        # A generalised M-step from the previous gate keeps its first
+        # Hessian (a chord method); an exact one, or one from scratch, sums a
+        # new one at every step.
+        more = (exact or not warm) and it + 1 < n_steps
+        while True:
+            trial = gate_pass(Z, sw, resp, *_raw(gate, x + t * step, K), mean, scale, more)
+            f_new, g_new, H_new = _gate_objective(gate, x + t * step, trial, total)
+            if f_new <= f + 1e-4 * t * slope:
+                break
+            t *= 0.5
+            if t < 1e-10:
+                return False
+        x = x + t * step
+        it += 1
+        decrease = (f - f_new) / max(abs(f), abs(f_new), 1.0)
+        f, g = f_new, g_new
+        H = H if H_new is None else H_new
+        if decrease <= 1e-12:
+            break
+    gate._store(x, f, it)
+    return True
 
 
 def model_arrays(experts, gate, theta):
@@ -197,9 +436,11 @@ def model_arrays(experts, gate, theta):
     return Wg, bg, coef, icpt, half_log, inv_var
 
 
-def e_step_moments(X, Z, y, sw, arrays, shift, out=None):
+def e_step_moments(X, Z, y, sw, arrays, shift, out=None, gate=None):
     """E-step of rows ``X`` into ``out``, with the moments of the new weights.
 
+    ``gate``: a :class:`GateSums` that receives the gate's cross-entropy sums
+    at the current gate for the new responsibilities (None: not computed).
     Returns ``(resp, packed_moments, weighted_log_lik_sum)``.
     """
     n, d = X.shape
@@ -212,7 +453,7 @@ def e_step_moments(X, Z, y, sw, arrays, shift, out=None):
     ll = np.empty(n_groups)
     with _threaded.single_threaded_blas():
         _threaded.run_chunks(
-            _e_groups, n, _GROUP, X, Z, y, sw, *arrays, shift, out, packed, ll,
+            _e_groups, n, _GROUP, X, Z, y, sw, *arrays, shift, out, packed, ll, gate,
         )
     return out, np.add.reduce(packed, axis=0), float(np.add.reduce(ll))
 
@@ -225,10 +466,16 @@ def e_pass(data, state, out):
     """
     shift = _shift(data)
     arrays = model_arrays(state.experts, state.gate, state.theta)
+    gate = None
+    if _newton_gate(data, state):  # the next gate M-step's first sums
+        n, d = data.Z.shape
+        gate = GateSums(n, d, len(state.experts), *state.gate._standardization,
+                        _hess_stride(n))
     out, packed, ll = e_step_moments(
-        data.X, data.Z, data.y, data.sample_weight, arrays, shift, out
+        data.X, data.Z, data.y, data.sample_weight, arrays, shift, out, gate
     )
-    return out, LinearStats(packed, shift), ll / data.total
+    stats = LinearStats(packed, shift, gate=None if gate is None else gate.totals())
+    return out, stats, ll / data.total
 
 
 def m_step_stats(experts, theta, stats, n_samples, total, likelihood):

@@ -92,8 +92,10 @@ gate_max_iter : int, "auto" or None, default="auto"
     previous gate: a generalised EM step, which raises the objective
     without maximising it. ``"auto"`` takes one Newton iteration for
     small gates (``(n_experts + 1) * (n_gate_features + 1) <= 64``) and
-    five L-BFGS iterations for larger ones; an int takes that many of
-    either; ``None`` runs the gate's optimiser to convergence (its own
+    five L-BFGS iterations for larger ones (five Newton steps on sums over
+    the rows, with a Hessian from a fixed subset of them, where the chunked
+    engine fits at least 65,536 rows: see :ref:`scaling`); an int takes
+    that many of either; ``None`` runs the gate's optimiser to convergence (its own
     ``max_iter`` and ``tol``), the exact M-step. The partial step makes
     each EM iteration cheaper and, with an unpenalised gate, it keeps the
     gate from turning sharp before the experts have settled: on

@@ -210,7 +210,8 @@ def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sum
         return None
     toc = time.perf_counter()
     times["experts"] = toc - tic
-    m_step_gate(data, state, resp, gate_max_iter)
+    if not _chunked.m_step_gate(data, state, resp, stats, gate_max_iter):
+        m_step_gate(data, state, resp, gate_max_iter)
     tic, toc = toc, time.perf_counter()
     times["gate"] = toc - tic
     resp, sums[0], log_lik = _chunked.e_pass(data, state, out=resp)

@@ -255,6 +255,14 @@ def _gate_hessian(params, Z, targets, sample_weight, mean, scale, alpha, total, 
     return H / total
 
 
+def newton_direction(H, g):
+    """The Newton step ``-H^+ g`` (the pseudo-inverse: the softmax's shift
+    invariance makes ``H`` singular)."""
+    vals, vecs = np.linalg.eigh(H)
+    keep = vals > 1e-10 * max(vals[-1], 1e-300)
+    return -(vecs[:, keep] @ ((vecs[:, keep].T @ g) / vals[keep]))
+
+
 def _newton(x0, args, max_iter, gtol, ftol=1e-12):
     """Newton's method with a backtracking line search on ``_gate_objective``.
 
@@ -269,9 +277,7 @@ def _newton(x0, args, max_iter, gtol, ftol=1e-12):
     for it in range(max_iter):
         if np.max(np.abs(g)) <= gtol:
             return x, f, it
-        vals, vecs = np.linalg.eigh(_gate_hessian(x, *args))
-        keep = vals > 1e-10 * max(vals[-1], 1e-300)
-        step = -(vecs[:, keep] @ ((vecs[:, keep].T @ g) / vals[keep]))
+        step = newton_direction(_gate_hessian(x, *args), g)
         slope = float(g @ step)
         if not slope < 0.0:
             return None
@@ -315,6 +321,12 @@ def _initial_params(gate, freq, n_classes, mean, scale, warm):
     x0 = np.zeros(n_features * n_classes + n_classes)
     x0[n_features * n_classes :] = np.log(np.maximum(freq(), 1e-12))
     return x0
+
+
+def start_params(gate, freq, n_classes):
+    """The standardised parameters an M-step of ``gate`` starts from (see
+    :func:`_initial_params`; the fitted gate when it has ``n_classes`` outputs)."""
+    return _initial_params(gate, freq, n_classes, *gate._standardization, warm=True)
 
 
 def _minimise(x0, args, n_features, n_classes, max_iter, gate_max_iter, tol):
@@ -824,6 +836,14 @@ class SoftmaxGate(BaseEstimator):
         x, fun, nit = _minimise(
             x0, args, n_features, n_classes, self.max_iter, max_iter, self.tol
         )
+        return self._store(x, fun, nit)
+
+    def _store(self, x, fun, nit):
+        """Set the coefficients from the standardised parameters ``x``, with the
+        objective, the iterations and the L2 penalty."""
+        mean, scale = self._standardization
+        n_features = len(mean)
+        n_classes = x.size // (n_features + 1)
         W_s = x[: n_features * n_classes].reshape(n_features, n_classes)
         self._set_coef(*_to_raw(W_s, x[n_features * n_classes :], mean, scale))
         self.objective_ = float(fun)

@@ -109,22 +109,44 @@ def _ranges(n, chunk=_TB):
     return [(c * chunk, min((c + per) * chunk, n)) for c in range(0, n_chunks, per)]
 
 
-def run_chunks(func, n, chunk, *args):
-    """Run ``func(*args, start, stop)`` over the row ranges of :func:`_ranges`.
+# Rows per unit of work that a thread takes at a time (whole chunks).
+_UNIT_ROWS = 16384
 
-    For the compiled range kernels (``chunk=_TB``) and for Python functions
-    that release the GIL in BLAS (``func`` must give per-chunk results, so
-    that the split does not matter).
+
+def run_chunks(func, n, chunk, *args):
+    """Run ``func(*args, start, stop)`` over the rows, on the threads of this module.
+
+    The rows are cut into units of whole chunks (at least ``_UNIT_ROWS``
+    rows each) that the threads (as many as :func:`_ranges` allows) take one
+    at a time, as each finishes its last: a thread that the operating system
+    leaves waiting (a busy machine) does not hold up the others with a fixed
+    share of the rows. For the compiled range kernels (``chunk=_TB``) and
+    for Python functions that release the GIL in BLAS; ``func`` must give
+    per-chunk results, so that which thread takes a unit does not matter.
     """
-    ranges = _ranges(n, chunk)
-    if len(ranges) == 1:
+    n_threads = len(_ranges(n, chunk))
+    if n_threads <= 1:
         func(*args, 0, n)
         return
+    step = chunk * max(1, _UNIT_ROWS // chunk)
+    starts = iter(range(0, n, step))
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                a = next(starts, None)
+            if a is None:
+                return
+            func(*args, a, min(a + step, n))
+
     pool = _get_pool()
-    futures = [pool.submit(func, *args, a, b) for a, b in ranges[1:]]
-    func(*args, *ranges[0])
-    for f in futures:
-        f.result()
+    futures = [pool.submit(work) for _ in range(n_threads - 1)]
+    try:
+        work()
+    finally:
+        for f in futures:
+            f.result()
 
 
 def _run(kernel, n, *args):
