@@ -1,0 +1,836 @@
+"""Array API inputs (PyTorch, CuPy, array-api-strict) under scikit-learn's dispatch.
+
+With ``sklearn.config_context(array_api_dispatch=True)`` and an ``X`` that is
+not a NumPy array, a mixture with linear Gaussian experts
+(:class:`~sklearn.linear_model.LinearRegression`,
+:class:`~sklearn.linear_model.Ridge`, :class:`~skmoe.StandardizedRidge`) and
+a :class:`~skmoe.SoftmaxGate` is fitted in the input's namespace, on its
+device and in its dtype: nothing of size ``n`` is copied to the host except
+the initial responsibilities of ``init="random"`` (drawn with NumPy from
+``random_state``, then moved once to the device).
+
+The EM loop is the engine's own (:func:`skmoe._em.run_em`): this module
+provides the namespace-generic form of the chunked passes of
+:mod:`skmoe._chunked` -- the same sufficient statistics (per expert, the
+weighted moments of ``[x - c_x, y - c_y, 1]``), the experts' weighted normal
+equations solved from them, the gate's damped Newton steps (the steps of
+:mod:`skmoe._gating`'s Newton solver), and the fused E-step -- as the object
+``ArrayAPIPasses``, which :func:`skmoe._em._iteration` uses in place of
+:mod:`skmoe._chunked` when the data carry a namespace.
+
+The namespace comes from :func:`array_api_compat.array_namespace`, through
+the copy that scikit-learn vendors (``sklearn.externals.array_api_compat``):
+scikit-learn 1.9 exposes its own array API helpers only in the private
+``sklearn.utils._array_api``.
+"""
+
+import copy
+import math
+
+import numpy as np
+import scipy.sparse as sp
+import sklearn
+from sklearn.externals import array_api_compat
+from sklearn.linear_model import LinearRegression, Ridge
+
+from . import _linear
+from ._experts import EMPTY_EXPERT_SHARE
+from ._gating import SoftmaxGate
+from ._ridge import StandardizedRidge
+
+#: Rows per chunk of every pass (bounds the temporaries on the device).
+CHUNK_ROWS = 1 << 18
+
+#: ``init`` values supported under array API dispatch (and an array).
+SUPPORTED_INIT = ("random",)
+
+
+# ----------------------------------------------------------------------
+# Namespaces and conversions
+# ----------------------------------------------------------------------
+def namespace(*arrays):
+    """The array API namespace of ``arrays`` when dispatch is on and they are
+    not NumPy arrays; None otherwise (the NumPy path, as without dispatch)."""
+    if not sklearn.get_config().get("array_api_dispatch", False):
+        return None
+    objs = [
+        a for a in arrays
+        if a is not None and not sp.issparse(a) and array_api_compat.is_array_api_obj(a)
+    ]
+    if not objs:
+        return None
+    xp = array_api_compat.array_namespace(*objs)
+    if array_api_compat.is_numpy_namespace(xp):
+        return None
+    return xp
+
+
+def fitted_namespace(estimator):
+    """The namespace of a mixture's fitted arrays (None: NumPy, or not fitted)."""
+    variance = estimator.__dict__.get("expert_usage_")
+    if variance is None or isinstance(variance, np.ndarray):
+        return None
+    return array_api_compat.array_namespace(variance)
+
+
+def to_numpy_array(a):
+    """A NumPy copy of the array API array ``a`` (from any device)."""
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
+        return a.get()
+    if hasattr(a, "cpu") and hasattr(a, "detach"):  # PyTorch
+        return a.detach().cpu().numpy().copy()
+    return np.array(np.from_dlpack(a), copy=True)
+
+
+def _convert(value, memo):
+    """``value`` with every array API array in it (attributes of estimators,
+    lists, tuples, dicts) replaced by a NumPy copy."""
+    if id(value) in memo:
+        return memo[id(value)]
+    if isinstance(value, (np.ndarray, str, bytes, int, float, bool, type(None))):
+        return value
+    if array_api_compat.is_array_api_obj(value) and not sp.issparse(value):
+        out = to_numpy_array(value)
+        if out.ndim == 0:
+            out = out[()]
+    elif isinstance(value, list):
+        out = [_convert(v, memo) for v in value]
+    elif isinstance(value, tuple) and not hasattr(value, "_fields"):
+        out = tuple(_convert(v, memo) for v in value)
+    elif isinstance(value, dict):
+        out = {k: _convert(v, memo) for k, v in value.items()}
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        out = copy.copy(value)
+        memo[id(value)] = out
+        for name, attr in vars(value).items():
+            setattr(out, name, _convert(attr, memo))
+        return out
+    else:
+        out = value
+    memo[id(value)] = out
+    return out
+
+
+def to_numpy(estimator):
+    """A copy of a fitted mixture with NumPy arrays for every fitted attribute.
+
+    A mixture fitted under ``sklearn.config_context(array_api_dispatch=True)``
+    on PyTorch, CuPy or array-api-strict arrays keeps its fitted attributes
+    in that namespace and on that device (as scikit-learn's array API
+    estimators do). This returns an equivalent mixture on the CPU: the same
+    parameters as NumPy arrays (copied from the device), predicting as the
+    device model does, without dispatch.
+
+    Parameters
+    ----------
+    estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
+        A fitted mixture (one fitted on NumPy arrays is copied as it is).
+
+    Returns
+    -------
+    estimator : MixtureOfExpertsRegressor or MixtureOfExpertsClassifier
+        A new fitted mixture whose arrays are NumPy arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfExpertsRegressor, to_numpy
+    >>> X = np.linspace(-3, 3, 200)[:, None]
+    >>> y = np.abs(X[:, 0])
+    >>> cpu = to_numpy(MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y))
+    >>> cpu.predict(X[:2]).shape
+    (2,)
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    return _convert(estimator, {})
+
+
+def check_X(estimator, xp, X, y=None):
+    """``X`` (and ``y``) for a mixture fitted in the namespace ``xp``: arrays
+    of that namespace, under dispatch, cast to the fitted dtype."""
+    from sklearn.utils.validation import check_is_fitted, validate_data
+
+    check_is_fitted(estimator)
+    if namespace(X) is not xp:
+        raise TypeError(
+            f"This {type(estimator).__name__} was fitted on {xp.__name__} arrays "
+            "under array_api_dispatch=True: pass arrays of that namespace under "
+            "sklearn.config_context(array_api_dispatch=True), or get a NumPy "
+            "model with skmoe.to_numpy(estimator)."
+        )
+    X = validate_data(estimator, X, dtype=None, reset=False)
+    dtype = estimator.expert_usage_.dtype
+    X = xp.astype(X, dtype)
+    if y is not None:
+        y = xp.astype(xp.asarray(y, device=array_api_compat.device(X)), dtype)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y has shape {tuple(y.shape)}; expected ({X.shape[0]},).")
+    return X, y
+
+
+def refuse_fitted_namespace(estimator):
+    """The NumPy code paths of a mixture fitted on array API inputs: a clear error."""
+    xp = fitted_namespace(estimator)
+    if xp is not None:
+        raise TypeError(
+            f"This {type(estimator).__name__} was fitted on {xp.__name__} arrays "
+            "under array_api_dispatch=True; this method runs on NumPy arrays "
+            "only (predict, log_prob, responsibilities and score run in the "
+            "namespace). Use skmoe.to_numpy(estimator) for a NumPy model."
+        )
+
+
+# ----------------------------------------------------------------------
+# What the array API path supports
+# ----------------------------------------------------------------------
+def unsupported(what):
+    return ValueError(
+        f"{what} is not supported under array_api_dispatch=True with non-NumPy "
+        "inputs (skmoe never copies the data to the CPU silently); pass NumPy "
+        "arrays, or see the user guide's 'GPU and the array API' section for "
+        "what runs in the array's namespace."
+    )
+
+
+def check_supported(estimator, prototypes, gate, sample_weight):
+    """Raise a clear error for any setting the array API path cannot run."""
+    from ._likelihood import GaussianLikelihood
+
+    checks = [
+        (estimator.solver == "em", f"solver={estimator.solver!r}"),
+        (estimator.assignment == "soft", f"assignment={estimator.assignment!r}"),
+        (estimator.top_k is None, f"top_k={estimator.top_k!r}"),
+        (estimator.gate_features is None, "gate_features"),
+        (not estimator.warm_start, "warm_start=True"),
+        (estimator.n_jobs in (None, 1), f"n_jobs={estimator.n_jobs!r}"),
+        (
+            not isinstance(estimator.init, str) or estimator.init in SUPPORTED_INIT,
+            f"init={estimator.init!r} (use init='random' or an array of initial "
+            "responsibilities)",
+        ),
+        (type(gate) is SoftmaxGate, f"the gate {type(gate).__name__}"),
+        (
+            type(gate) is not SoftmaxGate or float(gate.balance) == 0.0,
+            "SoftmaxGate(balance > 0)",
+        ),
+        (
+            type(estimator._make_likelihood()) is GaussianLikelihood,
+            f"likelihood={getattr(estimator, 'likelihood', None)!r}",
+        ),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise unsupported(what)
+    for k, p in enumerate(prototypes):
+        if type(p) not in (LinearRegression, Ridge, StandardizedRidge) or not (
+            _linear.batchable(p)
+        ):
+            raise unsupported(
+                f"Expert {k} ({type(p).__name__}; the supported experts are "
+                "LinearRegression, Ridge with solver 'auto'/'cholesky'/'svd' and "
+                "StandardizedRidge)"
+            )
+
+
+# ----------------------------------------------------------------------
+# Chunked statistics
+# ----------------------------------------------------------------------
+def _chunks(n):
+    for c0 in range(0, n, CHUNK_ROWS):
+        yield c0, min(c0 + CHUNK_ROWS, n)
+
+
+def weighted_standardization(xp, Z, sw, total):
+    """Weighted column means and scales of ``Z`` (the gate's and the
+    StandardizedRidge's rule, :func:`skmoe._gating._weighted_standardization`),
+    the variance taken about the mean (no cancellation)."""
+    mean = sw @ Z / total
+    var = xp.zeros_like(mean)
+    for c0, c1 in _chunks(Z.shape[0]):
+        D = Z[c0:c1, :] - mean
+        var = var + sw[c0:c1] @ (D * D)
+    var = var / total
+    scale = xp.sqrt(xp.clip(var, min=0.0))
+    tiny = 1e-12 * xp.clip(xp.abs(mean), min=1.0)
+    scale = xp.where(scale <= tiny, xp.ones_like(scale), scale)
+    return mean, scale
+
+
+class ArrayStats:
+    """The weighted moments ``(K, m, m)`` of every expert about ``shift``."""
+
+    def __init__(self, S, shift):
+        self.S = S
+        self.shift = shift
+
+
+def _shifted(xp, X, y, shift, c0, c1):
+    d = X.shape[1]
+    ones = xp.ones((c1 - c0, 1), dtype=X.dtype, device=array_api_compat.device(X))
+    return xp.concat(
+        [X[c0:c1, :] - shift[:d], xp.reshape(y[c0:c1] - shift[d], (-1, 1)), ones],
+        axis=1,
+    )
+
+
+def _moments(xp, A, W):
+    """``(K, m, m)``: ``A^T diag(W[:, k]) A`` for every column ``k`` of ``W``."""
+    return xp.stack([A.T @ (A * W[:, k : k + 1]) for k in range(W.shape[1])])
+
+
+def _shift(xp, data):
+    shift = getattr(data, "_chunked_shift", None)
+    if shift is None:
+        sw = data.sample_weight
+        shift = xp.concat([sw @ data.X / data.total, xp.reshape(sw @ data.y / data.total, (1,))])
+        data._chunked_shift = shift
+    return shift
+
+
+# ----------------------------------------------------------------------
+# The M-steps
+# ----------------------------------------------------------------------
+def _outer(xp, a, b):
+    return xp.reshape(a, (-1, 1)) * xp.reshape(b, (1, -1))
+
+
+def _diag(xp, A):
+    """Diagonals of the stacked matrices ``A`` ``(K, d, d)``: ``(K, d)``."""
+    d = A.shape[-1]
+    eye = xp.eye(d, dtype=A.dtype, device=array_api_compat.device(A))
+    return xp.sum(A * eye, axis=-1)
+
+
+def _penalty_diag(xp, expert, d, like):
+    """The diagonal the expert's penalty adds to its normal equations (None: none)."""
+    if type(expert) is Ridge:
+        return xp.full((d,), float(expert.alpha), dtype=like.dtype, device=array_api_compat.device(like))
+    if type(expert) is StandardizedRidge:
+        scale = expert.scale
+        return float(expert.alpha) * scale * scale
+    return None
+
+
+def _max_cond():
+    return _linear._MAX_COND
+
+
+def solve_experts(xp, experts, S, shift, total):
+    """The experts' coefficients from the moments ``S`` (the normal equations
+    of :func:`skmoe._linear.solve_linear_experts`, in the namespace); sets
+    their fitted attributes. Raises for an empty or ill-conditioned expert."""
+    K, m, _ = S.shape
+    d = m - 2
+    wsum = S[:, d + 1, d + 1]
+    wsum_host = [float(w) for w in wsum]
+    for k, w in enumerate(wsum_host):
+        if not w > EMPTY_EXPERT_SHARE * total:
+            raise ValueError(
+                f"Expert {k} owns no training weight: an empty (collapsed) expert "
+                "is not supported under array API dispatch (collapse repair runs "
+                "on NumPy arrays only); use fewer experts or another random_state."
+            )
+    grams, means = [], []
+    for k, expert in enumerate(experts):
+        S11 = S[k, : d + 1, : d + 1]
+        sums = S[k, : d + 1, d + 1]
+        if expert.fit_intercept:
+            mt = sums / wsum[k]
+            grams.append(S11 - wsum[k] * _outer(xp, mt, mt))
+            means.append(mt + shift)
+        else:
+            g = S11 + _outer(xp, shift, sums) + _outer(xp, sums, shift)
+            grams.append(g + wsum[k] * _outer(xp, shift, shift))
+            means.append(xp.zeros_like(shift))
+    gram = xp.stack(grams)
+    A = gram[:, :d, :d]
+    rhs = gram[:, :d, d]
+    eye = xp.eye(d, dtype=S.dtype, device=array_api_compat.device(S))
+    pen = []
+    for k, expert in enumerate(experts):
+        p = _penalty_diag(xp, expert, d, S)
+        pen.append(xp.zeros((d,), dtype=S.dtype, device=array_api_compat.device(S)) if p is None else p)
+    A = A + xp.stack(pen)[:, None, :] * eye
+    diag = xp.sqrt(xp.clip(_diag(xp, A), min=0.0))
+    if not bool(xp.all(diag > 0.0)):
+        raise unsupported("An expert with a constant column on its rows (a singular system)")
+    As = A / diag[:, :, None] / diag[:, None, :]
+    vals, vecs = xp.linalg.eigh(As)
+    if not bool(xp.all(vals[:, 0] > 0.0)) or not bool(
+        xp.all(vals[:, -1] <= _max_cond() * vals[:, 0])
+    ):
+        raise unsupported("An ill-conditioned expert (its normal equations)")
+    t = xp.sum(vecs * (rhs / diag)[:, :, None], axis=1) / vals  # vecs^T (rhs / diag)
+    coef = xp.sum(vecs * t[:, None, :], axis=2) / diag
+    means = xp.stack(means)
+    for k, expert in enumerate(experts):
+        c = coef[k, :]
+        expert.n_features_in_ = d
+        expert.coef_ = c
+        if expert.fit_intercept:
+            expert.intercept_ = means[k, d] - xp.sum(means[k, :d] * c)
+        else:
+            expert.intercept_ = 0.0
+        if type(expert) is StandardizedRidge:
+            expert.scale_ = expert.scale
+        elif type(expert) is Ridge:
+            expert.n_iter_ = None
+            expert.solver_ = "svd" if expert.solver == "svd" else "cholesky"
+        else:
+            expert.rank_ = d
+            ev = xp.linalg.eigvalsh(gram[k, :d, :d])
+            expert.singular_ = xp.flip(xp.sqrt(xp.clip(ev, min=0.0)))
+    return wsum
+
+
+def _intercept(xp, expert, like):
+    b = expert.intercept_
+    if isinstance(b, float):
+        return xp.asarray(b, dtype=like.dtype, device=array_api_compat.device(like))
+    return b
+
+
+def variances(xp, experts, S, shift, likelihood, wsum):
+    """Noise variances: ``u^T S_k u / wsum_k`` (floored), ``u`` the residual map."""
+    m = S.shape[1]
+    d = m - 2
+    rss = []
+    for k, expert in enumerate(experts):
+        c = expert.coef_
+        b = _intercept(xp, expert, S)
+        last = shift[d] - xp.sum(shift[:d] * c) - b
+        u = xp.concat([-c, xp.ones((1,), dtype=S.dtype, device=array_api_compat.device(S)),
+                       xp.reshape(last, (1,))])
+        rss.append(xp.clip(xp.sum(u * (S[k, ...] @ u)), min=0.0))
+    variance = xp.stack(rss) / wsum
+    return xp.clip(variance, min=float(likelihood.variance_floor_))
+
+
+# ----------------------------------------------------------------------
+# The gate (Newton's steps of skmoe._gating._newton, in the namespace)
+# ----------------------------------------------------------------------
+def _gate_objective(xp, x, Z, R, sw, mean, scale, alpha, total, K):
+    """:func:`skmoe._gating._gate_objective` (no balance) for ``x``."""
+    d = Z.shape[1]
+    W_s = xp.reshape(x[: d * K], (d, K))
+    b_s = x[d * K :]
+    W = W_s / scale[:, None]
+    b = b_s - mean @ W
+    loss = 0.0
+    g_sum = xp.zeros((K,), dtype=Z.dtype, device=array_api_compat.device(Z))
+    ZtG = xp.zeros((d, K), dtype=Z.dtype, device=array_api_compat.device(Z))
+    for c0, c1 in _chunks(Z.shape[0]):
+        Zc = Z[c0:c1, :]
+        logits = Zc @ W + b
+        lse = _logsumexp(xp, logits)
+        Rc = R[c0:c1, :]
+        w = sw[c0:c1]
+        tsum = xp.sum(Rc, axis=1)
+        loss = loss + xp.sum(w * xp.sum(Rc * (lse[:, None] - logits), axis=1))
+        G = w[:, None] * (tsum[:, None] * xp.exp(logits - lse[:, None]) - Rc)
+        g_sum = g_sum + xp.sum(G, axis=0)
+        ZtG = ZtG + Zc.T @ G
+    grad_W = (ZtG - _outer(xp, mean, g_sum)) / scale[:, None]
+    loss = loss + 0.5 * alpha * xp.sum(W_s * W_s)
+    grad_W = grad_W + alpha * W_s
+    grad = xp.concat([xp.reshape(grad_W, (-1,)), g_sum])
+    return float(loss) / total, grad / total
+
+
+def _gate_hessian(xp, x, Z, R, sw, mean, scale, alpha, total, K):
+    """:func:`skmoe._gating._gate_hessian` in the namespace."""
+    n, d = Z.shape
+    dev = array_api_compat.device(Z)
+    W = xp.reshape(x[: d * K], (d, K)) / scale[:, None]
+    b = x[d * K :] - mean @ W
+    B = [[None] * K for _ in range(K)]
+    blocks = {}
+    for c0, c1 in _chunks(n):
+        Zc = Z[c0:c1, :]
+        logits = Zc @ W + b
+        P = xp.exp(logits - _logsumexp(xp, logits)[:, None])
+        q = sw[c0:c1] * xp.sum(R[c0:c1, :], axis=1)
+        V = xp.concat([Zc, xp.ones((c1 - c0, 1), dtype=Z.dtype, device=dev)], axis=1)
+        for k in range(K):
+            for l in range(k, K):
+                c = -q * P[:, k] * P[:, l]
+                if k == l:
+                    c = c + q * P[:, k]
+                blk = V.T @ (V * c[:, None])
+                blocks[k, l] = blk if (k, l) not in blocks else blocks[k, l] + blk
+    # A: the standardisation of [z, 1].
+    inv = 1.0 / scale
+    top = xp.concat([xp.eye(d, dtype=Z.dtype, device=dev) * inv[None, :],
+                     xp.reshape(-mean * inv, (-1, 1))], axis=1)
+    last = xp.concat([xp.zeros((1, d), dtype=Z.dtype, device=dev),
+                      xp.ones((1, 1), dtype=Z.dtype, device=dev)], axis=1)
+    A = xp.concat([top, last], axis=0)
+    for (k, l), blk in blocks.items():
+        B[k][l] = A @ blk @ A.T
+        B[l][k] = B[k][l].T if k != l else B[k][l]
+    # (class, class, feature, feature) -> the parameters' (feature, class) order.
+    H4 = xp.stack([xp.stack(row) for row in B])  # (K, K, d + 1, d + 1)
+    H = xp.reshape(xp.permute_dims(H4, (2, 0, 3, 1)), (K * (d + 1), K * (d + 1)))
+    pen = xp.concat([
+        xp.full((d * K,), alpha, dtype=Z.dtype, device=dev),
+        xp.zeros((K,), dtype=Z.dtype, device=dev),
+    ])
+    H = H + xp.eye(K * (d + 1), dtype=Z.dtype, device=dev) * pen
+    return H / total
+
+
+def _newton(xp, x, args, max_iter, gtol, ftol=1e-12):
+    """Damped Newton (backtracking line search, pseudo-inverse of the
+    Hessian), as :func:`skmoe._gating._newton`; returns ``(x, f, n_iter)``
+    (the last accepted point when a step fails to decrease)."""
+    f, g = _gate_objective(xp, x, *args)
+    for it in range(max_iter):
+        if float(xp.max(xp.abs(g))) <= gtol:
+            return x, f, it
+        vals, vecs = xp.linalg.eigh(_gate_hessian(xp, x, *args))
+        top = max(float(vals[-1]), 1e-300)
+        keep = vals > 1e-10 * top
+        inv = xp.where(keep, 1.0 / xp.where(keep, vals, xp.ones_like(vals)), xp.zeros_like(vals))
+        step = -(vecs @ ((vecs.T @ g) * inv))
+        slope = float(xp.sum(g * step))
+        if not slope < 0.0:
+            return x, f, it
+        t = 1.0
+        while True:
+            f_new, g_new = _gate_objective(xp, x + t * step, *args)
+            if f_new <= f + 1e-4 * t * slope:
+                break
+            t *= 0.5
+            if t < 1e-10:
+                return x, f, it
+        x = x + t * step
+        decrease = (f - f_new) / max(abs(f), abs(f_new), 1.0)
+        f, g = f_new, g_new
+        if decrease <= ftol:
+            return x, f, it + 1
+    return x, f, max_iter
+
+
+def prepare_gate(xp, gate, Z, sw, total):
+    """The gate's standardisation statistics, in the namespace."""
+    gate._validate_params()
+    gate._sgd = None
+    gate._standardization = weighted_standardization(xp, Z, sw, total)
+    return gate
+
+
+def fit_gate(xp, gate, Z, R, sw, total, gate_max_iter):
+    """The gate's M-step: Newton's steps from its current coefficients."""
+    mean, scale = gate._standardization
+    d = Z.shape[1]
+    K = R.shape[1]
+    coef = getattr(gate, "coef_", None)
+    if coef is not None and tuple(coef.shape) == (K, d):
+        W_s = coef.T * scale[:, None]
+        b_s = gate.intercept_ + mean @ coef.T
+        x0 = xp.concat([xp.reshape(W_s, (-1,)), b_s])
+    else:
+        freq = sw @ R / total
+        x0 = xp.concat([
+            xp.zeros((d * K,), dtype=Z.dtype, device=array_api_compat.device(Z)),
+            xp.log(xp.clip(freq, min=1e-12)),
+        ])
+    if gate_max_iter is None:
+        n_newton = gate.max_iter
+    elif gate_max_iter == "auto":
+        n_newton = 1
+    else:
+        n_newton = min(int(gate_max_iter), gate.max_iter)
+    args = (Z, R, sw, mean, scale, float(gate.alpha), total, K)
+    x, f, nit = _newton(xp, x0, args, n_newton, gate.tol)
+    W_s = xp.reshape(x[: d * K], (d, K))
+    W = W_s / scale[:, None]
+    gate.coef_ = W.T
+    gate.intercept_ = x[d * K :] - mean @ W
+    gate.n_classes_ = gate.n_outputs_ = K
+    gate.classes_ = np.arange(K)
+    gate.n_features_in_ = d
+    gate.objective_ = f
+    gate.n_iter_ = int(nit)
+    gate._penalty = 0.5 * float(gate.alpha) * float(xp.sum(W_s * W_s))
+    return gate
+
+
+# ----------------------------------------------------------------------
+# E-step
+# ----------------------------------------------------------------------
+def _logsumexp(xp, a):
+    amax = xp.max(a, axis=1)
+    return amax + xp.log(xp.sum(xp.exp(a - amax[:, None]), axis=1))
+
+
+def gate_log_proba(xp, gate, Z):
+    logits = Z @ gate.coef_.T + gate.intercept_
+    return logits - _logsumexp(xp, logits)[:, None]
+
+
+def expert_matrix(xp, experts, like):
+    """``(d, K)`` coefficients and ``(K,)`` intercepts of the linear experts."""
+    coef = xp.stack([e.coef_ for e in experts], axis=1)
+    icpt = xp.stack([_intercept(xp, e, like) for e in experts])
+    return coef, icpt
+
+
+def log_lik_chunk(xp, X, y, coef, icpt, var):
+    """Gaussian log-likelihoods ``(r, K)`` of rows ``X``."""
+    pred = X @ coef + icpt
+    r = y[:, None] - pred
+    return -0.5 * (math.log(2.0 * math.pi) + xp.log(var)) - (0.5 / var) * r * r
+
+
+def posterior(xp, estimator, X, y):
+    """``(resp, log_norm)`` of a fitted mixture on ``(X, y)`` (any rows)."""
+    coef, icpt = expert_matrix(xp, estimator.experts_, X)
+    var = estimator.noise_variance_
+    out_r, out_n = [], []
+    for c0, c1 in _chunks(X.shape[0]):
+        t = gate_log_proba(xp, estimator.gate_, X[c0:c1, :]) + log_lik_chunk(
+            xp, X[c0:c1, :], y[c0:c1], coef, icpt, var
+        )
+        log_norm = _logsumexp(xp, t)
+        out_r.append(xp.exp(t - log_norm[:, None]))
+        out_n.append(log_norm)
+    return xp.concat(out_r, axis=0), xp.concat(out_n, axis=0)
+
+
+def predict(xp, estimator, X):
+    """The mixture's mean prediction ``sum_k pi_k(x) f_k(x)``."""
+    coef, icpt = expert_matrix(xp, estimator.experts_, X)
+    out = []
+    for c0, c1 in _chunks(X.shape[0]):
+        Xc = X[c0:c1, :]
+        gate = xp.exp(gate_log_proba(xp, estimator.gate_, Xc))
+        out.append(xp.sum(gate * (Xc @ coef + icpt), axis=1))
+    return xp.concat(out, axis=0)
+
+
+class ArrayAPIPasses:
+    """The chunked passes of :mod:`skmoe._chunked`, in the namespace ``xp``:
+    what :func:`skmoe._em._chunked_iteration` calls."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def stats_pass(self, data, resp):
+        xp = self.xp
+        shift = _shift(xp, data)
+        S = None
+        for c0, c1 in _chunks(data.X.shape[0]):
+            A = _shifted(xp, data.X, data.y, shift, c0, c1)
+            part = _moments(xp, A, resp[c0:c1, :] * data.sample_weight[c0:c1, None])
+            S = part if S is None else S + part
+        return ArrayStats(S, shift)
+
+    def m_step(self, data, state, stats, resp, keep_empty):
+        xp = self.xp
+        wsum = solve_experts(xp, state.experts, stats.S, stats.shift, data.total)
+        state.theta = variances(
+            xp, state.experts, stats.S, stats.shift, data.likelihood, wsum
+        )
+        return True
+
+    def m_step_gate(self, data, state, resp, max_iter):
+        fit_gate(
+            self.xp, state.gate, data.Z, resp, data.sample_weight, data.total, max_iter
+        )
+
+    def e_pass(self, data, state, out=None):
+        xp = self.xp
+        shift = _shift(xp, data)
+        coef, icpt = expert_matrix(xp, state.experts, data.X)
+        var = state.theta
+        X, y, sw = data.X, data.y, data.sample_weight
+        resp, S, ll = [], None, 0.0
+        for c0, c1 in _chunks(X.shape[0]):
+            Xc = X[c0:c1, :]
+            t = gate_log_proba(xp, state.gate, data.Z[c0:c1, :]) + log_lik_chunk(
+                xp, Xc, y[c0:c1], coef, icpt, var
+            )
+            log_norm = _logsumexp(xp, t)
+            R = xp.exp(t - log_norm[:, None])
+            w = sw[c0:c1]
+            ll = ll + xp.sum(w * log_norm)
+            A = _shifted(xp, X, y, shift, c0, c1)
+            part = _moments(xp, A, R * w[:, None])
+            S = part if S is None else S + part
+            resp.append(R)
+        resp = xp.concat(resp, axis=0)
+        return resp, ArrayStats(S, shift), float(ll) / data.total
+
+    def same_experts(self, state):
+        """Whether every expert is the same model (``indistinct``)."""
+        xp = self.xp
+        if len(state.experts) < 2:
+            return False
+
+        def params(k):
+            e = state.experts[k]
+            return xp.concat([
+                xp.reshape(e.coef_, (-1,)),
+                xp.reshape(_intercept(xp, e, state.theta), (1,)),
+                state.theta[k : k + 1],
+            ])
+
+        first = params(0)
+        scale = 1.0 + float(xp.max(xp.abs(first)))
+        return all(
+            float(xp.max(xp.abs(params(k) - first))) <= 1e-12 * scale
+            for k in range(1, len(state.experts))
+        )
+
+
+# ----------------------------------------------------------------------
+# The fit
+# ----------------------------------------------------------------------
+def _check_inputs(estimator, xp, X, y, sample_weight):
+    """Validated ``(X, y, sample_weight)`` in the namespace of ``X``."""
+    from sklearn.utils.validation import validate_data
+
+    if y is None:
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, but the target y is None."
+        )
+    X, y = validate_data(estimator, X, y, dtype=None, y_numeric=True, reset=True)
+    if X.dtype not in (xp.float64, xp.float32):
+        X = xp.astype(X, xp.float64)
+    if y.ndim != 1:
+        raise unsupported("A 2-D y (several outputs)")
+    y = xp.astype(y, X.dtype)
+    dev = array_api_compat.device(X)
+    if sample_weight is None:
+        sw = xp.ones((X.shape[0],), dtype=X.dtype, device=dev)
+    else:
+        if namespace(sample_weight) is not xp and not isinstance(sample_weight, float):
+            raise unsupported("A sample_weight in another namespace than X")
+        sw = xp.astype(xp.asarray(sample_weight, device=dev), X.dtype)
+        if sw.ndim == 0:
+            sw = xp.full((X.shape[0],), float(sw), dtype=X.dtype, device=dev)
+        if sw.shape != (X.shape[0],):
+            raise ValueError(
+                f"sample_weight has shape {tuple(sw.shape)}; expected ({X.shape[0]},)."
+            )
+        if not bool(xp.all(xp.isfinite(sw))) or bool(xp.any(sw < 0)):
+            raise ValueError("sample_weight must be finite and non-negative.")
+        if not float(xp.sum(sw)) > 0:
+            raise ValueError("sample_weight must have a positive sum.")
+    return X, y, sw
+
+
+def _initial_resp(estimator, xp, X, n_experts, rng, i_init):
+    """The initial responsibilities: drawn on the host (``init="random"``) or
+    given, then moved once to the device of ``X``."""
+    from ._init import initial_responsibilities
+
+    init = estimator.init
+    if not isinstance(init, str) and namespace(init) is xp:
+        init = to_numpy_array(init)
+    resp = initial_responsibilities(
+        init, None, X, None, None, n_experts, rng, i_init
+    )
+    return xp.asarray(resp, dtype=X.dtype, device=array_api_compat.device(X))
+
+
+def fit(estimator, X, y, sample_weight, xp):
+    """:meth:`fit` of a mixture on array API inputs, in their namespace."""
+    import time
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils import check_random_state
+
+    from . import _gather
+    from ._em import EMConfig, EMData, EMState, run_em
+    from ._experts import make_experts
+    from ._ridge import with_data_scale
+
+    t_start = time.perf_counter()
+    if estimator.__dict__.get("_frame_template") is not None:
+        del estimator._frame_template
+    prototypes = estimator._expert_prototypes()
+    gate = estimator._new_gate()
+    check_supported(estimator, prototypes, gate, sample_weight)
+    X, y, sw = _check_inputs(estimator, xp, X, y, sample_weight)
+    likelihood = estimator._make_likelihood()
+    passes = ArrayAPIPasses(xp)
+    data = EMData(X, y, sw, X, likelihood, passes=passes)
+    if X.shape[0] < len(prototypes):
+        raise ValueError(
+            f"Expected n_samples >= n_experts, got n_samples={X.shape[0]} and "
+            f"n_experts={len(prototypes)}."
+        )
+    if not bool(xp.all(xp.isfinite(y))):
+        raise ValueError("Input y contains NaN or infinity.")
+    # The variance floor: reg_variance times the weighted variance of y.
+    mean_y = float(sw @ y) / data.total
+    var_y = float(sw @ ((y - mean_y) ** 2)) / data.total
+    if not var_y > 0:
+        var_y = max(mean_y * mean_y, 1.0)
+    likelihood.variance_floor_ = likelihood.reg_variance * var_y
+    likelihood.target_variance_ = var_y
+    mean, scale = weighted_standardization(xp, X, sw, data.total)
+    if any(type(p) is StandardizedRidge and p.scale is None for p in prototypes):
+        prototypes = with_data_scale(prototypes, scale)
+    gate = prepare_gate(xp, gate, X, sw, data.total)
+    gate._standardization = (mean, scale)
+    rng = check_random_state(estimator.random_state)
+    config = EMConfig.from_estimator(estimator)
+    n = len(prototypes)
+    seeds = (
+        [None] if estimator.n_init == 1
+        else rng.randint(np.iinfo(np.int32).max, size=estimator.n_init)
+    )
+    best = None
+    with _gather.gathered():
+        for i_init, seed in enumerate(seeds):
+            r = rng if seed is None else np.random.RandomState(seed)
+            state = EMState(make_experts(prototypes, r), copy.deepcopy(gate))
+            resp = [_initial_resp(estimator, xp, X, n, r, i_init)]
+            result = run_em(data, state, config, r, resp)
+            if best is None or result.objective > best.objective:
+                best = result
+        if not best.converged:
+            from ._base import _convergence_message
+
+            _gather.warn(_convergence_message(estimator), ConvergenceWarning)
+    _set_fitted(estimator, best, data, xp, t_start)
+    return estimator
+
+
+def _set_fitted(estimator, result, data, xp, t_start):
+    """The fitted attributes of an array API fit (arrays in ``xp``)."""
+    import time
+
+    from ._frames import GateInput
+
+    state = result.state
+    dev = array_api_compat.device(data.X)
+    estimator.experts_ = state.experts
+    estimator.gate_ = state.gate
+    estimator._gate_in = GateInput(None, None)
+    estimator.gate_features_ = None
+    estimator._gate_width = data.X.shape[1]
+    estimator.n_experts_ = len(state.experts)
+    estimator._likelihood = data.likelihood
+    estimator.__dict__.update(
+        estimator._likelihood_attributes(data.likelihood, state.theta)
+    )
+    estimator.converged_ = result.converged
+    estimator.n_iter_ = result.n_iter
+    estimator.log_likelihood_history_ = xp.asarray(
+        result.history, dtype=data.X.dtype, device=dev
+    )
+    estimator.log_likelihood_ = float(result.log_likelihood)
+    estimator.expert_usage_ = result.usage
+    estimator.repairs_ = []
+    estimator.init_objectives_ = None
+    estimator.init_candidates_ = None
+    estimator.degenerate_experts_ = []
+    estimator.fit_time_ = time.perf_counter() - t_start
