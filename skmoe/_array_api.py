@@ -198,8 +198,16 @@ def unsupported(what):
 
 def check_supported(estimator, prototypes, gate, sample_weight):
     """Raise a clear error for any setting the array API path cannot run."""
+    from sklearn.base import is_classifier
+
     from ._likelihood import GaussianLikelihood
 
+    if is_classifier(estimator):
+        raise unsupported(
+            f"{type(estimator).__name__} (logistic experts; only "
+            "MixtureOfExpertsRegressor with linear experts runs in the namespace "
+            "so far)"
+        )
     checks = [
         (estimator.solver == "em", f"solver={estimator.solver!r}"),
         (estimator.assignment == "soft", f"assignment={estimator.assignment!r}"),

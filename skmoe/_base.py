@@ -95,6 +95,12 @@ def refuse_complex(a, name):
     dtype = getattr(a, "dtype", None)
     if dtype is None and isinstance(a, (list, tuple)):
         dtype = np.asarray(a).dtype
+    if dtype is not None and not isinstance(dtype, np.dtype):
+        # An array API array (PyTorch, CuPy): its dtype's name says it.
+        if "complex" in str(dtype):
+            dtype = np.complex128
+        else:
+            return
     if dtype is not None and np.issubdtype(dtype, np.complexfloating):
         raise ValueError(
             f"{name} holds complex values (dtype {dtype}). Complex data not "
