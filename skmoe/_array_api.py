@@ -30,7 +30,14 @@ import math
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from sklearn.externals import array_api_compat
+
+try:  # the copy scikit-learn vendors (1.6 and later), else the package
+    from sklearn.externals import array_api_compat
+except ImportError:  # pragma: no cover - older scikit-learn
+    try:
+        import array_api_compat
+    except ImportError:
+        array_api_compat = None
 from sklearn.linear_model import LinearRegression, Ridge
 
 from . import _linear
@@ -51,7 +58,7 @@ SUPPORTED_INIT = ("random",)
 def namespace(*arrays):
     """The array API namespace of ``arrays`` when dispatch is on and they are
     not NumPy arrays; None otherwise (the NumPy path, as without dispatch)."""
-    if not sklearn.get_config().get("array_api_dispatch", False):
+    if array_api_compat is None or not sklearn.get_config().get("array_api_dispatch", False):
         return None
     objs = [
         a for a in arrays
@@ -67,10 +74,10 @@ def namespace(*arrays):
 
 def fitted_namespace(estimator):
     """The namespace of a mixture's fitted arrays (None: NumPy, or not fitted)."""
-    variance = estimator.__dict__.get("expert_usage_")
-    if variance is None or isinstance(variance, np.ndarray):
+    usage = estimator.__dict__.get("expert_usage_")
+    if usage is None or isinstance(usage, np.ndarray) or array_api_compat is None:
         return None
-    return array_api_compat.array_namespace(variance)
+    return array_api_compat.array_namespace(usage)
 
 
 def to_numpy_array(a):

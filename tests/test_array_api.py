@@ -29,6 +29,21 @@ except RuntimeError as exc:  # pragma: no cover - scipy imported without it
 NAMESPACES = ["array_api_strict", "torch"]
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """PyTorch on one thread: its thread pool spins on tiny arrays and, on a
+    loaded machine, slows these small fits by an order of magnitude."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _namespace(name):
     return pytest.importorskip(name)
 
