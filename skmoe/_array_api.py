@@ -173,7 +173,11 @@ def check_X(estimator, xp, X, y=None):
     dtype = estimator.expert_usage_.dtype
     X = xp.astype(X, dtype)
     if y is not None:
-        y = xp.astype(xp.asarray(y, device=array_api_compat.device(X)), dtype)
+        from sklearn.base import is_classifier
+
+        y = xp.asarray(y, device=array_api_compat.device(X))
+        if not is_classifier(estimator):
+            y = xp.astype(y, dtype)
         if y.shape != (X.shape[0],):
             raise ValueError(f"y has shape {tuple(y.shape)}; expected ({X.shape[0]},).")
     return X, y
@@ -209,12 +213,10 @@ def check_supported(estimator, prototypes, gate, sample_weight):
 
     from ._likelihood import GaussianLikelihood
 
-    if is_classifier(estimator):
-        raise unsupported(
-            f"{type(estimator).__name__} (logistic experts; only "
-            "MixtureOfExpertsRegressor with linear experts runs in the namespace "
-            "so far)"
-        )
+    from ._likelihood import CategoricalLikelihood
+
+    classifier = is_classifier(estimator)
+    likelihood = CategoricalLikelihood if classifier else GaussianLikelihood
     checks = [
         (estimator.solver == "em", f"solver={estimator.solver!r}"),
         (estimator.assignment == "soft", f"assignment={estimator.assignment!r}"),
@@ -233,13 +235,22 @@ def check_supported(estimator, prototypes, gate, sample_weight):
             "SoftmaxGate(balance > 0)",
         ),
         (
-            type(estimator._make_likelihood()) is GaussianLikelihood,
+            type(estimator._make_likelihood()) is likelihood,
             f"likelihood={getattr(estimator, 'likelihood', None)!r}",
         ),
     ]
     for ok, what in checks:
         if not ok:
             raise unsupported(what)
+    if classifier:
+        for k, p in enumerate(prototypes):
+            if not batchable_logistic(p):
+                raise unsupported(
+                    f"Expert {k} ({type(p).__name__}; the supported experts are "
+                    "LogisticRegression with an L2 penalty or none, no "
+                    "class_weight, dual=False)"
+                )
+        return
     for k, p in enumerate(prototypes):
         if type(p) not in (LinearRegression, Ridge, StandardizedRidge) or not (
             _linear.batchable(p)
@@ -714,12 +725,18 @@ def _check_inputs(estimator, xp, X, y, sample_weight):
         raise ValueError(
             f"{type(estimator).__name__} requires y to be passed, but the target y is None."
         )
-    X, y = validate_data(estimator, X, y, dtype=None, y_numeric=True, reset=True)
+    from sklearn.base import is_classifier
+
+    classifier = is_classifier(estimator)
+    X, y = validate_data(
+        estimator, X, y, dtype=None, y_numeric=not classifier, reset=True
+    )
     if X.dtype not in (xp.float64, xp.float32):
         X = xp.astype(X, xp.float64)
     if y.ndim != 1:
         raise unsupported("A 2-D y (several outputs)")
-    y = xp.astype(y, X.dtype)
+    if not classifier:
+        y = xp.astype(y, X.dtype)
     dev = array_api_compat.device(X)
     if sample_weight is None:
         sw = xp.ones((X.shape[0],), dtype=X.dtype, device=dev)
@@ -754,10 +771,50 @@ def _initial_resp(estimator, xp, X, n_experts, rng, i_init):
     return xp.asarray(resp, dtype=X.dtype, device=array_api_compat.device(X))
 
 
+def _variance_floor(xp, likelihood, y, sw, total):
+    """The Gaussian likelihood's floor: ``reg_variance`` times the weighted
+    variance of ``y`` (:meth:`GaussianLikelihood.validate_targets`)."""
+    if not bool(xp.all(xp.isfinite(y))):
+        raise ValueError("Input y contains NaN or infinity.")
+    mean_y = float(sw @ y) / total
+    var_y = float(sw @ ((y - mean_y) ** 2)) / total
+    if not var_y > 0:
+        var_y = max(mean_y * mean_y, 1.0)
+    likelihood.variance_floor_ = likelihood.reg_variance * var_y
+    likelihood.target_variance_ = var_y
+
+
+def _classifier_passes(xp, likelihood, y, sw):
+    """The classes (in the namespace of ``y``), the encoded and one-hot
+    targets, in the passes of a classifier's fit."""
+    classes = xp.unique_values(y)
+    if classes.shape[0] < 2:
+        raise ValueError(
+            "MixtureOfExpertsClassifier needs samples of at least 2 classes; got "
+            f"{classes.shape[0]} class."
+        )
+    yenc = xp.searchsorted(classes, y)
+    dev = array_api_compat.device(sw)
+    Y = xp.astype(
+        xp.reshape(yenc, (-1, 1))
+        == xp.reshape(xp.arange(classes.shape[0], device=dev), (1, -1)),
+        sw.dtype,
+    )
+    present = xp.sum(xp.astype(xp.sum(Y * sw[:, None], axis=0) > 0, xp.int64))
+    if int(present) < 2:
+        raise ValueError(
+            "MixtureOfExpertsClassifier needs samples of at least 2 classes "
+            "(with positive sample_weight)."
+        )
+    likelihood.classes_ = classes
+    return LogisticPasses(xp, classes, yenc, Y)
+
+
 def fit(estimator, X, y, sample_weight, xp):
     """:meth:`fit` of a mixture on array API inputs, in their namespace."""
     import time
 
+    from sklearn.base import is_classifier
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils import check_random_state
 
@@ -774,22 +831,18 @@ def fit(estimator, X, y, sample_weight, xp):
     check_supported(estimator, prototypes, gate, sample_weight)
     X, y, sw = _check_inputs(estimator, xp, X, y, sample_weight)
     likelihood = estimator._make_likelihood()
-    passes = ArrayAPIPasses(xp)
+    if is_classifier(estimator):
+        passes = _classifier_passes(xp, likelihood, y, sw)
+    else:
+        passes = ArrayAPIPasses(xp)
     data = EMData(X, y, sw, X, likelihood, passes=passes)
     if X.shape[0] < len(prototypes):
         raise ValueError(
             f"Expected n_samples >= n_experts, got n_samples={X.shape[0]} and "
             f"n_experts={len(prototypes)}."
         )
-    if not bool(xp.all(xp.isfinite(y))):
-        raise ValueError("Input y contains NaN or infinity.")
-    # The variance floor: reg_variance times the weighted variance of y.
-    mean_y = float(sw @ y) / data.total
-    var_y = float(sw @ ((y - mean_y) ** 2)) / data.total
-    if not var_y > 0:
-        var_y = max(mean_y * mean_y, 1.0)
-    likelihood.variance_floor_ = likelihood.reg_variance * var_y
-    likelihood.target_variance_ = var_y
+    if not is_classifier(estimator):
+        _variance_floor(xp, likelihood, y, sw, data.total)
     mean, scale = weighted_standardization(xp, X, sw, data.total)
     if any(type(p) is StandardizedRidge and p.scale is None for p in prototypes):
         prototypes = with_data_scale(prototypes, scale)
@@ -815,8 +868,28 @@ def fit(estimator, X, y, sample_weight, xp):
             from ._base import _convergence_message
 
             _gather.warn(_convergence_message(estimator), ConvergenceWarning)
+        _warn_collapsed(best, estimator.min_expert_weight)
     _set_fitted(estimator, best, data, xp, t_start)
     return estimator
+
+
+def _warn_collapsed(result, min_expert_weight):
+    """Warn about the experts below ``min_expert_weight`` (no collapse repair
+    runs in the namespace; reads the ``n_experts`` shares only)."""
+    from . import _gather
+
+    usage = [float(u) for u in result.usage]
+    if len(usage) < 2:
+        return
+    for k, share in enumerate(usage):
+        if share < min_expert_weight:
+            _gather.warn(
+                f"Expert {k} holds only {share:.3g} of the training weight after "
+                f"fitting, below min_expert_weight={min_expert_weight}; collapse "
+                "repair does not run under array API dispatch (it does on NumPy "
+                "arrays); consider fewer experts or another random_state.",
+                UserWarning, stacklevel=4,
+            )
 
 
 def _set_fitted(estimator, result, data, xp, t_start):
@@ -849,3 +922,363 @@ def _set_fitted(estimator, result, data, xp, t_start):
     estimator.init_candidates_ = None
     estimator.degenerate_experts_ = []
     estimator.fit_time_ = time.perf_counter() - t_start
+
+
+# ----------------------------------------------------------------------
+# The classifier: LogisticRegression experts by Newton's method
+# (skmoe._linear.fit_logistic_experts, in the namespace)
+# ----------------------------------------------------------------------
+def batchable_logistic(expert):
+    """Whether the namespace's Newton fit takes this logistic expert."""
+    return _linear.batchable_logistic(expert)
+
+
+def _logistic_terms(xp, Xa, yenc, Y, w, theta, binary, inv_C, d, masked=None):
+    """Objective, gradient ``(m, d + 1)`` and Hessian of one expert (one pass);
+    ``masked``: the logits of unseen classes, held at minus infinity."""
+    m = theta.shape[0]
+    dev = array_api_compat.device(Xa)
+    loss = 0.0
+    grad = xp.zeros((d + 1, m), dtype=Xa.dtype, device=dev)
+    blocks = {}
+    for c0, c1 in _chunks(Xa.shape[0]):
+        Xc = Xa[c0:c1, :]
+        wc = w[c0:c1]
+        z = Xc @ theta.T
+        if binary:
+            yb = xp.astype(yenc[c0:c1] == 1, Xa.dtype)
+            z0 = z[:, 0]
+            softplus = xp.clip(z0, min=0.0) + xp.log1p(xp.exp(-xp.abs(z0)))
+            loss = loss + xp.sum(wc * (softplus - yb * z0))
+            p = 1.0 / (1.0 + xp.exp(-z0))
+            G = xp.reshape(wc * (p - yb), (-1, 1))
+            h = {(0, 0): wc * p * (1.0 - p)}
+        else:
+            zm = z if masked is None else xp.where(masked, -xp.inf, z)
+            lse = _logsumexp(xp, zm)
+            Yc = Y[c0:c1, :]
+            loss = loss + xp.sum(wc * (lse - xp.sum(Yc * z, axis=1)))
+            P = xp.exp(zm - lse[:, None])
+            G = wc[:, None] * (P - Yc)
+            h = {}
+            for a in range(m):
+                for b in range(a, m):
+                    c = -wc * P[:, a] * P[:, b]
+                    if a == b:
+                        c = c + wc * P[:, a]
+                    h[a, b] = c
+        grad = grad + Xc.T @ G
+        for key, c in h.items():
+            gram = Xc.T @ (Xc * c[:, None])
+            blocks[key] = gram if key not in blocks else blocks[key] + gram
+    coef = theta[:, :d]
+    f = float(loss) + 0.5 * inv_C * float(xp.sum(coef * coef))
+    pen = xp.concat([
+        xp.full((m, d), inv_C, dtype=Xa.dtype, device=dev),
+        xp.zeros((m, 1), dtype=Xa.dtype, device=dev),
+    ], axis=1)
+    g = grad.T + pen * theta
+    rows = []
+    for a in range(m):
+        rows.append(xp.concat(
+            [blocks[(a, b)] if a <= b else blocks[(b, a)].T for b in range(m)], axis=1
+        ))
+    H = xp.concat(rows, axis=0)
+    H = H + xp.eye(m * (d + 1), dtype=Xa.dtype, device=dev) * xp.reshape(pen, (-1,))
+    return f, g, H
+
+
+def _free_mask(m, d, binary, inv_C, fit_intercept, seen):
+    """Which of the ``(m, d + 1)`` parameters Newton moves (as ``_LogitModel``)."""
+    free = np.ones((m, d + 1), dtype=bool)
+    if not fit_intercept:
+        free[:, -1] = False
+    if binary:
+        if not seen.all():
+            free[:] = False
+        return free
+    free[~seen] = False
+    last = np.flatnonzero(seen)[-1]
+    if inv_C == 0.0:
+        free[last] = False
+    elif fit_intercept:
+        free[last, -1] = False
+    return free
+
+
+def _logistic_start(xp, expert, m, d, free, seen, inv_C, like):
+    """The expert's previous coefficients (EM's warm start), or zeros."""
+    dev = array_api_compat.device(like)
+    zeros = xp.zeros((m, d + 1), dtype=like.dtype, device=dev)
+    coef = getattr(expert, "coef_", None)
+    if coef is None or tuple(coef.shape) != (m, d):
+        return zeros
+    start = xp.concat([coef, xp.reshape(expert.intercept_, (m, 1))], axis=1)
+    if not bool(xp.all(xp.isfinite(start))):
+        return zeros
+    if m > 1:
+        # The fixed entries to 0 along the directions the loss cannot see
+        # (a common shift of the seen classes' logits).
+        last = int(np.flatnonzero(seen)[-1])
+        rows = xp.asarray(seen[:, None].astype(float), dtype=like.dtype, device=dev)
+        if inv_C == 0.0:
+            start = start - rows * start[last : last + 1, :]
+        elif expert.fit_intercept:
+            shift = xp.concat([
+                xp.zeros((m, d), dtype=like.dtype, device=dev),
+                rows * start[last, d],
+            ], axis=1)
+            start = start - shift
+    mask = xp.asarray(free, device=dev)
+    return xp.where(mask, start, zeros)
+
+
+def fit_logistic_expert(xp, expert, Xa, yenc, Y, w, classes, tol=1e-8, max_iter=100):
+    """Newton's method with an Armijo line search on one expert's objective,
+    the steps of :func:`skmoe._linear._newton`; sets its fitted attributes."""
+    n_classes = Y.shape[1]
+    binary = n_classes == 2
+    m = 1 if binary else n_classes
+    d = Xa.shape[1] - 1
+    inv_C = _linear._l2_inverse_C(expert)
+    total = float(xp.sum(w))
+    class_w = xp.sum(Y * w[:, None], axis=0)
+    seen = np.array([float(c) > _linear._UNSEEN_SHARE * total for c in class_w])
+    if not (math.isfinite(total) and total > 0):
+        raise unsupported("A logistic expert without weight")
+    if not expert.fit_intercept:
+        seen[:] = True
+    dev = array_api_compat.device(Xa)
+    masked = None
+    if not seen.all():
+        # The rows of unseen classes get no weight (the limit of the objective).
+        w = w * (Y @ xp.asarray(seen.astype(float), dtype=Xa.dtype, device=dev))
+        if not binary:
+            masked = xp.asarray(~seen, device=dev)
+    free = _free_mask(m, d, binary, inv_C, bool(expert.fit_intercept), seen)
+    free_idx = xp.asarray(np.flatnonzero(free.ravel()), device=dev)
+    theta = _logistic_start(xp, expert, m, d, free, seen, inv_C, Xa)
+    args = (Xa, yenc, Y, w)
+    n_iter = 0
+    done = not free.any()
+    if not done:
+        f, g, H = _logistic_terms(xp, *args, theta, binary, inv_C, d, masked)
+    for it in range(1, 0 if done else max_iter + 1):
+        Hf = xp.take(xp.take(H, free_idx, axis=0), free_idx, axis=1)
+        gf = xp.take(xp.reshape(g, (-1,)), free_idx, axis=0)
+        try:
+            xp.linalg.cholesky(Hf)
+        except Exception as exc:  # noqa: BLE001 - each library its own LinAlgError
+            raise unsupported(
+                "A logistic expert whose Hessian is singular (e.g. unpenalised "
+                "and separable)"
+            ) from exc
+        sf = xp.linalg.solve(Hf, -gf[:, None])[:, 0]
+        step = xp.zeros((m * (d + 1),), dtype=Xa.dtype, device=array_api_compat.device(Xa))
+        step = _scatter(xp, step, free_idx, sf)
+        step = xp.reshape(step, (m, d + 1))
+        n_iter = it
+        small = float(xp.max(xp.abs(step))) <= tol * (1.0 + float(xp.max(xp.abs(theta))))
+        slope = float(xp.sum(g * step))
+        if small or -slope <= _linear._ROUNDING * abs(f):
+            theta = theta + step
+            done = True
+            break
+        length = 1.0
+        for _ in range(_linear._MAX_HALVINGS):
+            trial = theta + length * step
+            f_new, g_new, H_new = _logistic_terms(
+                xp, *args, trial, binary, inv_C, d, masked
+            )
+            if math.isfinite(f_new) and f_new <= f + _linear._ARMIJO * length * slope:
+                theta, f, g, H = trial, f_new, g_new, H_new
+                break
+            length *= 0.5
+        else:
+            if float(xp.max(xp.abs(g))) <= 1e-8 * max(1.0, total):
+                done = True
+                break
+            raise unsupported("A logistic expert whose Newton line search failed")
+    if not done:
+        raise unsupported(
+            f"A logistic expert still moving after {max_iter} Newton iterations"
+        )
+    theta = _final_theta(xp, theta, Xa, seen, binary, inv_C, bool(expert.fit_intercept))
+    expert.n_features_in_ = d
+    expert.classes_ = classes
+    expert.n_iter_ = np.array([n_iter], dtype=np.int32)
+    expert.coef_ = theta[:, :d]
+    expert.intercept_ = (
+        theta[:, d] if expert.fit_intercept else xp.zeros_like(theta[:, d])
+    )
+    return expert
+
+
+def _final_theta(xp, theta, Xa, seen, binary, inv_C, fit_intercept):
+    """:func:`skmoe._linear._final_parameters`: unseen classes put below every
+    row's largest seen logit, the softmax's free shift removed."""
+    m, d1 = theta.shape
+    d = d1 - 1
+    dev = array_api_compat.device(Xa)
+    gap = _linear._UNSEEN_GAP
+    if binary:
+        if not seen.all():
+            value = gap if seen[1] else -gap
+            theta = xp.concat([theta[:, :d], xp.full((1, 1), value, dtype=Xa.dtype, device=dev)], axis=1)
+        return theta
+    if not seen.all():
+        if seen.sum() == 1:
+            low = 0.0
+        else:
+            idx = xp.asarray(np.flatnonzero(seen), device=dev)
+            ts = xp.take(theta, idx, axis=0)
+            low = min(
+                float(xp.min(xp.max(Xa[c0:c1, :] @ ts.T, axis=1)))
+                for c0, c1 in _chunks(Xa.shape[0])
+            )
+        unseen = xp.asarray((~seen).astype(float), dtype=Xa.dtype, device=dev)
+        icpt = theta[:, d] * (1.0 - unseen) + (low - gap) * unseen
+        theta = xp.concat([theta[:, :d], xp.reshape(icpt, (-1, 1))], axis=1)
+    if inv_C == 0.0:
+        theta = theta - xp.mean(theta, axis=0)
+    elif fit_intercept:
+        icpt = theta[:, d:] - xp.mean(theta[:, d])
+        theta = xp.concat([theta[:, :d], icpt], axis=1)
+    return theta
+
+
+def _scatter(xp, out, idx, values):
+    """``out`` with ``out[idx] = values`` (a copy; no in-place indexing)."""
+    n = out.shape[0]
+    onehot = xp.astype(
+        xp.reshape(idx, (-1, 1)) == xp.reshape(
+            xp.arange(n, device=array_api_compat.device(out)), (1, -1)
+        ),
+        out.dtype,
+    )
+    return out + values @ onehot
+
+
+def expert_log_proba(xp, experts, X, Y):
+    """``log p_k(y_i | x_i)`` ``(r, K)`` of the logistic experts (``Y``: the
+    one-hot targets), from :func:`expert_proba`."""
+    P = expert_proba(xp, experts, X, Y.shape[1])
+    return xp.stack([xp.log(xp.sum(P[k, ...] * Y, axis=1)) for k in range(P.shape[0])], axis=1)
+
+
+def expert_proba(xp, experts, X, n_classes):
+    """Every expert's class probabilities, ``(K, r, C)``."""
+    from ._likelihood import _PROBA_FLOOR
+
+    out = []
+    for e in experts:
+        z = X @ e.coef_.T + e.intercept_
+        if n_classes == 2:
+            p = 1.0 / (1.0 + xp.exp(-z[:, 0]))
+            P = xp.stack([1.0 - p, p], axis=1)
+        else:
+            P = xp.exp(z - _logsumexp(xp, z)[:, None])
+        P = xp.clip(P, min=_PROBA_FLOOR)
+        out.append(P / xp.sum(P, axis=1, keepdims=True))
+    return xp.stack(out)
+
+
+def _with_ones(xp, X):
+    dev = array_api_compat.device(X)
+    return xp.concat([X, xp.ones((X.shape[0], 1), dtype=X.dtype, device=dev)], axis=1)
+
+
+class LogisticPasses(ArrayAPIPasses):
+    """:class:`ArrayAPIPasses` for the classifier: the experts' M-step is
+    Newton's method on their weighted logistic objectives (reading ``X``),
+    the E-step their log class probabilities; no moments."""
+
+    def __init__(self, xp, classes, yenc, Y):
+        super().__init__(xp)
+        self.classes = classes
+        self.yenc = yenc
+        self.Y = Y
+        self.indistinct = False
+        self._Xa = None
+
+    def stats_pass(self, data, resp):
+        return resp
+
+    def m_step(self, data, state, stats, resp, keep_empty):
+        xp = self.xp
+        if self._Xa is None:
+            self._Xa = _with_ones(xp, data.X)
+        W = data.sample_weight[:, None] * resp
+        wsum = xp.sum(W, axis=0)
+        for k in range(W.shape[1]):
+            if not float(wsum[k]) > EMPTY_EXPERT_SHARE * data.total:
+                raise ValueError(
+                    f"Expert {k} owns no training weight: an empty (collapsed) "
+                    "expert is not supported under array API dispatch (collapse "
+                    "repair runs on NumPy arrays only); use fewer experts or "
+                    "another random_state."
+                )
+        for k, expert in enumerate(state.experts):
+            fit_logistic_expert(
+                xp, expert, self._Xa, self.yenc, self.Y, W[:, k], self.classes
+            )
+        return True
+
+    def e_pass(self, data, state, out=None):
+        xp = self.xp
+        X, sw = data.X, data.sample_weight
+        resp, ll = [], 0.0
+        spread, top = 0.0, 0.0
+        for c0, c1 in _chunks(X.shape[0]):
+            Xc = X[c0:c1, :]
+            log_lik = expert_log_proba(xp, state.experts, Xc, self.Y[c0:c1, :])
+            t = gate_log_proba(xp, state.gate, data.Z[c0:c1, :]) + log_lik
+            log_norm = _logsumexp(xp, t)
+            resp.append(xp.exp(t - log_norm[:, None]))
+            ll = ll + xp.sum(sw[c0:c1] * log_norm)
+            spread = max(spread, float(xp.max(
+                xp.max(log_lik, axis=1) - xp.min(log_lik, axis=1)
+            )))
+            top = max(top, float(xp.max(xp.abs(log_lik))))
+        self.indistinct = (
+            len(state.experts) > 1 and spread <= 1e-12 * (1.0 + top)
+        )
+        return xp.concat(resp, axis=0), None, float(ll) / data.total
+
+    def same_experts(self, state):
+        return self.indistinct
+
+
+def predict_proba(xp, estimator, X):
+    """The classifier's ``sum_k pi_k(x) p_k(. | x)``, ``(n, C)``."""
+    n_classes = estimator.classes_.shape[0]
+    out = []
+    for c0, c1 in _chunks(X.shape[0]):
+        Xc = X[c0:c1, :]
+        gate = xp.exp(gate_log_proba(xp, estimator.gate_, Xc))
+        P = expert_proba(xp, estimator.experts_, Xc, n_classes)
+        out.append(xp.sum(gate.T[:, :, None] * P, axis=0))
+    return xp.concat(out, axis=0)
+
+
+def classifier_posterior(xp, estimator, X, y):
+    """``(resp, log_norm)`` of a fitted classifier on ``(X, y)``."""
+    classes = estimator.classes_
+    yenc = xp.searchsorted(classes, xp.asarray(y, device=array_api_compat.device(X)))
+    Y = xp.astype(
+        xp.reshape(yenc, (-1, 1))
+        == xp.reshape(
+            xp.arange(classes.shape[0], device=array_api_compat.device(X)), (1, -1)
+        ),
+        X.dtype,
+    )
+    out_r, out_n = [], []
+    for c0, c1 in _chunks(X.shape[0]):
+        Xc = X[c0:c1, :]
+        t = gate_log_proba(xp, estimator.gate_, Xc) + expert_log_proba(
+            xp, estimator.experts_, Xc, Y[c0:c1, :]
+        )
+        log_norm = _logsumexp(xp, t)
+        out_r.append(xp.exp(t - log_norm[:, None]))
+        out_n.append(log_norm)
+    return xp.concat(out_r, axis=0), xp.concat(out_n, axis=0)

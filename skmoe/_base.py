@@ -493,6 +493,8 @@ class _MixtureInferenceMixin:
         xp = _array_api.fitted_namespace(self)
         if xp is not None:
             X, y = _array_api.check_X(self, xp, X, y)
+            if is_classifier(self):
+                return _array_api.classifier_posterior(xp, self, X, y)
             return _array_api.posterior(xp, self, X, y)
         X = self._check_X(X)
         likelihood = self._likelihood

@@ -3,15 +3,17 @@
 The fit in the input's namespace (array-api-strict, PyTorch on the CPU)
 equals the NumPy fit from the same initial responsibilities, to 1e-8 in
 float64: log-likelihood, coefficients of the experts and of the gate, noise
-variances, predictions, ``log_prob``, ``responsibilities`` and ``score``.
+variances, predictions, ``predict_proba``, ``log_prob``,
+``responsibilities`` and ``score``, for the regressor (linear experts) and
+the classifier (logistic experts).
 """
 
 import numpy as np
 import pytest
 import sklearn
 from sklearn.base import clone
-from sklearn.linear_model import LinearRegression, Ridge
-from sklearn.tree import DecisionTreeRegressor
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from skmoe import (
     MixtureOfExpertsClassifier,
@@ -189,13 +191,76 @@ def test_unsupported_settings_raise(params, what):
     assert what in str(e.value)
 
 
-def test_classifier_raises():
-    xps = _namespace("array_api_strict")
-    X, y = _data(n=100)
-    clf = MixtureOfExpertsClassifier(n_experts=2, init="random")
+def _labels(n=600, seed=0, n_classes=3):
+    """Classes whose rule changes with a linear gate on x0 (with 3 classes,
+    each region lacks one: an expert there holds a class without weight)."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 2))
+    region = X[:, 0] > 0
+    if n_classes == 2:
+        y = np.where(region, X[:, 1] > 0, X[:, 1] < 0.3) ^ (rng.rand(n) < 0.1)
+        return X, y.astype(np.int64)
+    return X, np.where(region, (X[:, 1] > 0).astype(int), 2 * (X[:, 1] > 0.5))
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("expert", [None, LogisticRegression(C=0.5)], ids=["default", "C=0.5"])
+def test_classifier_equals_numpy_path(name, n_classes, expert):
+    xp = _namespace(name)
+    X, y = _labels(n_classes=n_classes)
+    clf = MixtureOfExpertsClassifier(
+        n_experts=2, experts=expert, init="random", random_state=0, tol=1e-10,
+        max_iter=200,
+    )
+    ref = clone(clf).fit(X, y)
+    est = _fit_xp(clf, xp, X, y)
+    assert est.n_iter_ == ref.n_iter_
+    assert abs(est.log_likelihood_ - ref.log_likelihood_) <= 1e-8
+    np.testing.assert_array_equal(_host(est.classes_), ref.classes_)
+    for e_xp, e_np in zip(est.experts_, ref.experts_):
+        np.testing.assert_allclose(_host(e_xp.coef_), e_np.coef_, atol=1e-8)
+        np.testing.assert_allclose(_host(e_xp.intercept_), e_np.intercept_, atol=1e-8)
+    np.testing.assert_allclose(_host(est.gate_.coef_), ref.gate_.coef_, atol=1e-8)
+    Xa, ya = xp.asarray(X), xp.asarray(y)
     with sklearn.config_context(array_api_dispatch=True):
-        with pytest.raises(ValueError, match="MixtureOfExpertsClassifier"):
-            clf.fit(xps.asarray(X), xps.asarray((y > 0).astype(np.int64)))
+        proba = est.predict_proba(Xa)
+        log_proba = est.predict_log_proba(Xa)
+        pred = est.predict(Xa)
+        log_prob = est.log_prob(Xa, ya)
+        score = est.score(Xa, ya)
+    np.testing.assert_allclose(_host(proba), ref.predict_proba(X), atol=1e-8)
+    np.testing.assert_allclose(_host(log_proba), ref.predict_log_proba(X), atol=1e-8)
+    np.testing.assert_array_equal(_host(pred), ref.predict(X))
+    np.testing.assert_allclose(_host(log_prob), ref.log_prob(X, y), atol=1e-8)
+    # scikit-learn's accuracy_score on PyTorch sums in torch's default
+    # float32 (the labels themselves are equal, above).
+    assert abs(score - ref.score(X, y)) <= (1e-8 if name != "torch" else 1e-6)
+    cpu = to_numpy(est)
+    np.testing.assert_allclose(cpu.predict_proba(X), _host(proba), rtol=0, atol=1e-12)
+
+
+def test_unsupported_classifier_expert_raises():
+    xps = _namespace("array_api_strict")
+    X, y = _labels(n=100)
+    clf = MixtureOfExpertsClassifier(
+        n_experts=2, init="random", experts=DecisionTreeClassifier()
+    )
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(ValueError, match="DecisionTreeClassifier"):
+            clf.fit(xps.asarray(X), xps.asarray(y))
+
+
+def test_collapse_warns_without_repair():
+    """No collapse repair in the namespace: a warning names the expert."""
+    xps = _namespace("array_api_strict")
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=30, n_features=10, random_state=42)
+    clf = MixtureOfExpertsClassifier(n_experts=2, init="random", random_state=0)
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.warns(UserWarning, match="collapse repair does not run"):
+            clf.fit(xps.asarray(X), xps.asarray(y))
 
 
 def test_device_model_refuses_numpy_paths():
@@ -224,12 +289,23 @@ def test_without_dispatch_torch_is_converted_as_before():
 
 @pytest.mark.parametrize("name", NAMESPACES)
 @pytest.mark.parametrize("check_sample_weight", [False, True])
-def test_check_array_api_input(name, check_sample_weight):
+@pytest.mark.parametrize(
+    "est",
+    [
+        MixtureOfExpertsRegressor(n_experts=2, init="random", random_state=0),
+        # On the check's 30 rows an expert collapses; the NumPy fit re-seeds
+        # it, the namespace's does not (min_expert_weight=0: neither does).
+        MixtureOfExpertsClassifier(
+            n_experts=2, init="random", random_state=0, min_expert_weight=0.0
+        ),
+    ],
+    ids=["regressor", "classifier"],
+)
+def test_check_array_api_input(name, check_sample_weight, est):
     _namespace(name)
     from sklearn.utils.estimator_checks import check_array_api_input
 
-    est = MixtureOfExpertsRegressor(n_experts=2, init="random", random_state=0)
     check_array_api_input(
-        "MixtureOfExpertsRegressor", est, name, check_values=True,
+        type(est).__name__, est, name, check_values=True,
         check_sample_weight=check_sample_weight,
     )
