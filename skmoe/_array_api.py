@@ -1,10 +1,11 @@
 """Array API inputs (PyTorch, CuPy, array-api-strict) under scikit-learn's dispatch.
 
 With ``sklearn.config_context(array_api_dispatch=True)`` and an ``X`` that is
-not a NumPy array, a mixture with linear Gaussian experts
+not a NumPy array, a regressor with linear Gaussian experts
 (:class:`~sklearn.linear_model.LinearRegression`,
-:class:`~sklearn.linear_model.Ridge`, :class:`~skmoe.StandardizedRidge`) and
-a :class:`~skmoe.SoftmaxGate` is fitted in the input's namespace, on its
+:class:`~sklearn.linear_model.Ridge`, :class:`~skmoe.StandardizedRidge`) or
+a classifier with :class:`~sklearn.linear_model.LogisticRegression` experts,
+and a :class:`~skmoe.SoftmaxGate`, is fitted in the input's namespace, on its
 device and in its dtype: nothing of size ``n`` is copied to the host except
 the initial responsibilities of ``init="random"`` (drawn with NumPy from
 ``random_state``, then moved once to the device).
@@ -16,7 +17,10 @@ weighted moments of ``[x - c_x, y - c_y, 1]``), the experts' weighted normal
 equations solved from them, the gate's damped Newton steps (the steps of
 :mod:`skmoe._gating`'s Newton solver), and the fused E-step -- as the object
 ``ArrayAPIPasses``, which :func:`skmoe._em._iteration` uses in place of
-:mod:`skmoe._chunked` when the data carry a namespace.
+:mod:`skmoe._chunked` when the data carry a namespace. The classifier's
+``LogisticPasses`` replace the experts' M-step by the Newton steps of
+:func:`skmoe._linear.fit_logistic_experts` (they read ``X``: no moments)
+and the E-step by the experts' log class probabilities.
 
 The namespace comes from :func:`array_api_compat.array_namespace`, through
 the copy that scikit-learn vendors (``sklearn.externals.array_api_compat``):
