@@ -1039,7 +1039,15 @@ def _logistic_start(xp, expert, m, d, free, seen, inv_C, like):
 
 def fit_logistic_expert(xp, expert, Xa, yenc, Y, w, classes, tol=1e-8, max_iter=100):
     """Newton's method with an Armijo line search on one expert's objective,
-    the steps of :func:`skmoe._linear._newton`; sets its fitted attributes."""
+    the steps of :func:`skmoe._linear._newton`; sets its fitted attributes.
+
+    In float32 the tolerances are those of float64 widened to the dtype's
+    precision (``tol`` at least ``sqrt(eps)``, the rounding of the
+    objective at least ``10 eps``): float64's cannot be met there."""
+    eps = float(xp.finfo(Xa.dtype).eps)
+    tol = max(tol, math.sqrt(eps))
+    rounding = max(_linear._ROUNDING, 10.0 * eps)
+    grad_tol = max(1e-8, math.sqrt(eps))
     n_classes = Y.shape[1]
     binary = n_classes == 2
     m = 1 if binary else n_classes
@@ -1084,7 +1092,7 @@ def fit_logistic_expert(xp, expert, Xa, yenc, Y, w, classes, tol=1e-8, max_iter=
         n_iter = it
         small = float(xp.max(xp.abs(step))) <= tol * (1.0 + float(xp.max(xp.abs(theta))))
         slope = float(xp.sum(g * step))
-        if small or -slope <= _linear._ROUNDING * abs(f):
+        if small or -slope <= rounding * abs(f):
             theta = theta + step
             done = True
             break
@@ -1099,7 +1107,7 @@ def fit_logistic_expert(xp, expert, Xa, yenc, Y, w, classes, tol=1e-8, max_iter=
                 break
             length *= 0.5
         else:
-            if float(xp.max(xp.abs(g))) <= 1e-8 * max(1.0, total):
+            if float(xp.max(xp.abs(g))) <= grad_tol * max(1.0, total):
                 done = True
                 break
             raise unsupported("A logistic expert whose Newton line search failed")

@@ -240,6 +240,33 @@ def test_classifier_equals_numpy_path(name, n_classes, expert):
     np.testing.assert_allclose(cpu.predict_proba(X), _host(proba), rtol=0, atol=1e-12)
 
 
+def test_classifier_float32():
+    """float32 logistic experts (Newton's tolerances widened to float32):
+    the float64 fit's probabilities to 1e-4."""
+    torch = _namespace("torch")
+    X, y = _labels()
+    clf = MixtureOfExpertsClassifier(n_experts=2, init="random", random_state=0)
+    ref = clone(clf).fit(X, y)
+    X32 = torch.asarray(X, dtype=torch.float32)
+    with sklearn.config_context(array_api_dispatch=True):
+        est = clone(clf).fit(X32, torch.asarray(y))
+        proba = est.predict_proba(X32)
+    assert proba.dtype == torch.float32
+    assert abs(est.log_likelihood_ - ref.log_likelihood_) <= 1e-4 * abs(ref.log_likelihood_)
+    np.testing.assert_allclose(_host(proba), ref.predict_proba(X), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_n_init_restarts(name):
+    """n_init restarts draw their seeds as the NumPy fit does: same best run."""
+    xp = _namespace(name)
+    X, y = _data(n=300, seed=4)
+    est = _model(LinearRegression(), n_experts=2, n_init=3, tol=1e-8)
+    ref = clone(est).fit(X, y)
+    fit = _fit_xp(est, xp, X, y)
+    assert abs(fit.log_likelihood_ - ref.log_likelihood_) <= 1e-8
+
+
 def test_unsupported_classifier_expert_raises():
     xps = _namespace("array_api_strict")
     X, y = _labels(n=100)
