@@ -6,9 +6,9 @@ Fits ``MixtureOfExpertsRegressor`` (8 linear experts, a softmax gate,
 and the same model on the NumPy arrays (the CPU path, same initial
 responsibilities; a tight ``tol`` for EM and for the gate, whose optimisers
 differ -- L-BFGS on the CPU for a gate this large, Newton in the namespace --
-so that both reach the same optimum). Prints, per fit: the total fit time, the iterations, the
-log-likelihood and its difference from the CPU fit's (target: 1e-6 in
-float64).
+so that both reach the same optimum). Prints, per fit: the total fit time,
+the iterations, the log-likelihood and its difference from the CPU fit's
+(target: 1e-6 in float64).
 
 Without a GPU it says so plainly and runs a small comparison with PyTorch on
 the CPU instead (``--n`` capped at 20,000), so that the script is exercised.
@@ -55,7 +55,9 @@ def find_device():
         if torch.cuda.is_available():
             return (
                 f"torch CUDA ({torch.cuda.get_device_name(0)})",
-                lambda a, dtype: torch.asarray(a, dtype=getattr(torch, dtype), device="cuda"),
+                lambda a, dtype: torch.asarray(
+                    a, dtype=getattr(torch, dtype), device="cuda"
+                ),
                 torch.cuda.synchronize,
             )
     except ImportError:

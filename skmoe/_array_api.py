@@ -62,7 +62,8 @@ SUPPORTED_INIT = ("random",)
 def namespace(*arrays):
     """The array API namespace of ``arrays`` when dispatch is on and they are
     not NumPy arrays; None otherwise (the NumPy path, as without dispatch)."""
-    if array_api_compat is None or not sklearn.get_config().get("array_api_dispatch", False):
+    dispatch = sklearn.get_config().get("array_api_dispatch", False)
+    if array_api_compat is None or not dispatch:
         return None
     objs = [
         a for a in arrays
@@ -248,7 +249,7 @@ def check_supported(estimator, prototypes, gate, sample_weight):
             raise unsupported(what)
     if classifier:
         for k, p in enumerate(prototypes):
-            if not batchable_logistic(p):
+            if not _linear.batchable_logistic(p):
                 raise unsupported(
                     f"Expert {k} ({type(p).__name__}; the supported experts are "
                     "LogisticRegression with an L2 penalty or none, no "
@@ -316,7 +317,8 @@ def _shift(xp, data):
     shift = getattr(data, "_chunked_shift", None)
     if shift is None:
         sw = data.sample_weight
-        shift = xp.concat([sw @ data.X / data.total, xp.reshape(sw @ data.y / data.total, (1,))])
+        y_mean = xp.reshape(sw @ data.y / data.total, (1,))
+        shift = xp.concat([sw @ data.X / data.total, y_mean])
         data._chunked_shift = shift
     return shift
 
@@ -338,15 +340,14 @@ def _diag(xp, A):
 def _penalty_diag(xp, expert, d, like):
     """The diagonal the expert's penalty adds to its normal equations (None: none)."""
     if type(expert) is Ridge:
-        return xp.full((d,), float(expert.alpha), dtype=like.dtype, device=array_api_compat.device(like))
+        return xp.full(
+            (d,), float(expert.alpha), dtype=like.dtype,
+            device=array_api_compat.device(like),
+        )
     if type(expert) is StandardizedRidge:
         scale = expert.scale
         return float(expert.alpha) * scale * scale
     return None
-
-
-def _max_cond():
-    return _linear._MAX_COND
 
 
 def solve_experts(xp, experts, S, shift, total):
@@ -383,15 +384,19 @@ def solve_experts(xp, experts, S, shift, total):
     pen = []
     for k, expert in enumerate(experts):
         p = _penalty_diag(xp, expert, d, S)
-        pen.append(xp.zeros((d,), dtype=S.dtype, device=array_api_compat.device(S)) if p is None else p)
+        if p is None:
+            p = xp.zeros((d,), dtype=S.dtype, device=array_api_compat.device(S))
+        pen.append(p)
     A = A + xp.stack(pen)[:, None, :] * eye
     diag = xp.sqrt(xp.clip(_diag(xp, A), min=0.0))
     if not bool(xp.all(diag > 0.0)):
-        raise unsupported("An expert with a constant column on its rows (a singular system)")
+        raise unsupported(
+            "An expert with a constant column on its rows (a singular system)"
+        )
     As = A / diag[:, :, None] / diag[:, None, :]
     vals, vecs = xp.linalg.eigh(As)
     if not bool(xp.all(vals[:, 0] > 0.0)) or not bool(
-        xp.all(vals[:, -1] <= _max_cond() * vals[:, 0])
+        xp.all(vals[:, -1] <= _linear._MAX_COND * vals[:, 0])
     ):
         raise unsupported("An ill-conditioned expert (its normal equations)")
     t = xp.sum(vecs * (rhs / diag)[:, :, None], axis=1) / vals  # vecs^T (rhs / diag)
@@ -433,8 +438,8 @@ def variances(xp, experts, S, shift, likelihood, wsum):
         c = expert.coef_
         b = _intercept(xp, expert, S)
         last = shift[d] - xp.sum(shift[:d] * c) - b
-        u = xp.concat([-c, xp.ones((1,), dtype=S.dtype, device=array_api_compat.device(S)),
-                       xp.reshape(last, (1,))])
+        one = xp.ones((1,), dtype=S.dtype, device=array_api_compat.device(S))
+        u = xp.concat([-c, one, xp.reshape(last, (1,))])
         rss.append(xp.clip(xp.sum(u * (S[k, ...] @ u)), min=0.0))
     variance = xp.stack(rss) / wsum
     return xp.clip(variance, min=float(likelihood.variance_floor_))
@@ -524,7 +529,8 @@ def _newton(xp, x, args, max_iter, gtol, ftol=1e-12):
         vals, vecs = xp.linalg.eigh(_gate_hessian(xp, x, *args))
         top = max(float(vals[-1]), 1e-300)
         keep = vals > 1e-10 * top
-        inv = xp.where(keep, 1.0 / xp.where(keep, vals, xp.ones_like(vals)), xp.zeros_like(vals))
+        safe = xp.where(keep, vals, xp.ones_like(vals))
+        inv = xp.where(keep, 1.0 / safe, xp.zeros_like(vals))
         step = -(vecs @ ((vecs.T @ g) * inv))
         slope = float(xp.sum(g * step))
         if not slope < 0.0:
@@ -727,7 +733,8 @@ def _check_inputs(estimator, xp, X, y, sample_weight):
 
     if y is None:
         raise ValueError(
-            f"{type(estimator).__name__} requires y to be passed, but the target y is None."
+            f"{type(estimator).__name__} requires y to be passed, but the target "
+            "y is None."
         )
     from sklearn.base import is_classifier
 
@@ -932,11 +939,6 @@ def _set_fitted(estimator, result, data, xp, t_start):
 # The classifier: LogisticRegression experts by Newton's method
 # (skmoe._linear.fit_logistic_experts, in the namespace)
 # ----------------------------------------------------------------------
-def batchable_logistic(expert):
-    """Whether the namespace's Newton fit takes this logistic expert."""
-    return _linear.batchable_logistic(expert)
-
-
 def _logistic_terms(xp, Xa, yenc, Y, w, theta, binary, inv_C, d, masked=None):
     """Objective, gradient ``(m, d + 1)`` and Hessian of one expert (one pass);
     ``masked``: the logits of unseen classes, held at minus infinity."""
@@ -1086,11 +1088,12 @@ def fit_logistic_expert(xp, expert, Xa, yenc, Y, w, classes, tol=1e-8, max_iter=
                 "and separable)"
             ) from exc
         sf = xp.linalg.solve(Hf, -gf[:, None])[:, 0]
-        step = xp.zeros((m * (d + 1),), dtype=Xa.dtype, device=array_api_compat.device(Xa))
+        step = xp.zeros((m * (d + 1),), dtype=Xa.dtype, device=dev)
         step = _scatter(xp, step, free_idx, sf)
         step = xp.reshape(step, (m, d + 1))
         n_iter = it
-        small = float(xp.max(xp.abs(step))) <= tol * (1.0 + float(xp.max(xp.abs(theta))))
+        biggest = float(xp.max(xp.abs(theta)))
+        small = float(xp.max(xp.abs(step))) <= tol * (1.0 + biggest)
         slope = float(xp.sum(g * step))
         if small or -slope <= rounding * abs(f):
             theta = theta + step
@@ -1136,7 +1139,8 @@ def _final_theta(xp, theta, Xa, seen, binary, inv_C, fit_intercept):
     if binary:
         if not seen.all():
             value = gap if seen[1] else -gap
-            theta = xp.concat([theta[:, :d], xp.full((1, 1), value, dtype=Xa.dtype, device=dev)], axis=1)
+            icpt = xp.full((1, 1), value, dtype=Xa.dtype, device=dev)
+            theta = xp.concat([theta[:, :d], icpt], axis=1)
         return theta
     if not seen.all():
         if seen.sum() == 1:
@@ -1175,7 +1179,8 @@ def expert_log_proba(xp, experts, X, Y):
     """``log p_k(y_i | x_i)`` ``(r, K)`` of the logistic experts (``Y``: the
     one-hot targets), from :func:`expert_proba`."""
     P = expert_proba(xp, experts, X, Y.shape[1])
-    return xp.stack([xp.log(xp.sum(P[k, ...] * Y, axis=1)) for k in range(P.shape[0])], axis=1)
+    cols = [xp.log(xp.sum(P[k, ...] * Y, axis=1)) for k in range(P.shape[0])]
+    return xp.stack(cols, axis=1)
 
 
 def expert_proba(xp, experts, X, n_classes):

@@ -328,7 +328,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         """
         xp = _array_api.fitted_namespace(self)
         if xp is not None:  # fitted on array API inputs: skmoe/_array_api.py
-            return _array_api.predict_proba(xp, self, _array_api.check_X(self, xp, X)[0])
+            X = _array_api.check_X(self, xp, X)[0]
+            return _array_api.predict_proba(xp, self, X)
         X = self._check_X(X)
         gate = self._routed_gate(X)
         proba = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
