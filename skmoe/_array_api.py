@@ -188,8 +188,16 @@ def check_X(estimator, xp, X, y=None):
     return X, y
 
 
-def refuse_fitted_namespace(estimator):
-    """The NumPy code paths of a mixture fitted on array API inputs: a clear error."""
+def refuse_fitted_namespace(estimator, X=None):
+    """The NumPy code paths of a mixture fitted on array API inputs, or of a
+    NumPy mixture given array API inputs under dispatch: a clear error."""
+    foreign = X is not None and namespace(X) is not None
+    if foreign and fitted_namespace(estimator) is None:
+        raise TypeError(
+            f"This {type(estimator).__name__} was fitted on NumPy arrays: pass "
+            "NumPy arrays (it does not move a model to a device; fit it on the "
+            "device's arrays under array_api_dispatch=True instead)."
+        )
     xp = fitted_namespace(estimator)
     if xp is not None:
         raise TypeError(

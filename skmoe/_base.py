@@ -365,7 +365,7 @@ class _MixtureInferenceMixin:
 
     def _check_X(self, X):
         check_is_fitted(self)
-        _array_api.refuse_fitted_namespace(self)
+        _array_api.refuse_fitted_namespace(self, X)
         refuse_complex(X, "X")
         if getattr(self, "_frame_template", None) is None:
             with named_errors("X"):

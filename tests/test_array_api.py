@@ -303,6 +303,15 @@ def test_device_model_refuses_numpy_paths():
             est.predict(xps.asarray(X), return_std=True)
 
 
+def test_numpy_model_refuses_array_api_inputs():
+    xps = _namespace("array_api_strict")
+    X, y = _data(n=200)
+    est = _model().fit(X, y)
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(TypeError, match="fitted on NumPy arrays"):
+            est.predict(xps.asarray(X))
+
+
 def test_without_dispatch_torch_is_converted_as_before():
     """Without dispatch, scikit-learn's validation converts a CPU tensor to
     NumPy: the NumPy fit, NumPy attributes."""
