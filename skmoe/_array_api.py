@@ -113,7 +113,9 @@ def _convert(value, memo):
         out = tuple(_convert(v, memo) for v in value)
     elif isinstance(value, dict):
         out = {k: _convert(v, memo) for k, v in value.items()}
-    elif hasattr(value, "__dict__") and not isinstance(value, type):
+    elif hasattr(value, "__dict__") and type(value).__module__.startswith(
+        ("skmoe.", "sklearn.")
+    ):
         out = copy.copy(value)
         memo[id(value)] = out
         for name, attr in vars(value).items():
@@ -358,6 +360,15 @@ def _penalty_diag(xp, expert, d, like):
     return None
 
 
+def max_condition(dtype, xp):
+    """The largest condition number of the column-scaled normal equations
+    solved in the namespace: the NumPy path's ``_MAX_COND`` (above which it
+    calls the expert's own least squares instead, more accurate there), or
+    ``1e-4 / eps`` of the dtype when larger -- the solution then loses at
+    most about ``cond * eps`` relative (up to 4.5e11 in float64)."""
+    return max(_linear._MAX_COND, 1e-4 / float(xp.finfo(dtype).eps))
+
+
 def solve_experts(xp, experts, S, shift, total):
     """The experts' coefficients from the moments ``S`` (the normal equations
     of :func:`skmoe._linear.solve_linear_experts`, in the namespace); sets
@@ -404,9 +415,13 @@ def solve_experts(xp, experts, S, shift, total):
     As = A / diag[:, :, None] / diag[:, None, :]
     vals, vecs = xp.linalg.eigh(As)
     if not bool(xp.all(vals[:, 0] > 0.0)) or not bool(
-        xp.all(vals[:, -1] <= _linear._MAX_COND * vals[:, 0])
+        xp.all(vals[:, -1] <= max_condition(S.dtype, xp) * vals[:, 0])
     ):
-        raise unsupported("An ill-conditioned expert (its normal equations)")
+        raise unsupported(
+            "An expert whose normal equations are too ill-conditioned for "
+            f"{S.dtype} (collinear columns on its rows; float64 or Ridge experts "
+            "help)"
+        )
     t = xp.sum(vecs * (rhs / diag)[:, :, None], axis=1) / vals  # vecs^T (rhs / diag)
     coef = xp.sum(vecs * t[:, None, :], axis=2) / diag
     means = xp.stack(means)

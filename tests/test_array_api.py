@@ -303,6 +303,22 @@ def test_device_model_refuses_numpy_paths():
             est.predict(xps.asarray(X), return_std=True)
 
 
+def test_collinear_columns_agree_to_condition_times_eps():
+    """Condition above the NumPy path's 1e4 (it then calls the expert's own
+    least squares): the namespace's normal equations agree to ~cond * eps."""
+    xps = _namespace("array_api_strict")
+    X, y = _data(n=400, seed=5)
+    rng = np.random.RandomState(0)
+    X = np.column_stack([X, X[:, 0] + 1e-3 * rng.normal(size=len(y))])
+    est = _model(LinearRegression(), n_experts=2, tol=1e-6)
+    ref = clone(est).fit(X, y)
+    fit = _fit_xp(est, xps, X, y)
+    assert abs(fit.log_likelihood_ - ref.log_likelihood_) <= 1e-6
+    with sklearn.config_context(array_api_dispatch=True):
+        pred = fit.predict(xps.asarray(X))
+    np.testing.assert_allclose(_host(pred), ref.predict(X), rtol=0, atol=1e-6)
+
+
 def test_numpy_model_refuses_array_api_inputs():
     xps = _namespace("array_api_strict")
     X, y = _data(n=200)
