@@ -962,59 +962,108 @@ def _set_fitted(estimator, result, data, xp, t_start):
 # The classifier: LogisticRegression experts by Newton's method
 # (skmoe._linear.fit_logistic_experts, in the namespace)
 # ----------------------------------------------------------------------
-def _logistic_terms(xp, Xa, yenc, Y, w, theta, binary, inv_C, d, masked=None):
-    """Objective, gradient ``(m, d + 1)`` and Hessian of one expert (one pass);
-    ``masked``: the logits of unseen classes, held at minus infinity."""
-    m = theta.shape[0]
+class _Logit:
+    """One logistic expert's problem (``skmoe._linear._LogitModel``): its
+    weights (zero on the rows of unseen classes), which logits are masked
+    and which parameters Newton moves."""
+
+    def __init__(self, xp, expert, Xa, Y, w):
+        n_classes = Y.shape[1]
+        dev = array_api_compat.device(Xa)
+        self.expert = expert
+        self.binary = n_classes == 2
+        self.m = 1 if self.binary else n_classes
+        self.d = Xa.shape[1] - 1
+        self.inv_C = _linear._l2_inverse_C(expert)
+        self.total = float(xp.sum(w))
+        if not (math.isfinite(self.total) and self.total > 0):
+            raise unsupported("A logistic expert without weight")
+        class_w = xp.sum(Y * w[:, None], axis=0)
+        bound = _linear._UNSEEN_SHARE * self.total
+        seen = np.array([float(c) > bound for c in class_w])
+        if not expert.fit_intercept:
+            seen[:] = True
+        self.seen = seen
+        self.masked = None
+        if not seen.all():
+            # The rows of unseen classes get no weight (the objective's limit).
+            w = w * (Y @ xp.asarray(seen.astype(float), dtype=Xa.dtype, device=dev))
+            if not self.binary:
+                self.masked = xp.asarray(~seen, device=dev)
+        self.w = w
+        self.free = _free_mask(
+            self.m, self.d, self.binary, self.inv_C, bool(expert.fit_intercept), seen
+        )
+        self.free_idx = xp.asarray(np.flatnonzero(self.free.ravel()), device=dev)
+        self.n_iter = 0
+
+
+def _chunk_terms(xp, problem, z, Xc, yc, Yc, wc):
+    """Loss, logit gradient and Hessian row weights of one expert on a chunk."""
+    if problem.binary:
+        yb = xp.astype(yc == 1, Xc.dtype)
+        z0 = z[:, 0]
+        softplus = xp.clip(z0, min=0.0) + xp.log1p(xp.exp(-xp.abs(z0)))
+        loss = xp.sum(wc * (softplus - yb * z0))
+        p = 1.0 / (1.0 + xp.exp(-z0))
+        return loss, xp.reshape(wc * (p - yb), (-1, 1)), {(0, 0): wc * p * (1.0 - p)}
+    zm = z if problem.masked is None else xp.where(problem.masked, -xp.inf, z)
+    lse = _logsumexp(xp, zm)
+    loss = xp.sum(wc * (lse - xp.sum(Yc * z, axis=1)))
+    P = xp.exp(zm - lse[:, None])
+    h = {}
+    for a in range(problem.m):
+        for b in range(a, problem.m):
+            c = -wc * P[:, a] * P[:, b]
+            h[a, b] = c + wc * P[:, a] if a == b else c
+    return loss, wc[:, None] * (P - Yc), h
+
+
+def _logistic_terms(xp, Xa, yenc, Y, problems, thetas, idx):
+    """Objective, gradient ``(m, d + 1)`` and Hessian of the experts ``idx``
+    at ``thetas``, in one pass over the rows (one product of each chunk with
+    all their stacked parameters, as ``skmoe._linear._accumulate``)."""
     dev = array_api_compat.device(Xa)
-    loss = 0.0
-    grad = xp.zeros((d + 1, m), dtype=Xa.dtype, device=dev)
-    blocks = {}
+    d1 = Xa.shape[1]
+    sizes = [problems[k].m for k in idx]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    stacked = xp.concat([thetas[k] for k in idx], axis=0)
+    loss = [0.0] * len(idx)
+    grad = xp.zeros((d1, offsets[-1]), dtype=Xa.dtype, device=dev)
+    blocks = [{} for _ in idx]
     for c0, c1 in _chunks(Xa.shape[0]):
         Xc = Xa[c0:c1, :]
-        wc = w[c0:c1]
-        z = Xc @ theta.T
-        if binary:
-            yb = xp.astype(yenc[c0:c1] == 1, Xa.dtype)
-            z0 = z[:, 0]
-            softplus = xp.clip(z0, min=0.0) + xp.log1p(xp.exp(-xp.abs(z0)))
-            loss = loss + xp.sum(wc * (softplus - yb * z0))
-            p = 1.0 / (1.0 + xp.exp(-z0))
-            G = xp.reshape(wc * (p - yb), (-1, 1))
-            h = {(0, 0): wc * p * (1.0 - p)}
-        else:
-            zm = z if masked is None else xp.where(masked, -xp.inf, z)
-            lse = _logsumexp(xp, zm)
-            Yc = Y[c0:c1, :]
-            loss = loss + xp.sum(wc * (lse - xp.sum(Yc * z, axis=1)))
-            P = xp.exp(zm - lse[:, None])
-            G = wc[:, None] * (P - Yc)
-            h = {}
-            for a in range(m):
-                for b in range(a, m):
-                    c = -wc * P[:, a] * P[:, b]
-                    if a == b:
-                        c = c + wc * P[:, a]
-                    h[a, b] = c
-        grad = grad + Xc.T @ G
-        for key, c in h.items():
-            gram = Xc.T @ (Xc * c[:, None])
-            blocks[key] = gram if key not in blocks else blocks[key] + gram
-    coef = theta[:, :d]
-    f = float(loss) + 0.5 * inv_C * float(xp.sum(coef * coef))
-    pen = xp.concat([
-        xp.full((m, d), inv_C, dtype=Xa.dtype, device=dev),
-        xp.zeros((m, 1), dtype=Xa.dtype, device=dev),
-    ], axis=1)
-    g = grad.T + pen * theta
-    rows = []
-    for a in range(m):
-        rows.append(xp.concat(
-            [blocks[(a, b)] if a <= b else blocks[(b, a)].T for b in range(m)], axis=1
-        ))
-    H = xp.concat(rows, axis=0)
-    H = H + xp.eye(m * (d + 1), dtype=Xa.dtype, device=dev) * xp.reshape(pen, (-1,))
-    return f, g, H
+        Z = Xc @ stacked.T
+        Gs = []
+        for j, k in enumerate(idx):
+            part, G, h = _chunk_terms(
+                xp, problems[k], Z[:, offsets[j] : offsets[j + 1]], Xc,
+                yenc[c0:c1], Y[c0:c1, :], problems[k].w[c0:c1],
+            )
+            loss[j] = loss[j] + part
+            Gs.append(G)
+            for key, c in h.items():
+                gram = Xc.T @ (Xc * c[:, None])
+                blocks[j][key] = gram if key not in blocks[j] else blocks[j][key] + gram
+        grad = grad + Xc.T @ xp.concat(Gs, axis=1)
+    out = []
+    for j, k in enumerate(idx):
+        m, theta, inv_C = sizes[j], thetas[k], problems[k].inv_C
+        d = d1 - 1
+        f = float(loss[j]) + 0.5 * inv_C * float(xp.sum(theta[:, :d] * theta[:, :d]))
+        pen = xp.concat([
+            xp.full((m, d), inv_C, dtype=Xa.dtype, device=dev),
+            xp.zeros((m, 1), dtype=Xa.dtype, device=dev),
+        ], axis=1)
+        g = grad[:, offsets[j] : offsets[j + 1]].T + pen * theta
+        B = blocks[j]
+        H = xp.concat([
+            xp.concat([B[a, b] if a <= b else B[b, a].T for b in range(m)], axis=1)
+            for a in range(m)
+        ], axis=0)
+        eye = xp.eye(m * d1, dtype=Xa.dtype, device=dev)
+        out.append((f, g, H + eye * xp.reshape(pen, (-1,))))
+    return out
 
 
 def _free_mask(m, d, binary, inv_C, fit_intercept, seen):
@@ -1062,9 +1111,54 @@ def _logistic_start(xp, expert, m, d, free, seen, inv_C, like):
     return xp.where(mask, start, zeros)
 
 
-def fit_logistic_expert(xp, expert, Xa, yenc, Y, w, classes, tol=1e-8, max_iter=100):
-    """Newton's method with an Armijo line search on one expert's objective,
-    the steps of :func:`skmoe._linear._newton`; sets its fitted attributes.
+def _newton_direction(xp, problem, g, H):
+    """The Newton step on the free parameters (Cholesky: positive definite),
+    zero on the others."""
+    idx = problem.free_idx
+    Hf = xp.take(xp.take(H, idx, axis=0), idx, axis=1)
+    gf = xp.take(xp.reshape(g, (-1,)), idx, axis=0)
+    try:
+        xp.linalg.cholesky(Hf)
+    except Exception as exc:  # noqa: BLE001 - each library its own LinAlgError
+        raise unsupported(
+            "A logistic expert whose Hessian is singular (e.g. unpenalised and "
+            "separable)"
+        ) from exc
+    sf = xp.linalg.solve(Hf, -gf[:, None])[:, 0]
+    dev = array_api_compat.device(g)
+    step = xp.zeros((g.shape[0] * g.shape[1],), dtype=g.dtype, device=dev)
+    return xp.reshape(_scatter(xp, step, idx, sf), g.shape)
+
+
+def _line_search(xp, data, problems, thetas, state, steps):
+    """Backtracking (Armijo) rounds along ``steps``, every expert still
+    halving its step evaluated in one pass; returns the stuck experts."""
+    slopes = {k: float(xp.sum(state[k][1] * steps[k])) for k in steps}
+    length = dict.fromkeys(steps, 1.0)
+    pending = list(steps)
+    for _ in range(_linear._MAX_HALVINGS):
+        if not pending:
+            break
+        trial = dict(thetas)
+        trial.update({k: thetas[k] + length[k] * steps[k] for k in pending})
+        results = _logistic_terms(xp, *data, problems, trial, pending)
+        still = []
+        for k, res in zip(pending, results):
+            bound = state[k][0] + _linear._ARMIJO * length[k] * slopes[k]
+            if math.isfinite(res[0]) and res[0] <= bound:
+                thetas[k], state[k] = trial[k], res
+            else:
+                length[k] *= 0.5
+                still.append(k)
+        pending = still
+    return pending
+
+
+def fit_logistic_experts(xp, experts, Xa, yenc, Y, W, classes, tol=1e-8, max_iter=100):
+    """Newton's method with an Armijo line search on every expert's weighted
+    objective, together: the steps of :func:`skmoe._linear._newton` (one pass
+    over the rows per evaluation round, for every expert still iterating);
+    sets their fitted attributes.
 
     In float32 the tolerances are those of float64 widened to the dtype's
     precision (``tol`` at least ``sqrt(eps)``, the rounding of the
@@ -1073,83 +1167,55 @@ def fit_logistic_expert(xp, expert, Xa, yenc, Y, w, classes, tol=1e-8, max_iter=
     tol = max(tol, math.sqrt(eps))
     rounding = max(_linear._ROUNDING, 10.0 * eps)
     grad_tol = max(1e-8, math.sqrt(eps))
-    n_classes = Y.shape[1]
-    binary = n_classes == 2
-    m = 1 if binary else n_classes
-    d = Xa.shape[1] - 1
-    inv_C = _linear._l2_inverse_C(expert)
-    total = float(xp.sum(w))
-    class_w = xp.sum(Y * w[:, None], axis=0)
-    seen = np.array([float(c) > _linear._UNSEEN_SHARE * total for c in class_w])
-    if not (math.isfinite(total) and total > 0):
-        raise unsupported("A logistic expert without weight")
-    if not expert.fit_intercept:
-        seen[:] = True
-    dev = array_api_compat.device(Xa)
-    masked = None
-    if not seen.all():
-        # The rows of unseen classes get no weight (the limit of the objective).
-        w = w * (Y @ xp.asarray(seen.astype(float), dtype=Xa.dtype, device=dev))
-        if not binary:
-            masked = xp.asarray(~seen, device=dev)
-    free = _free_mask(m, d, binary, inv_C, bool(expert.fit_intercept), seen)
-    free_idx = xp.asarray(np.flatnonzero(free.ravel()), device=dev)
-    theta = _logistic_start(xp, expert, m, d, free, seen, inv_C, Xa)
-    args = (Xa, yenc, Y, w)
-    n_iter = 0
-    done = not free.any()
-    if not done:
-        f, g, H = _logistic_terms(xp, *args, theta, binary, inv_C, d, masked)
-    for it in range(1, 0 if done else max_iter + 1):
-        Hf = xp.take(xp.take(H, free_idx, axis=0), free_idx, axis=1)
-        gf = xp.take(xp.reshape(g, (-1,)), free_idx, axis=0)
-        try:
-            xp.linalg.cholesky(Hf)
-        except Exception as exc:  # noqa: BLE001 - each library its own LinAlgError
-            raise unsupported(
-                "A logistic expert whose Hessian is singular (e.g. unpenalised "
-                "and separable)"
-            ) from exc
-        sf = xp.linalg.solve(Hf, -gf[:, None])[:, 0]
-        step = xp.zeros((m * (d + 1),), dtype=Xa.dtype, device=dev)
-        step = _scatter(xp, step, free_idx, sf)
-        step = xp.reshape(step, (m, d + 1))
-        n_iter = it
-        biggest = float(xp.max(xp.abs(theta)))
-        small = float(xp.max(xp.abs(step))) <= tol * (1.0 + biggest)
-        slope = float(xp.sum(g * step))
-        if small or -slope <= rounding * abs(f):
-            theta = theta + step
-            done = True
+    problems = [_Logit(xp, e, Xa, Y, W[:, k]) for k, e in enumerate(experts)]
+    thetas = {
+        k: _logistic_start(xp, p.expert, p.m, p.d, p.free, p.seen, p.inv_C, Xa)
+        for k, p in enumerate(problems)
+    }
+    data = (Xa, yenc, Y)
+    active = [k for k, p in enumerate(problems) if p.free.any()]
+    state = dict(zip(active, _logistic_terms(xp, *data, problems, thetas, active)))
+    for it in range(1, max_iter + 1):
+        if not active:
             break
-        length = 1.0
-        for _ in range(_linear._MAX_HALVINGS):
-            trial = theta + length * step
-            f_new, g_new, H_new = _logistic_terms(
-                xp, *args, trial, binary, inv_C, d, masked
-            )
-            if math.isfinite(f_new) and f_new <= f + _linear._ARMIJO * length * slope:
-                theta, f, g, H = trial, f_new, g_new, H_new
-                break
-            length *= 0.5
-        else:
-            if float(xp.max(xp.abs(g))) <= grad_tol * max(1.0, total):
-                done = True
-                break
-            raise unsupported("A logistic expert whose Newton line search failed")
-    if not done:
+        steps = {}
+        for k in active:
+            f, g, H = state[k]
+            step = _newton_direction(xp, problems[k], g, H)
+            problems[k].n_iter = it
+            biggest = float(xp.max(xp.abs(thetas[k])))
+            small = float(xp.max(xp.abs(step))) <= tol * (1.0 + biggest)
+            if small or -float(xp.sum(g * step)) <= rounding * abs(f):
+                thetas[k] = thetas[k] + step  # converged: taken unchecked
+            else:
+                steps[k] = step
+        stuck = _line_search(xp, data, problems, thetas, state, steps)
+        for k in stuck:
+            # No decrease at all: at the optimum to rounding, or a failure.
+            scale = grad_tol * max(1.0, problems[k].total)
+            if not float(xp.max(xp.abs(state[k][1]))) <= scale:
+                raise unsupported("A logistic expert whose Newton line search failed")
+        active = [k for k in steps if k not in stuck]
+    if active:
         raise unsupported(
             f"A logistic expert still moving after {max_iter} Newton iterations"
         )
-    theta = _final_theta(xp, theta, Xa, seen, binary, inv_C, bool(expert.fit_intercept))
+    for k, p in enumerate(problems):
+        _set_logistic(xp, p, _final_theta(
+            xp, thetas[k], Xa, p.seen, p.binary, p.inv_C, bool(p.expert.fit_intercept)
+        ), classes)
+
+
+def _set_logistic(xp, problem, theta, classes):
+    """The fitted attributes of a LogisticRegression expert."""
+    expert, d = problem.expert, problem.d
     expert.n_features_in_ = d
     expert.classes_ = classes
-    expert.n_iter_ = np.array([n_iter], dtype=np.int32)
+    expert.n_iter_ = np.array([problem.n_iter], dtype=np.int32)
     expert.coef_ = theta[:, :d]
     expert.intercept_ = (
         theta[:, d] if expert.fit_intercept else xp.zeros_like(theta[:, d])
     )
-    return expert
 
 
 def _final_theta(xp, theta, Xa, seen, binary, inv_C, fit_intercept):
@@ -1258,10 +1324,9 @@ class LogisticPasses(ArrayAPIPasses):
                     "repair runs on NumPy arrays only); use fewer experts or "
                     "another random_state."
                 )
-        for k, expert in enumerate(state.experts):
-            fit_logistic_expert(
-                xp, expert, self._Xa, self.yenc, self.Y, W[:, k], self.classes
-            )
+        fit_logistic_experts(
+            xp, state.experts, self._Xa, self.yenc, self.Y, W, self.classes
+        )
         return True
 
     def e_pass(self, data, state, out=None):
