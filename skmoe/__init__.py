@@ -11,9 +11,12 @@ The public API:
   multinomial logistic regression usable on its own;
 - :class:`ClassifierGate`: any scikit-learn classifier as the gate;
 - :class:`HierarchicalGate`: the tree of gates of the hierarchical mixture
-  of experts.
+  of experts;
+- :func:`to_numpy`: a NumPy copy of a mixture fitted on array API inputs
+  (PyTorch, CuPy) under scikit-learn's ``array_api_dispatch``.
 """
 
+from ._array_api import to_numpy
 from ._classifier import MixtureOfExpertsClassifier
 from ._gates import ClassifierGate, HierarchicalGate
 from ._gating import SoftmaxGate
@@ -29,4 +32,5 @@ __all__ = [
     "SoftmaxGate",
     "StandardizedRidge",
     "__version__",
+    "to_numpy",
 ]

@@ -33,7 +33,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _frames, _gather, _pool, _repair, _routing, _threaded
+from . import _array_api, _frames, _gather, _pool, _repair, _routing, _threaded
 from ._composition import ExpertsComposition, is_named
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
@@ -95,6 +95,12 @@ def refuse_complex(a, name):
     dtype = getattr(a, "dtype", None)
     if dtype is None and isinstance(a, (list, tuple)):
         dtype = np.asarray(a).dtype
+    if dtype is not None and not isinstance(dtype, np.dtype):
+        # An array API array (PyTorch, CuPy): its dtype's name says it.
+        if "complex" in str(dtype):
+            dtype = np.complex128
+        else:
+            return
     if dtype is not None and np.issubdtype(dtype, np.complexfloating):
         raise ValueError(
             f"{name} holds complex values (dtype {dtype}). Complex data not "
@@ -359,6 +365,7 @@ class _MixtureInferenceMixin:
 
     def _check_X(self, X):
         check_is_fitted(self)
+        _array_api.refuse_fitted_namespace(self, X)
         refuse_complex(X, "X")
         if getattr(self, "_frame_template", None) is None:
             with named_errors("X"):
@@ -483,6 +490,12 @@ class _MixtureInferenceMixin:
         return np.argmax(self._log_gate(self._check_X(X)), axis=1)
 
     def _posterior(self, X, y):
+        xp = _array_api.fitted_namespace(self)
+        if xp is not None:
+            X, y = _array_api.check_X(self, xp, X, y)
+            if is_classifier(self):
+                return _array_api.classifier_posterior(xp, self, X, y)
+            return _array_api.posterior(xp, self, X, y)
         X = self._check_X(X)
         likelihood = self._likelihood
         y = likelihood.encode_targets(y, X.shape[0])
@@ -1032,6 +1045,10 @@ class _BaseMixtureOfExperts(
 
     def _fit(self, X, y, sample_weight):
         """The fit template shared by the regressor and the classifier."""
+        xp = _array_api.namespace(X, y, sample_weight)
+        if xp is not None:  # array API inputs under dispatch: skmoe/_array_api.py
+            with _restore_on_error(self):
+                return _array_api.fit(self, X, y, sample_weight, xp)
         t_start = time.perf_counter()
         with _restore_on_error(self):
             prototypes, data = self._validate_fit_data(X, y, sample_weight)

@@ -7,7 +7,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 
-from . import _pool, _routing
+from . import _array_api, _pool, _routing
 from ._base import _BaseMixtureOfExperts
 from ._docstrings import fill_doc
 from ._experts import estimator_name
@@ -326,6 +326,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             Under ``top_k``, ``pi`` is renormalised over each row's ``top_k``
             experts and every expert runs only on the rows routed to it.
         """
+        xp = _array_api.fitted_namespace(self)
+        if xp is not None:  # fitted on array API inputs: skmoe/_array_api.py
+            X = _array_api.check_X(self, xp, X)[0]
+            return _array_api.predict_proba(xp, self, X)
         X = self._check_X(X)
         gate = self._routed_gate(X)
         proba = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
@@ -345,7 +349,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             Log class probabilities (finite: every expert's probabilities are
             floored).
         """
-        return np.log(self.predict_proba(X))
+        proba = self.predict_proba(X)
+        xp = _array_api.fitted_namespace(self)
+        return np.log(proba) if xp is None else xp.log(proba)
 
     def predict(self, X):
         """Most probable class under the mixture.
@@ -361,4 +367,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             Predicted class labels.
         """
         proba = self.predict_proba(X)  # checks that the model is fitted
+        xp = _array_api.fitted_namespace(self)
+        if xp is not None:
+            return xp.take(self.classes_, xp.argmax(proba, axis=1), axis=0)
         return self.classes_[np.argmax(proba, axis=1)]

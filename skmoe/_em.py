@@ -50,9 +50,15 @@ class EMData:
     likelihood: object
     init_columns: object = None
     numeric: object = None
+    #: The chunked passes of an array API fit
+    #: (:class:`skmoe._array_api.ArrayAPIPasses`); None: NumPy.
+    passes: object = None
     total: float = field(init=False)
 
     def __post_init__(self):
+        if self.passes is not None:
+            self.total = float(self.passes.xp.sum(self.sample_weight))
+            return
         self.total = self.sample_weight.sum()
         if self.init_columns is None:
             self.init_columns = LazyInitColumns(
@@ -196,29 +202,35 @@ def m_step_likelihood(data, state, outputs, assign):
 
 
 def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sums, times):
-    """One EM iteration by the chunked passes (:mod:`skmoe._chunked`).
+    """One EM iteration by the chunked passes (:mod:`skmoe._chunked`, or
+    ``data.passes``: the same passes in an array API namespace).
 
     ``sums`` is a one-element list holding the M-step's sums for ``resp``
     (None: not yet computed); it receives those of the new responsibilities.
     Returns None, having changed nothing, where the general M-step is needed
     (an empty expert).
     """
+    passes = _chunked if data.passes is None else data.passes
     tic = time.perf_counter()
-    stats = sums[0] if sums[0] is not None else _chunked.stats_pass(data, resp)
+    stats = sums[0] if sums[0] is not None else passes.stats_pass(data, resp)
     sums[0] = None
-    if not _chunked.m_step(data, state, stats, resp, keep_empty):
+    if not passes.m_step(data, state, stats, resp, keep_empty):
         return None
     toc = time.perf_counter()
     times["experts"] = toc - tic
-    if not _chunked.m_step_gate(data, state, resp, stats, gate_max_iter):
+    if data.passes is not None:
+        passes.m_step_gate(data, state, resp, gate_max_iter)
+    elif not _chunked.m_step_gate(data, state, resp, stats, gate_max_iter):
         m_step_gate(data, state, resp, gate_max_iter)
     tic, toc = toc, time.perf_counter()
     times["gate"] = toc - tic
-    resp, sums[0], log_lik = _chunked.e_pass(data, state, out=resp)
+    resp, sums[0], log_lik = passes.e_pass(data, state, out=resp)
     times["E-step"] = time.perf_counter() - toc
     # The gate's log-probabilities and the outputs are not kept (a repair
     # computes them when it needs them).
-    return resp, None, None, log_lik, _same_linear_experts(state)
+    if data.passes is None:
+        return resp, None, None, log_lik, _same_linear_experts(state)
+    return resp, None, None, log_lik, passes.same_experts(state)
 
 
 def _same_linear_experts(state):
@@ -249,6 +261,10 @@ def _iteration(
     nothing that could separate the experts. ``sums``: see
     :func:`_chunked_iteration` (None: the general path only).
     """
+    if data.passes is not None:  # an array API fit: its passes or nothing
+        return _chunked_iteration(
+            data, state, config, resp, keep_empty, gate_max_iter, sums, times
+        )
     if sums is not None and _chunked.applicable(data, state, config):
         done = _chunked_iteration(
             data, state, config, resp, keep_empty, gate_max_iter, sums, times
@@ -355,8 +371,10 @@ def _run_em(data, state, config, rng, resp, pool):
                 config, n_iter, log_lik, objective, change,
                 time.perf_counter() - tic, times,
             )
-        # A repair needs an M-step after it: none at the last iteration.
-        repaired = None if n_iter == config.max_iter else _repair.repair_collapse(
+        # A repair needs an M-step after it: none at the last iteration (nor
+        # under the array API, whose collapsed experts raise in the M-step).
+        last = n_iter == config.max_iter or data.passes is not None
+        repaired = None if last else _repair.repair_collapse(
             data, state, config, resp, log_gate, outputs, result, n_iter
         )
         if repaired is not None:

@@ -10,7 +10,7 @@ from sklearn.linear_model import LinearRegression, SGDRegressor
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
-from . import _dask, _pool, _routing
+from . import _array_api, _dask, _pool, _routing
 from ._base import _BaseMixtureOfExperts
 
 # The keyword parameters of the base class, passed on by ``__init__``.
@@ -482,6 +482,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         """
         if _dask.is_dask_collection(X):
             return _dask.predict(self, X, return_std)
+        xp = _array_api.fitted_namespace(self)
+        if xp is not None:  # fitted on array API inputs: skmoe/_array_api.py
+            if return_std:
+                raise _array_api.unsupported("predict(return_std=True)")
+            return _array_api.predict(xp, self, _array_api.check_X(self, xp, X)[0])
         X = self._check_X(X)
         gate = self._routed_gate(X)
         pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))

@@ -1,6 +1,12 @@
 """Shared fixtures: small synthetic problems with a known mixture structure."""
 
-import numba
+import os
+
+# scikit-learn's array API dispatch (tests/test_array_api.py) needs scipy's
+# own array API support, switched on before scipy is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import numba  # noqa: E402
 import numpy as np
 import pytest
 
