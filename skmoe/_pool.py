@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from . import _linear
+from . import _linear, _polish
 from ._em import EMState, e_step, run_em
 from ._experts import count_parameters, make_experts
 from ._frames import numeric_array
@@ -41,6 +41,9 @@ CLASSIFIER_POOL = ((8, 8, 4), 10, 3)
 #: Above this many rows the pool runs on a subsample of SUBSAMPLE_ROWS rows.
 SUBSAMPLE_ABOVE = 5000
 SUBSAMPLE_ROWS = 2000
+#: Two polished starts within this total penalised log-likelihood reached
+#: the same optimum (:func:`polished_pool`).
+SAME_OPTIMUM = 1e-3
 #: A noise variance below this multiple of its floor is degenerate.
 FLOOR_MULTIPLE = 100.0
 
@@ -166,7 +169,11 @@ def run_pool(data, prototypes, gate, config, rng, pool):
     ``init_objectives`` (the short runs' objectives), ``candidates`` (the
     continued ones') and ``disagree`` (True when only the best candidate
     reached its optimum and the others fall short by more than
-    ``max(1, 1e-3 n)`` in total log-likelihood)."""
+    ``max(1, 1e-3 n)`` in total log-likelihood).
+
+    Logistic-regression experts under a softmax gate
+    (:func:`skmoe._polish.eligible`) take the polished pool
+    (:func:`polished_pool`) instead of the short EM runs."""
     sizes, short_iter, n_continue = pool
     n = data.y.shape[0]
     K = len(prototypes)
@@ -175,10 +182,40 @@ def run_pool(data, prototypes, gate, config, rng, pool):
         rows = np.sort(rng.choice(n, SUBSAMPLE_ROWS, replace=False))
         sub = data.subset(rows)
         sub_gate = copy.deepcopy(gate).prepare(sub.Z, sub.sample_weight)
-    short = dataclasses.replace(config, max_iter=short_iter, tol=-np.inf, verbose=0)
+    starts = pool_starts(sub, K, rng, sizes)
+    polished = _polish.eligible(prototypes, gate, data, config)
+    if polished:
+        best, objectives, candidates, disagree = polished_pool(
+            sub, prototypes, sub_gate, config, rng, starts, sizes
+        )
+    else:
+        best, objectives, candidates, disagree = _short_runs(
+            sub, prototypes, sub_gate, config, rng, starts, short_iter, n_continue
+        )
+    if sub is not data:
+        resp, _ = e_step(data, best.state, None)
+        state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
+        full = _polished_run(data, state, config, rng, resp)[1] if polished else None
+        if full is None:
+            state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
+            full = run_em(data, state, config, rng, [resp])
+        best = full
+    else:
+        best.repairs = [r for r in best.repairs]  # the kept run's own
+    best.init_objectives = objectives
+    best.candidates = candidates
+    best.disagree = disagree
+    best.subsampled = sub is not data
+    return best
+
+
+def _short_runs(sub, prototypes, sub_gate, config, rng, starts, short_iter, n_continue):
+    """Short EM runs from every start, the best ``n_continue`` continued:
+    ``(best run, short objectives, continued objectives, disagree)``."""
     runs, error = [], None
-    for resp in pool_starts(sub, K, rng, sizes):
+    for resp in starts:
         state = EMState(make_experts(prototypes, rng), copy.deepcopy(sub_gate))
+        short = dataclasses.replace(config, max_iter=short_iter, tol=-np.inf, verbose=0)
         try:
             runs.append(_run(sub, state, short, rng, [resp]))
         except (ValueError, np.linalg.LinAlgError) as exc:
@@ -208,14 +245,101 @@ def run_pool(data, prototypes, gate, config, rng, pool):
             + ", ".join(f"{r.objective:.6f} ({r.n_iter} it)" for r in finals),
             flush=True,
         )
-    if sub is not data:
-        resp, _ = e_step(data, best.state, None)
-        state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
-        best = run_em(data, state, config, rng, [resp])
-    else:
-        best.repairs = [r for r in best.repairs]  # the kept run's own
-    best.init_objectives = objectives
-    best.candidates = np.array([r.objective for r in finals])
-    best.disagree = disagree
-    best.subsampled = sub is not data
-    return best
+    return best, objectives, np.array([r.objective for r in finals]), disagree
+
+
+def _interleaved(sizes):
+    """The order in which the polished pool tries the starts of
+    :func:`pool_starts`: the k-means start (the last one), then one of each
+    kind in turn (random partition, gate-axis cuts, random-direction cuts)."""
+    n_random, n_axis, n_proj = sizes
+    groups = [
+        list(range(0, n_random)),
+        list(range(n_random, n_random + n_axis)),
+        list(range(n_random + n_axis, n_random + n_axis + n_proj)),
+    ]
+    order = [n_random + n_axis + n_proj]
+    for j in range(max(sizes)):
+        order.extend(g[j] for g in groups if j < len(g))
+    return order
+
+
+def _polished_state(data, state, config, rng, resp):
+    """One EM iteration from ``resp``, then the polish
+    (:func:`skmoe._polish.polish`) to the optimum of the objective:
+    ``(objective, polished state, collapsed)``, ``collapsed`` when an
+    expert's share of the weight is below ``min_expert_weight`` there;
+    ``(None, None, None)`` when the polish does not apply to the fitted
+    state."""
+    first = dataclasses.replace(config, max_iter=1, tol=-np.inf, verbose=0)
+    run = _run(data, state, first, rng, [resp])
+    if not _polish.applicable(data, run.state, config):
+        return None, None, None
+    objective, usage = _polish.polish(data, run.state)
+    return objective, run.state, bool(np.any(usage < config.min_expert_weight))
+
+
+def _confirmed(data, state, config, rng):
+    """EM from a polished state: it checks the convergence itself (a few
+    iterations at an optimum) and fills the run's result."""
+    return _run(data, state, dataclasses.replace(config, verbose=0), rng, None)
+
+
+def _polished_run(data, state, config, rng, resp):
+    """:func:`_polished_state` then :func:`_confirmed`: ``(objective, run)``."""
+    objective, state, _ = _polished_state(data, state, config, rng, resp)
+    if state is None:
+        return None, None
+    return objective, _confirmed(data, state, config, rng)
+
+
+def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
+    """The pool of logistic experts under a softmax gate.
+
+    From each start in turn (:func:`_interleaved`): one EM iteration, then
+    the polish (L-BFGS on the penalised log-likelihood, all parameters
+    together: :mod:`skmoe._polish`), which reaches the optimum that EM only
+    creeps towards. An optimum where an expert's share of the weight is
+    below ``min_expert_weight`` (a collapsed expert, which EM would
+    re-seed) counts only when every start collapses. The pool ends as soon
+    as the best objective so far has been reached from two starts (within
+    ``SAME_OPTIMUM`` in total penalised log-likelihood); at worst every
+    start is tried. Returns ``(best run, objectives of the starts tried,
+    those of the three best, disagree)``; ``disagree`` when the two next
+    best fall short of the best by more than ``max(1, 1e-3 n)`` (as for
+    the short runs' candidates).
+    """
+    tried, error = [], None
+    for i in _interleaved(sizes):
+        state = EMState(make_experts(prototypes, rng), copy.deepcopy(sub_gate))
+        try:
+            objective, state, collapsed = _polished_state(sub, state, config, rng, starts[i])
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            error = exc  # a start the experts cannot be fit on
+            continue
+        if state is None or not np.isfinite(objective):
+            continue
+        tried.append((objective, state, collapsed))
+        values = np.array([t[0] for t in tried if not t[2]])
+        if np.sum((values.max(initial=-np.inf) - values) * sub.total <= SAME_OPTIMUM) >= 2:
+            break
+    if not tried:
+        if error is not None:
+            raise error
+        raise ValueError("no start of the initialisation pool could be fitted.")
+    objectives = np.array([t[0] for t in tried])
+    valid = [t for t in tried if not t[2]] or tried
+    values = np.sort([t[0] for t in valid])[::-1]
+    best = _confirmed(sub, max(valid, key=lambda t: t[0])[1], config, rng)
+    found = int(np.sum((values[0] - values) * sub.total <= SAME_OPTIMUM))
+    threshold = max(1.0, 1e-3 * sub.total)
+    disagree = values.size > 1 and (values[0] - values[1]) * sub.total > threshold
+    if config.verbose:
+        print(
+            f"{config.label}init='auto': {objectives.size} starts polished on "
+            f"{sub.y.shape[0]} rows; objectives "
+            + ", ".join(f"{v:.6f}" for v in objectives)
+            + f"; the best reached {found} time(s)",
+            flush=True,
+        )
+    return best, objectives, values[:3], disagree
