@@ -187,10 +187,11 @@ class _Problem:
                 e.intercept_ = np.zeros(self.m)
 
 
-def polish(data, state, max_iter=1000, tol=1e-6):
+def polish(data, state, max_iter=1000, tol=1e-8):
     """Maximise ``F`` from ``state`` by L-BFGS; ``state`` is updated in place.
 
-    Returns ``(F, usage)``: the objective reached and each expert's share
+    ``tol``: L-BFGS stops when no entry of the gradient of ``F`` exceeds
+    it. Returns ``(F, usage)``: the objective reached and each expert's share
     of the total weight in the posteriors there. The state is left as it
     was when L-BFGS does not improve on it.
     """
@@ -231,6 +232,7 @@ def _row_terms(G, E, y, w, m, CG, CE):
         log_norm = top + np.log(s)
         for k in range(K):
             pi[k] /= s
+        for k in range(K):
             if m == 1:
                 sign = 1.0 if y[i] == 1 else -1.0
                 t = sign * E[i, k]

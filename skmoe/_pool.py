@@ -42,8 +42,18 @@ CLASSIFIER_POOL = ((8, 8, 4), 10, 3)
 SUBSAMPLE_ABOVE = 5000
 SUBSAMPLE_ROWS = 2000
 #: Two polished starts within this total penalised log-likelihood reached
-#: the same optimum (:func:`polished_pool`).
-SAME_OPTIMUM = 1e-3
+#: the same optimum (:func:`polished_pool`): closer optima are equivalent,
+#: and the polish's tolerance leaves differences of this order on flat
+#: objectives.
+SAME_OPTIMUM = 0.05
+#: The polished pool tries at least this many starts (the k-means start,
+#: one of each kind, and one more) before it may stop.
+MIN_STARTS = 5
+#: When this many polished starts all collapse an expert, the pool falls back
+#: to short EM runs (whose repairs keep every expert).
+ALL_COLLAPSED_AFTER = 4
+#: The polish's gradient tolerance in the pool (the kept start's is tighter).
+POLISH_TOL = 1e-5
 #: A noise variance below this multiple of its floor is degenerate.
 FLOOR_MULTIPLE = 100.0
 
@@ -184,10 +194,12 @@ def run_pool(data, prototypes, gate, config, rng, pool):
         sub_gate = copy.deepcopy(gate).prepare(sub.Z, sub.sample_weight)
     starts = pool_starts(sub, K, rng, sizes)
     polished = _polish.eligible(prototypes, gate, data, config)
+    found = None
     if polished:
-        best, objectives, candidates, disagree = polished_pool(
-            sub, prototypes, sub_gate, config, rng, starts, sizes
-        )
+        found = polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes)
+        polished = found is not None
+    if polished:
+        best, objectives, candidates, disagree = found
     else:
         best, objectives, candidates, disagree = _short_runs(
             sub, prototypes, sub_gate, config, rng, starts, short_iter, n_continue
@@ -275,7 +287,7 @@ def _polished_state(data, state, config, rng, resp):
     run = _run(data, state, first, rng, [resp])
     if not _polish.applicable(data, run.state, config):
         return None, None, None
-    objective, usage = _polish.polish(data, run.state)
+    objective, usage = _polish.polish(data, run.state, tol=POLISH_TOL)
     return objective, run.state, bool(np.any(usage < config.min_expert_weight))
 
 
@@ -286,10 +298,13 @@ def _confirmed(data, state, config, rng):
 
 
 def _polished_run(data, state, config, rng, resp):
-    """:func:`_polished_state` then :func:`_confirmed`: ``(objective, run)``."""
-    objective, state, _ = _polished_state(data, state, config, rng, resp)
-    if state is None:
+    """:func:`_polished_state` then :func:`_confirmed`: ``(objective, run)``;
+    ``(None, None)`` when the polish does not apply or collapses an expert
+    (EM's repairs then decide)."""
+    objective, state, collapsed = _polished_state(data, state, config, rng, resp)
+    if state is None or collapsed:
         return None, None
+    _polish.polish(data, state)
     return objective, _confirmed(data, state, config, rng)
 
 
@@ -302,10 +317,12 @@ def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
     creeps towards. An optimum where an expert's share of the weight is
     below ``min_expert_weight`` (a collapsed expert, which EM would
     re-seed) counts only when every start collapses. The pool ends as soon
-    as the best objective so far has been reached from two starts (within
-    ``SAME_OPTIMUM`` in total penalised log-likelihood); at worst every
-    start is tried. Returns ``(best run, objectives of the starts tried,
-    those of the three best, disagree)``; ``disagree`` when the two next
+    as ``MIN_STARTS`` starts have been tried and the best objective so far
+    has been reached from two of them (within ``SAME_OPTIMUM`` in total
+    penalised log-likelihood); at worst every start is tried. Returns ``(best run, objectives of the starts tried,
+    those of the three best, disagree)``, or None when the first
+    ``ALL_COLLAPSED_AFTER`` starts all collapse (the penalised objective
+    prefers fewer experts than ``n_experts``: EM's repairs decide); ``disagree`` when the two next
     best fall short of the best by more than ``max(1, 1e-3 n)`` (as for
     the short runs' candidates).
     """
@@ -320,8 +337,11 @@ def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
         if state is None or not np.isfinite(objective):
             continue
         tried.append((objective, state, collapsed))
+        if len(tried) == ALL_COLLAPSED_AFTER and all(t[2] for t in tried):
+            return None
         values = np.array([t[0] for t in tried if not t[2]])
-        if np.sum((values.max(initial=-np.inf) - values) * sub.total <= SAME_OPTIMUM) >= 2:
+        found = np.sum((values.max(initial=-np.inf) - values) * sub.total <= SAME_OPTIMUM)
+        if len(tried) >= MIN_STARTS and found >= 2:
             break
     if not tried:
         if error is not None:
@@ -330,7 +350,9 @@ def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
     objectives = np.array([t[0] for t in tried])
     valid = [t for t in tried if not t[2]] or tried
     values = np.sort([t[0] for t in valid])[::-1]
-    best = _confirmed(sub, max(valid, key=lambda t: t[0])[1], config, rng)
+    state = max(valid, key=lambda t: t[0])[1]
+    _polish.polish(sub, state)  # to the default (tighter) tolerance
+    best = _confirmed(sub, state, config, rng)
     found = int(np.sum((values[0] - values) * sub.total <= SAME_OPTIMUM))
     threshold = max(1.0, 1e-3 * sub.total)
     disagree = values.size > 1 and (values[0] - values[1]) * sub.total > threshold
