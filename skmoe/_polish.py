@@ -113,13 +113,20 @@ class _Problem:
         self.intercepts = np.array([bool(e.fit_intercept) for e in state.experts])
         self.n_gate = (self.q + 1) * self.K
         # The penalties' weights on the parameters (none on the intercepts),
-        # and the parameters that move (no intercept without fit_intercept).
-        self.gate_penalty = np.zeros((self.q + 1, self.K))
-        self.gate_penalty[: self.q] = self.alpha
-        self.expert_penalty = np.zeros((self.d + 1, self.K * self.m))
-        self.expert_penalty[: self.d] = np.repeat(self.inv_C, self.m)
-        self.free = np.ones((self.d + 1, self.K * self.m))
-        self.free[self.d] = np.repeat(self.intercepts, self.m)
+        # and the parameters that move (no intercept without fit_intercept),
+        # all over the total weight (as the row weights ``w``).
+        gate_penalty = np.zeros((self.q + 1, self.K))
+        gate_penalty[: self.q] = self.alpha
+        expert_penalty = np.zeros((self.d + 1, self.K * self.m))
+        expert_penalty[: self.d] = np.repeat(self.inv_C, self.m)
+        self.penalty = np.concatenate([gate_penalty.ravel(), expert_penalty.ravel()])
+        self.penalty /= self.total
+        self.w = self.w / self.total
+        free = np.ones((self.d + 1, self.K * self.m))
+        free[self.d] = np.repeat(self.intercepts, self.m)
+        self.free = np.concatenate([np.ones(self.n_gate), free.ravel()])
+        n = X.shape[0]
+        self._buffers = tuple(np.empty((n, c)) for c in (self.K, self.K * self.m) * 2)
 
     def pack(self, state):
         W_s, b_s = _to_standardised(
@@ -142,19 +149,18 @@ class _Problem:
         """``-F`` and its gradient (the rows' terms by
         :func:`_row_terms`)."""
         V, T = self.unpack(params)
-        G = self.Zs @ V
-        E = self.Xa @ T
-        CG = np.empty_like(G)
-        CE = np.empty_like(E)
+        G, E, CG, CE = self._buffers
+        np.matmul(self.Zs, V, out=G)
+        np.matmul(self.Xa, T, out=E)
         log_lik = _row_terms(G, E, self.y, self.w, self.m, CG, CE)
-        grad_V = self.Zs.T @ CG
-        grad_T = self.Xa.T @ CE
-        grad_V += self.gate_penalty * V
-        grad_T += self.expert_penalty * T
-        grad_T *= self.free
-        penalty = 0.5 * (np.vdot(self.gate_penalty * V, V) + np.vdot(self.expert_penalty * T, T))
-        grad = np.concatenate([grad_V.ravel(), grad_T.ravel()])
-        return (penalty - log_lik) / self.total, grad / self.total
+        grad = np.empty_like(params)
+        grad_V, grad_T = self.unpack(grad)
+        np.matmul(self.Zs.T, CG, out=grad_V)
+        np.matmul(self.Xa.T, CE, out=grad_T)
+        weighted = self.penalty * params
+        grad += weighted
+        grad *= self.free
+        return 0.5 * float(weighted @ params) - log_lik, grad
 
     def usage(self, params):
         """Each expert's share of the total weight in the posteriors."""
@@ -166,7 +172,7 @@ class _Problem:
         # CG = w (pi - posterior)
         pi = np.exp(G - G.max(axis=1, keepdims=True))
         pi /= pi.sum(axis=1, keepdims=True)
-        return (self.w @ pi - CG.sum(axis=0)) / self.total
+        return self.w @ pi - CG.sum(axis=0)
 
     def store(self, state, params):
         """Write the parameters into the gate and the experts."""
