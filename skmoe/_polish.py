@@ -95,10 +95,10 @@ class _Problem:
     def __init__(self, data, state):
         gate = state.gate
         self.mean, self.scale = gate._standardization
-        Z = data.Z
-        self.Zs = np.column_stack([(Z - self.mean) / self.scale, np.ones(Z.shape[0])])
-        X = data.X
-        self.Xa = np.column_stack([X, np.ones(X.shape[0])])
+        # Used as they are (no standardised or augmented copy): the
+        # standardisation and the intercepts enter the products below.
+        self.Z = Z = data.Z
+        self.X = X = data.X
         self.w = data.sample_weight
         self.total = data.total
         self.alpha = float(gate.alpha)
@@ -145,18 +145,30 @@ class _Problem:
         T = params[self.n_gate :].reshape(self.d + 1, self.K * self.m)
         return V, T
 
+    def _logits(self, params, G, E):
+        """The gate's logits into ``G``, the experts' into ``E``."""
+        V, T = self.unpack(params)
+        W = V[: self.q] / self.scale[:, None]
+        np.matmul(self.Z, W, out=G)
+        G += V[self.q] - self.mean @ W
+        np.matmul(self.X, T[: self.d], out=E)
+        E += T[self.d]
+
     def objective(self, params):
         """``-F`` and its gradient (the rows' terms by
         :func:`_row_terms`)."""
-        V, T = self.unpack(params)
         G, E, CG, CE = self._buffers
-        np.matmul(self.Zs, V, out=G)
-        np.matmul(self.Xa, T, out=E)
+        self._logits(params, G, E)
         log_lik = _row_terms(G, E, self.y, self.w, self.m, CG, CE)
         grad = np.empty_like(params)
         grad_V, grad_T = self.unpack(grad)
-        np.matmul(self.Zs.T, CG, out=grad_V)
-        np.matmul(self.Xa.T, CE, out=grad_T)
+        g_sum = CG.sum(axis=0)
+        np.matmul(self.Z.T, CG, out=grad_V[: self.q])
+        grad_V[: self.q] -= np.outer(self.mean, g_sum)
+        grad_V[: self.q] /= self.scale[:, None]
+        grad_V[self.q] = g_sum
+        np.matmul(self.X.T, CE, out=grad_T[: self.d])
+        grad_T[self.d] = CE.sum(axis=0)
         weighted = self.penalty * params
         grad += weighted
         grad *= self.free
@@ -164,11 +176,9 @@ class _Problem:
 
     def usage(self, params):
         """Each expert's share of the total weight in the posteriors."""
-        V, T = self.unpack(params)
-        G = self.Zs @ V
-        CG = np.empty_like(G)
-        E = self.Xa @ T
-        _row_terms(G, E, self.y, self.w, self.m, CG, np.empty_like(E))
+        G, E, CG, CE = self._buffers
+        self._logits(params, G, E)
+        _row_terms(G, E, self.y, self.w, self.m, CG, CE)
         # CG = w (pi - posterior)
         pi = np.exp(G - G.max(axis=1, keepdims=True))
         pi /= pi.sum(axis=1, keepdims=True)
