@@ -13,6 +13,11 @@ One pool (one of ``n_init``) is:
 3. the best ``n_continue`` non-degenerate short runs (:func:`degenerate`)
    continued to convergence; the best of them is kept.
 
+Logistic-regression experts under a softmax gate take the polished pool
+instead (:func:`polished_pool`): the starts in turn, each polished to its
+optimum by L-BFGS on the penalised log-likelihood (:mod:`skmoe._polish`),
+until the best optimum has been reached twice.
+
 On more than ``SUBSAMPLE_ABOVE`` rows, steps 1-3 run on a random subsample of
 ``SUBSAMPLE_ROWS`` rows (their weights carried), then one full-data run
 starts from the winner's responsibilities on every row (an E-step of the
