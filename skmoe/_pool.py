@@ -199,17 +199,15 @@ def run_pool(data, prototypes, gate, config, rng, pool):
         sub = data.subset(rows)
         sub_gate = copy.deepcopy(gate).prepare(sub.Z, sub.sample_weight)
     starts = pool_starts(sub, K, rng, sizes)
-    polished = _polish.eligible(prototypes, gate, data, config)
     found = None
-    if polished:
+    if _polish.eligible(prototypes, gate, data, config):
         found = polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes)
-        polished = found is not None
-    if polished:
-        best, objectives, candidates, disagree = found
-    else:
-        best, objectives, candidates, disagree = _short_runs(
+    polished = found is not None
+    if not polished:
+        found = _short_runs(
             sub, prototypes, sub_gate, config, rng, starts, short_iter, n_continue
         )
+    best, objectives, candidates, disagree = found
     if sub is not data:
         resp, _ = e_step(data, best.state, None)
         state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
@@ -339,21 +337,59 @@ def _polished_run(data, state, config, rng, resp):
 def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
     """The pool of logistic experts under a softmax gate.
 
-    From each start in turn (:func:`_interleaved`): one EM iteration, then
-    the polish (L-BFGS on the penalised log-likelihood, all parameters
+    From each start in turn (:func:`_interleaved`): a rough first M-step,
+    then the polish (L-BFGS on the penalised log-likelihood, all parameters
     together: :mod:`skmoe._polish`), which reaches the optimum that EM only
-    creeps towards. An optimum where an expert's share of the weight is
-    below ``min_expert_weight`` (a collapsed expert, which EM would
-    re-seed) counts only when every start collapses. The pool ends as soon
-    as ``MIN_STARTS`` starts have been tried and the best objective so far
-    has been reached from two of them (within ``SAME_OPTIMUM`` in total
-    penalised log-likelihood); at worst every start is tried. Returns ``(best run, objectives of the starts tried,
-    those of the three best, disagree)``, or None when the first
-    ``ALL_COLLAPSED_AFTER`` starts all collapse (the penalised objective
-    prefers fewer experts than ``n_experts``: EM's repairs decide); ``disagree`` when the two next
-    best fall short of the best by more than ``max(1, 1e-3 n)`` (as for
-    the short runs' candidates).
+    creeps towards (:func:`_polished_state`). An optimum where an expert's
+    share of the weight is below ``min_expert_weight`` (a collapsed expert,
+    which EM would re-seed) counts only when every start collapses. The
+    pool ends as soon as ``MIN_STARTS`` starts have been tried and the best
+    objective so far has been reached from two of them (within
+    ``SAME_OPTIMUM`` in total penalised log-likelihood); at worst every
+    start is tried. EM from the kept optimum confirms it.
+
+    Returns ``(best run, objectives of the starts tried, those of the three
+    best, disagree)``, ``disagree`` when the second best falls short of the
+    best by more than ``max(1, 1e-3 n)`` (as for the short runs'
+    candidates); None when the first ``ALL_COLLAPSED_AFTER`` starts all
+    collapse (the penalties prefer fewer experts than ``n_experts``: EM's
+    repairs decide).
     """
+    tried = _polish_starts(sub, prototypes, sub_gate, config, rng, starts, sizes)
+    if tried is None:
+        return None
+    objectives = np.array([t[0] for t in tried])
+    valid = [t for t in tried if not t[2]] or tried
+    values = np.sort([t[0] for t in valid])[::-1]
+    # EM from the kept optimum finishes it: its exact M-steps confirm it
+    # within a few iterations.
+    best = _confirmed(sub, max(valid, key=lambda t: t[0])[1], config, rng)
+    threshold = max(1.0, 1e-3 * sub.total)
+    disagree = values.size > 1 and (values[0] - values[1]) * sub.total > threshold
+    if config.verbose:
+        print(
+            f"{config.label}init='auto': {objectives.size} starts polished on "
+            f"{sub.y.shape[0]} rows; objectives "
+            + ", ".join(f"{v:.6f}" for v in objectives)
+            + f"; the best reached {_times_reached(values, sub.total)} time(s)",
+            flush=True,
+        )
+    return best, objectives, values[:3], disagree
+
+
+def _times_reached(values, total):
+    """How many of ``values`` (objectives per unit weight) reached their
+    maximum, within ``SAME_OPTIMUM`` in total."""
+    values = np.asarray(values)
+    if not values.size:
+        return 0
+    return int(np.sum((values.max() - values) * total <= SAME_OPTIMUM))
+
+
+def _polish_starts(sub, prototypes, sub_gate, config, rng, starts, sizes):
+    """The loop of :func:`polished_pool`: ``(objective, state, collapsed)``
+    of each start tried, in turn, until the stopping rule; None when the
+    first ``ALL_COLLAPSED_AFTER`` all collapse."""
     tried, error = [], None
     for i in _interleaved(sizes):
         state = EMState(make_experts(prototypes, rng), copy.deepcopy(sub_gate))
@@ -367,29 +403,11 @@ def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
         tried.append((objective, state, collapsed))
         if len(tried) == ALL_COLLAPSED_AFTER and all(t[2] for t in tried):
             return None
-        values = np.array([t[0] for t in tried if not t[2]])
-        found = np.sum((values.max(initial=-np.inf) - values) * sub.total <= SAME_OPTIMUM)
-        if len(tried) >= MIN_STARTS and found >= 2:
+        valid = [t[0] for t in tried if not t[2]]
+        if len(tried) >= MIN_STARTS and _times_reached(valid, sub.total) >= 2:
             break
     if not tried:
         if error is not None:
             raise error
         raise ValueError("no start of the initialisation pool could be fitted.")
-    objectives = np.array([t[0] for t in tried])
-    valid = [t for t in tried if not t[2]] or tried
-    values = np.sort([t[0] for t in valid])[::-1]
-    # EM from the kept optimum finishes it: its exact M-steps confirm it
-    # within a few iterations.
-    best = _confirmed(sub, max(valid, key=lambda t: t[0])[1], config, rng)
-    found = int(np.sum((values[0] - values) * sub.total <= SAME_OPTIMUM))
-    threshold = max(1.0, 1e-3 * sub.total)
-    disagree = values.size > 1 and (values[0] - values[1]) * sub.total > threshold
-    if config.verbose:
-        print(
-            f"{config.label}init='auto': {objectives.size} starts polished on "
-            f"{sub.y.shape[0]} rows; objectives "
-            + ", ".join(f"{v:.6f}" for v in objectives)
-            + f"; the best reached {found} time(s)",
-            flush=True,
-        )
-    return best, objectives, values[:3], disagree
+    return tried
