@@ -509,14 +509,22 @@ def table_speed(args, use_flexmix):
     yb = bc.target
     _timed(lambda: LogisticRegression().fit(Xb, yb))
     t_lr = min(_timed(lambda: LogisticRegression().fit(Xb, yb))[0] for _ in range(5))
-    t_moe, clf, w = _timed(lambda: MixtureOfExpertsClassifier(random_state=0).fit(Xb, yb))
+    # As for LogisticRegression: one warm-up fit (it loads the compiled
+    # kernels), then the best of 5.
+    _timed(lambda: MixtureOfExpertsClassifier(random_state=0).fit(Xb, yb))
+    t_moe, clf, w = min(
+        (_timed(lambda: MixtureOfExpertsClassifier(random_state=0).fit(Xb, yb)) for _ in range(5)),
+        key=lambda run: run[0],
+    )
     row2 = dict(data="breast_cancer (standardised)", skmoe_s=t_moe, skmoe_iter=int(clf.n_iter_),
                 converged=bool(clf.converged_), warnings=len(w), logreg_s=t_lr,
                 ratio=t_moe / t_lr, target="PASS" if t_moe / t_lr <= 20 else "FAIL")
     _print_table(
         "Table 3b: speed, default classifier vs one LogisticRegression", [row2],
         ["data", "skmoe_s", "skmoe_iter", "converged", "warnings", "logreg_s", "ratio", "target"],
-        notes=["ratio = skmoe seconds / LogisticRegression seconds (best of 5); target <= 20."],
+        notes=["ratio = skmoe seconds / LogisticRegression seconds (each the best of 5 fits "
+               "after a warm-up fit); target <= 20. benchmarks/clf_speed.py measures the "
+               "same with single-threaded BLAS, against another checkout."],
     )
     return row, row2
 

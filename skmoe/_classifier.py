@@ -67,12 +67,16 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         optimum: 8 random balanced partitions, 8 partitions by random quantile cut
         points along the first principal axis of the standardised gate inputs, 4 by
         random cut points along random directions in the standardised ``X`` and the
-        deterministic k-means start, 10 EM iterations from each (no convergence test),
-        then the best 3 non-degenerate runs continued to convergence. On more than 5,000
-        rows the pool runs on a random subsample of 2,000 rows, and one full-data run
-        starts from the winner. It costs about 20 x 10 = 200 short EM iterations more
-        than one start (see the user guide); the short runs' objectives are kept in
-        ``init_objectives_``, the continued candidates' in ``init_candidates_``.
+        deterministic k-means start. With L2-penalised ``LogisticRegression`` experts
+        and a :class:`SoftmaxGate` (dense data, soft EM), the starts are tried in turn
+        (k-means first, then one of each kind): a rough first M-step, then L-BFGS on the
+        penalised log-likelihood, gate and experts together, until at least 4 starts
+        were tried and the best optimum was reached from two; EM then confirms the
+        kept optimum. Other experts get 10 EM iterations from each start, the best 3
+        continued to convergence. On more than 5,000 rows the pool runs on a random
+        subsample of 2,000 rows, and one full-data run starts from the winner (see the
+        user guide for the cost). The starts' objectives are kept in
+        ``init_objectives_``, the best candidates' in ``init_candidates_``.
         ``"kmeans"`` clusters the standardised ``X`` (a DataFrame's numeric columns; not
         the labels, which would split the clusters by class rather than by region); the
         first start is deterministic and weighted, later restarts use k-means++ seeds.

@@ -13,6 +13,11 @@ One pool (one of ``n_init``) is:
 3. the best ``n_continue`` non-degenerate short runs (:func:`degenerate`)
    continued to convergence; the best of them is kept.
 
+Logistic-regression experts under a softmax gate take the polished pool
+instead (:func:`polished_pool`): the starts in turn, each polished to its
+optimum by L-BFGS on the penalised log-likelihood (:mod:`skmoe._polish`),
+until the best optimum has been reached twice.
+
 On more than ``SUBSAMPLE_ABOVE`` rows, steps 1-3 run on a random subsample of
 ``SUBSAMPLE_ROWS`` rows (their weights carried), then one full-data run
 starts from the winner's responsibilities on every row (an E-step of the
@@ -25,8 +30,9 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import clone
 
-from . import _linear
+from . import _linear, _polish
 from ._em import EMState, e_step, run_em
 from ._experts import count_parameters, make_experts
 from ._frames import numeric_array
@@ -41,6 +47,19 @@ CLASSIFIER_POOL = ((8, 8, 4), 10, 3)
 #: Above this many rows the pool runs on a subsample of SUBSAMPLE_ROWS rows.
 SUBSAMPLE_ABOVE = 5000
 SUBSAMPLE_ROWS = 2000
+#: Two polished starts within this total penalised log-likelihood reached
+#: the same optimum (:func:`polished_pool`): closer optima are equivalent,
+#: and the polish's tolerance leaves differences of this order on flat
+#: objectives.
+SAME_OPTIMUM = 0.05
+#: The polished pool tries at least this many starts (the k-means start and
+#: one of each kind) before it may stop.
+MIN_STARTS = 4
+#: When this many polished starts all collapse an expert, the pool falls back
+#: to short EM runs (whose repairs keep every expert).
+ALL_COLLAPSED_AFTER = 4
+#: The polish's gradient tolerance in the pool (the kept start's is tighter).
+POLISH_TOL = 1e-5
 #: A noise variance below this multiple of its floor is degenerate.
 FLOOR_MULTIPLE = 100.0
 
@@ -166,7 +185,11 @@ def run_pool(data, prototypes, gate, config, rng, pool):
     ``init_objectives`` (the short runs' objectives), ``candidates`` (the
     continued ones') and ``disagree`` (True when only the best candidate
     reached its optimum and the others fall short by more than
-    ``max(1, 1e-3 n)`` in total log-likelihood)."""
+    ``max(1, 1e-3 n)`` in total log-likelihood).
+
+    Logistic-regression experts under a softmax gate
+    (:func:`skmoe._polish.eligible`) take the polished pool
+    (:func:`polished_pool`) instead of the short EM runs."""
     sizes, short_iter, n_continue = pool
     n = data.y.shape[0]
     K = len(prototypes)
@@ -175,10 +198,40 @@ def run_pool(data, prototypes, gate, config, rng, pool):
         rows = np.sort(rng.choice(n, SUBSAMPLE_ROWS, replace=False))
         sub = data.subset(rows)
         sub_gate = copy.deepcopy(gate).prepare(sub.Z, sub.sample_weight)
-    short = dataclasses.replace(config, max_iter=short_iter, tol=-np.inf, verbose=0)
+    starts = pool_starts(sub, K, rng, sizes)
+    found = None
+    if _polish.eligible(prototypes, gate, data, config):
+        found = polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes)
+    polished = found is not None
+    if not polished:
+        found = _short_runs(
+            sub, prototypes, sub_gate, config, rng, starts, short_iter, n_continue
+        )
+    best, objectives, candidates, disagree = found
+    if sub is not data:
+        resp, _ = e_step(data, best.state, None)
+        state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
+        full = _polished_run(data, state, config, rng, resp)[1] if polished else None
+        if full is None:
+            state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
+            full = run_em(data, state, config, rng, [resp])
+        best = full
+    else:
+        best.repairs = [r for r in best.repairs]  # the kept run's own
+    best.init_objectives = objectives
+    best.candidates = candidates
+    best.disagree = disagree
+    best.subsampled = sub is not data
+    return best
+
+
+def _short_runs(sub, prototypes, sub_gate, config, rng, starts, short_iter, n_continue):
+    """Short EM runs from every start, the best ``n_continue`` continued:
+    ``(best run, short objectives, continued objectives, disagree)``."""
     runs, error = [], None
-    for resp in pool_starts(sub, K, rng, sizes):
+    for resp in starts:
         state = EMState(make_experts(prototypes, rng), copy.deepcopy(sub_gate))
+        short = dataclasses.replace(config, max_iter=short_iter, tol=-np.inf, verbose=0)
         try:
             runs.append(_run(sub, state, short, rng, [resp]))
         except (ValueError, np.linalg.LinAlgError) as exc:
@@ -208,14 +261,153 @@ def run_pool(data, prototypes, gate, config, rng, pool):
             + ", ".join(f"{r.objective:.6f} ({r.n_iter} it)" for r in finals),
             flush=True,
         )
-    if sub is not data:
-        resp, _ = e_step(data, best.state, None)
-        state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
-        best = run_em(data, state, config, rng, [resp])
-    else:
-        best.repairs = [r for r in best.repairs]  # the kept run's own
-    best.init_objectives = objectives
-    best.candidates = np.array([r.objective for r in finals])
-    best.disagree = disagree
-    best.subsampled = sub is not data
-    return best
+    return best, objectives, np.array([r.objective for r in finals]), disagree
+
+
+def _interleaved(sizes):
+    """The order in which the polished pool tries the starts of
+    :func:`pool_starts`: the k-means start (the last one), then one of each
+    kind in turn (random partition, gate-axis cuts, random-direction cuts)."""
+    n_random, n_axis, n_proj = sizes
+    groups = [
+        list(range(0, n_random)),
+        list(range(n_random, n_random + n_axis)),
+        list(range(n_random + n_axis, n_random + n_axis + n_proj)),
+    ]
+    order = [n_random + n_axis + n_proj]
+    for j in range(max(sizes)):
+        order.extend(g[j] for g in groups if j < len(g))
+    return order
+
+
+def _rough_m_step(data, state, resp):
+    """A rough first M-step from the start ``resp``, where the polish takes
+    over: one Newton step of every expert from zero
+    (:func:`skmoe._linear.fit_logistic_experts`, ``partial``) and a partial
+    step of the gate (``max_iter="auto"``). Rougher than EM's exact first
+    M-step, and measured better: fewer starts end on a saddle where the
+    experts are alike. False when an expert cannot be fitted so."""
+    classes = data.likelihood.classes_
+    fitted = _linear.fit_logistic_experts(
+        state.experts, data.X, np.searchsorted(classes, data.y), classes,
+        data.sample_weight[:, None] * resp, max_iter=1, partial=True,
+    )
+    if not all(fitted):
+        return False
+    state.gate.fit_soft(data.Z, resp, data.sample_weight, max_iter="auto")
+    return True
+
+
+def _polished_state(data, state, config, rng, resp):
+    """A first M-step from ``resp`` (:func:`_rough_m_step`, else one EM
+    iteration), then the polish (:func:`skmoe._polish.polish`) to the
+    optimum of the objective: ``(objective, polished state, collapsed)``,
+    ``collapsed`` when an expert's share of the weight is below
+    ``min_expert_weight`` there; ``(None, None, None)`` when the polish
+    does not apply to the fitted state."""
+    if not _rough_m_step(data, state, resp):
+        first = dataclasses.replace(config, max_iter=1, tol=-np.inf, verbose=0)
+        state = EMState(
+            [clone(e) for e in state.experts], state.gate, state.theta
+        )
+        state = _run(data, state, first, rng, [resp]).state
+    if not _polish.applicable(data, state, config):
+        return None, None, None
+    objective, usage = _polish.polish(data, state, tol=POLISH_TOL)
+    return objective, state, bool(np.any(usage < config.min_expert_weight))
+
+
+def _confirmed(data, state, config, rng):
+    """EM from a polished state: it checks the convergence itself (a few
+    iterations at an optimum) and fills the run's result."""
+    return _run(data, state, dataclasses.replace(config, verbose=0), rng, None)
+
+
+def _polished_run(data, state, config, rng, resp):
+    """:func:`_polished_state` then :func:`_confirmed`: ``(objective, run)``;
+    ``(None, None)`` when the polish does not apply or collapses an expert
+    (EM's repairs then decide)."""
+    objective, state, collapsed = _polished_state(data, state, config, rng, resp)
+    if state is None or collapsed:
+        return None, None
+    _polish.polish(data, state)
+    return objective, _confirmed(data, state, config, rng)
+
+
+def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
+    """The pool of logistic experts under a softmax gate.
+
+    From each start in turn (:func:`_interleaved`): a rough first M-step,
+    then the polish (L-BFGS on the penalised log-likelihood, all parameters
+    together: :mod:`skmoe._polish`), which reaches the optimum that EM only
+    creeps towards (:func:`_polished_state`). An optimum where an expert's
+    share of the weight is below ``min_expert_weight`` (a collapsed expert,
+    which EM would re-seed) counts only when every start collapses. The
+    pool ends as soon as ``MIN_STARTS`` starts have been tried and the best
+    objective so far has been reached from two of them (within
+    ``SAME_OPTIMUM`` in total penalised log-likelihood); at worst every
+    start is tried. EM from the kept optimum confirms it.
+
+    Returns ``(best run, objectives of the starts tried, those of the three
+    best, disagree)``, ``disagree`` when the second best falls short of the
+    best by more than ``max(1, 1e-3 n)`` (as for the short runs'
+    candidates); None when the first ``ALL_COLLAPSED_AFTER`` starts all
+    collapse (the penalties prefer fewer experts than ``n_experts``: EM's
+    repairs decide).
+    """
+    tried = _polish_starts(sub, prototypes, sub_gate, config, rng, starts, sizes)
+    if tried is None:
+        return None
+    objectives = np.array([t[0] for t in tried])
+    valid = [t for t in tried if not t[2]] or tried
+    values = np.sort([t[0] for t in valid])[::-1]
+    # EM from the kept optimum finishes it: its exact M-steps confirm it
+    # within a few iterations.
+    best = _confirmed(sub, max(valid, key=lambda t: t[0])[1], config, rng)
+    threshold = max(1.0, 1e-3 * sub.total)
+    disagree = values.size > 1 and (values[0] - values[1]) * sub.total > threshold
+    if config.verbose:
+        print(
+            f"{config.label}init='auto': {objectives.size} starts polished on "
+            f"{sub.y.shape[0]} rows; objectives "
+            + ", ".join(f"{v:.6f}" for v in objectives)
+            + f"; the best reached {_times_reached(values, sub.total)} time(s)",
+            flush=True,
+        )
+    return best, objectives, values[:3], disagree
+
+
+def _times_reached(values, total):
+    """How many of ``values`` (objectives per unit weight) reached their
+    maximum, within ``SAME_OPTIMUM`` in total."""
+    values = np.asarray(values)
+    if not values.size:
+        return 0
+    return int(np.sum((values.max() - values) * total <= SAME_OPTIMUM))
+
+
+def _polish_starts(sub, prototypes, sub_gate, config, rng, starts, sizes):
+    """The loop of :func:`polished_pool`: ``(objective, state, collapsed)``
+    of each start tried, in turn, until the stopping rule; None when the
+    first ``ALL_COLLAPSED_AFTER`` all collapse."""
+    tried, error = [], None
+    for i in _interleaved(sizes):
+        state = EMState(make_experts(prototypes, rng), copy.deepcopy(sub_gate))
+        try:
+            objective, state, collapsed = _polished_state(sub, state, config, rng, starts[i])
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            error = exc  # a start the experts cannot be fit on
+            continue
+        if state is None or not np.isfinite(objective):
+            continue
+        tried.append((objective, state, collapsed))
+        if len(tried) == ALL_COLLAPSED_AFTER and all(t[2] for t in tried):
+            return None
+        valid = [t[0] for t in tried if not t[2]]
+        if len(tried) >= MIN_STARTS and _times_reached(valid, sub.total) >= 2:
+            break
+    if not tried:
+        if error is not None:
+            raise error
+        raise ValueError("no start of the initialisation pool could be fitted.")
+    return tried

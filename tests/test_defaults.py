@@ -136,7 +136,8 @@ def test_classifier_default_gate_and_pool():
     X, y = _blobs()
     moe = MixtureOfExpertsClassifier(random_state=0).fit(X, y)
     assert moe.gate_.alpha == 10.0
-    assert moe.init_objectives_.shape == (21,)
+    # The polished pool (skmoe/_polish.py) tries at least 2 of its 21 starts.
+    assert 2 <= moe.init_objectives_.shape[0] <= 21
     assert MixtureOfExpertsRegressor()._default_gate().alpha == 1.0
 
 
