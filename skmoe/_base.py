@@ -153,7 +153,7 @@ def _restore_on_error(estimator):
 def _em_restart(init, data, prototypes, gate, config, rng, i_init, pool=None):
     """One EM run from a fresh initialisation (restart ``i_init``); with
     ``init="auto"``, one pool of short runs (:mod:`skmoe._pool`)."""
-    if isinstance(init, str) and init == "auto" and _pool.eligible(prototypes, data.X):
+    if isinstance(init, str) and init == "auto" and _pool.eligible(prototypes, gate, data.X):
         with _threaded.single_threaded(), _threaded.single_threaded_blas():
             return _pool.run_pool(data, prototypes, gate, config, rng, pool)
     state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))

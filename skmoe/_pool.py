@@ -36,7 +36,7 @@ from . import _linear, _polish
 from ._em import EMState, e_step, run_em
 from ._experts import count_parameters, make_experts
 from ._frames import numeric_array
-from ._gating import _weighted_standardization
+from ._gating import SoftmaxGate, _weighted_standardization
 from ._init import _first_principal_axis, initial_responsibilities
 
 #: The pool of a regressor: (random partitions, gate-axis cuts, random-direction
@@ -64,13 +64,17 @@ POLISH_TOL = 1e-5
 FLOOR_MULTIPLE = 100.0
 
 
-def eligible(prototypes, X):
-    """Whether ``init="auto"`` runs the pool for these experts on ``X``:
-    linear experts fitted together in closed form or by batched Newton
-    (:mod:`skmoe._linear`), whose EM iterations are cheap. Other experts,
-    and wide sparse ``X`` (which the batched solvers do not take), start
-    from k-means (``init="kmeans"``): the pool would cost hundreds of their
-    fits."""
+def eligible(prototypes, gate, X):
+    """Whether ``init="auto"`` runs the pool for these experts and ``gate``
+    on ``X``: linear experts fitted together in closed form or by batched
+    Newton (:mod:`skmoe._linear`) and a :class:`~skmoe.SoftmaxGate` (its
+    compiled M-step), whose EM iterations are cheap. Other experts, other
+    gates (a ``ClassifierGate`` or ``HierarchicalGate`` refits scikit-learn
+    estimators at every iteration), and wide sparse ``X`` (which the batched
+    solvers do not take), start from k-means (``init="kmeans"``): the pool
+    would cost hundreds of their fits."""
+    if not isinstance(gate, SoftmaxGate):
+        return False
     X_num = numeric_array(X)
     if X_num is None or not _linear.takes_data(X_num):
         return False

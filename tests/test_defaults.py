@@ -202,3 +202,28 @@ def test_pool_skipped_for_other_experts():
         experts=DecisionTreeRegressor(max_depth=2), random_state=0
     ).fit(X, y)
     assert moe.init_objectives_ is None
+
+
+@pytest.mark.parametrize("gate", ["classifier", "hierarchical"])
+def test_pool_skipped_for_other_gates(gate):
+    # A ClassifierGate or HierarchicalGate refits scikit-learn estimators at
+    # every iteration: init="auto" starts from k-means there (the pool's
+    # hundreds of short iterations cost seconds on a few dozen rows).
+    from skmoe import ClassifierGate, HierarchicalGate
+
+    X, y = _two_curves(n=80)
+    make_gate = {
+        "classifier": lambda: ClassifierGate(LogisticRegression()),
+        "hierarchical": lambda: HierarchicalGate((2, 2)),
+    }[gate]
+    n_experts = 4 if gate == "hierarchical" else 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = MixtureOfExpertsRegressor(
+            gate=make_gate(), n_experts=n_experts, random_state=0
+        ).fit(X, y)
+        kmeans = MixtureOfExpertsRegressor(
+            gate=make_gate(), n_experts=n_experts, init="kmeans", random_state=0
+        ).fit(X, y)
+    assert auto.init_objectives_ is None
+    np.testing.assert_array_equal(auto.predict(X), kmeans.predict(X))
