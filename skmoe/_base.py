@@ -43,7 +43,7 @@ from ._experts import (
     leaf_params,
     make_experts,
 )
-from ._gating import SoftmaxGate, prepare_gate, supports_gradient
+from ._gating import prepare_gate, supports_gradient
 from ._init import initial_responsibilities
 from ._ridge import StandardizedRidge, column_scale, with_data_scale
 from ._sgd import (

@@ -327,7 +327,7 @@ def _newton_gate(data, state):
 def _gate_objective(gate, x, totals, total):
     """Objective, gradient and (approximate) Hessian of the gate's M-step in
     the standardised parameters ``x``, from :func:`gate_pass`'s totals."""
-    mean, scale = gate._standardization
+    mean, scale = gate.get_standardization()
     d = len(mean)
     loss, g_sum, ZtG, pairs, wh = totals
     if pairs is not None and not wh > 0:
@@ -344,18 +344,12 @@ def _gate_objective(gate, x, totals, total):
     # to all of them, in the (feature, class) order of the parameters.
     B = _unpack(pairs, d + 1) * (total / wh)
     pk, pl = np.triu_indices(K)
-    H4 = np.empty((K, K, d + 1, d + 1))
-    H4[pk, pl] = B
-    H4[pl, pk] = B
-    m = K * (d + 1)
-    H = H4.transpose(2, 0, 3, 1).reshape(m, m)
-    idx = np.arange(d * K)
-    H[idx, idx] += alpha
+    H = _gating.assemble_hessian(B, pk, pl, K, d, alpha)
     return f / total, g / total, H / total
 
 
 def _raw(gate, x, K):
-    mean, scale = gate._standardization
+    mean, scale = gate.get_standardization()
     d = len(mean)
     W = x[: d * K].reshape(d, K) / scale[:, None]
     return np.ascontiguousarray(W), x[d * K :] - mean @ W
@@ -379,7 +373,7 @@ def m_step_gate(data, state, resp, stats, max_iter):
         return False
     gate = state.gate
     Z, sw, total = data.Z, data.sample_weight, data.total
-    mean, scale = gate._standardization
+    mean, scale = gate.get_standardization()
     K = resp.shape[1]
     exact = max_iter is None
     if exact:
@@ -420,7 +414,7 @@ def m_step_gate(data, state, resp, stats, max_iter):
         H = H if H_new is None else H_new
         if decrease <= 1e-12:
             break
-    gate._store(x, f, it)
+    gate.set_standardized_params(x, f, it)
     return True
 
 
@@ -469,7 +463,7 @@ def e_pass(data, state, out):
     gate = None
     if _newton_gate(data, state):  # the next gate M-step's first sums
         n, d = data.Z.shape
-        gate = GateSums(n, d, len(state.experts), *state.gate._standardization,
+        gate = GateSums(n, d, len(state.experts), *state.gate.get_standardization(),
                         _hess_stride(n))
     out, packed, ll = e_step_moments(
         data.X, data.Z, data.y, data.sample_weight, arrays, shift, out, gate

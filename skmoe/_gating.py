@@ -243,16 +243,22 @@ def _gate_hessian(params, Z, targets, sample_weight, mean, scale, alpha, total, 
     A[:d, d] = -mean / scale
     A[d, d] = 1.0
     B = np.einsum("ab,pbc,ec->pae", A, B, A)
+    return assemble_hessian(B, pk, pl, K, d, alpha) / total
+
+
+def assemble_hessian(B, pk, pl, K, d, alpha):
+    """The gate's Hessian from its ``(d + 1) x (d + 1)`` blocks ``B[p]``, one
+    per pair of classes ``(pk[p], pl[p])`` of the upper triangle, in
+    :func:`_gate_objective`'s (feature, class) order of the parameters, with
+    the penalty ``alpha`` on the slopes."""
     H4 = np.empty((K, K, d + 1, d + 1))
     H4[pk, pl] = B
     H4[pl, pk] = B
-    # From the (class, class, feature, feature) blocks to _gate_objective's
-    # (feature, class) order of the parameters.
     m = K * (d + 1)
     H = H4.transpose(2, 0, 3, 1).reshape(m, m)
     idx = np.arange(d * K)
     H[idx, idx] += alpha
-    return H / total
+    return H
 
 
 def newton_direction(H, g):
@@ -626,6 +632,59 @@ class SoftmaxGate(BaseEstimator):
         self.n_features_in_ = len(mean)
         return self
 
+    def get_standardization(self):
+        """The weighted means and scales of the gate input's columns.
+
+        :meth:`prepare` (or :meth:`prepare_statistics`) sets them; the gate's
+        optimisers work on the columns standardised by them, and so do the
+        solvers outside the gate that fit its parameters from sums over the
+        rows (see :meth:`set_standardized_params`).
+
+        Returns
+        -------
+        standardization : tuple of two ndarray of shape (n_features,)
+            The columns' weighted means, then their weighted standard
+            deviations (1 for constant columns).
+        """
+        return self._standardization
+
+    def set_standardized_params(self, params, objective=None, n_iter=None):
+        """Set the gate from parameters on the standardised scale.
+
+        For solvers outside the gate (Newton's steps on chunked sums, the
+        classifier's joint polish): ``params`` holds the slopes ``W_s``
+        (``n_features x n_outputs``, row-major) on the columns standardised
+        by :meth:`get_standardization`, then the ``n_outputs`` intercepts.
+        ``coef_``, ``intercept_`` and the L2 penalty follow from them.
+
+        Parameters
+        ----------
+        params : ndarray of shape ((n_features + 1) * n_outputs,)
+            The standardised parameters.
+
+        objective : float or None, default=None
+            The objective they reach (``objective_``); None keeps it.
+
+        n_iter : int or None, default=None
+            The iterations taken (``n_iter_``); None keeps it.
+
+        Returns
+        -------
+        self : SoftmaxGate
+            The gate.
+        """
+        mean, scale = self._standardization
+        n_features = len(mean)
+        n_classes = params.size // (n_features + 1)
+        W_s = params[: n_features * n_classes].reshape(n_features, n_classes)
+        self._set_coef(*_to_raw(W_s, params[n_features * n_classes :], mean, scale))
+        self._penalty = 0.5 * float(self.alpha) * float(np.sum(W_s * W_s))
+        if objective is not None:
+            self.objective_ = float(objective)
+        if n_iter is not None:
+            self.n_iter_ = int(n_iter)
+        return self
+
     def fit_soft_sums(self, sums, total, n_outputs, freq, *, max_iter=None):
         """:meth:`fit_soft` from sums over row blocks (out-of-core data).
 
@@ -836,20 +895,7 @@ class SoftmaxGate(BaseEstimator):
         x, fun, nit = _minimise(
             x0, args, n_features, n_classes, self.max_iter, max_iter, self.tol
         )
-        return self._store(x, fun, nit)
-
-    def _store(self, x, fun, nit):
-        """Set the coefficients from the standardised parameters ``x``, with the
-        objective, the iterations and the L2 penalty."""
-        mean, scale = self._standardization
-        n_features = len(mean)
-        n_classes = x.size // (n_features + 1)
-        W_s = x[: n_features * n_classes].reshape(n_features, n_classes)
-        self._set_coef(*_to_raw(W_s, x[n_features * n_classes :], mean, scale))
-        self.objective_ = float(fun)
-        self.n_iter_ = int(nit)
-        self._penalty = 0.5 * float(self.alpha) * float(np.sum(W_s * W_s))
-        return self
+        return self.set_standardized_params(x, fun, nit)
 
     def _logits(self, Z):
         if getattr(self, "_sgd", None) is not None:

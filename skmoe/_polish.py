@@ -27,7 +27,7 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
 from . import _linear
-from ._gating import SoftmaxGate, _to_raw, _to_standardised
+from ._gating import SoftmaxGate, _to_standardised
 
 
 def eligible(prototypes, gate, data, config):
@@ -94,7 +94,7 @@ class _Problem:
 
     def __init__(self, data, state):
         gate = state.gate
-        self.mean, self.scale = gate._standardization
+        self.mean, self.scale = gate.get_standardization()
         # Used as they are (no standardised or augmented copy): the
         # standardisation and the intercepts enter the products below.
         self.Z = Z = data.Z
@@ -188,9 +188,7 @@ class _Problem:
         """Write the parameters into the gate and the experts."""
         V, T = self.unpack(params)
         gate = state.gate
-        W_s = V[: self.q]
-        gate._set_coef(*_to_raw(W_s, V[self.q], self.mean, self.scale))
-        gate._penalty = 0.5 * self.alpha * float(np.sum(W_s * W_s))
+        gate.set_standardized_params(np.concatenate([V[: self.q].ravel(), V[self.q]]))
         for k, e in enumerate(state.experts):
             sl = slice(k * self.m, (k + 1) * self.m)
             e.coef_ = np.ascontiguousarray(T[: self.d, sl].T)

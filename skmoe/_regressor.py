@@ -6,7 +6,7 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
-from sklearn.linear_model import LinearRegression, SGDRegressor
+from sklearn.linear_model import SGDRegressor
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
