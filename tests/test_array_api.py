@@ -1,4 +1,4 @@
-"""Array API inputs under scikit-learn's dispatch (skmoe/_array_api.py).
+"""Array API inputs under scikit-learn's dispatch (the package skmoe/_array_api).
 
 The fit in the input's namespace (array-api-strict, PyTorch on the CPU)
 equals the NumPy fit from the same initial responsibilities, to 1e-8 in
