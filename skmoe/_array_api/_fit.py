@@ -14,7 +14,7 @@ from .. import _gather
 from .._em import EMConfig, EMData, EMState, run_em
 from .._experts import make_experts
 from .._frames import GateInput
-from .._messages import convergence_message
+from .._messages import convergence_message, warn_disagreement
 from .._ridge import StandardizedRidge, with_data_scale
 from ._arrays import weighted_standardization
 from ._gate import prepare_gate
@@ -88,8 +88,9 @@ def fit(estimator, X, y, sample_weight, xp):
             if best is None or result.objective > best.objective:
                 best = result
         if not best.converged:
-
             _gather.warn(convergence_message(estimator), ConvergenceWarning)
+        if getattr(best, "disagree", False):
+            warn_disagreement(best.candidates, data.total)
         _warn_collapsed(best, estimator.min_expert_weight)
     _set_fitted(estimator, best, data, xp, t_start)
     return estimator
