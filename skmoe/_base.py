@@ -1020,7 +1020,7 @@ class _BaseMixtureOfExperts(
     def _fit(self, X, y, sample_weight):
         """The fit template shared by the regressor and the classifier."""
         xp = _array_api.namespace(X, y, sample_weight)
-        if xp is not None:  # array API inputs under dispatch: skmoe/_array_api.py
+        if xp is not None:  # array API inputs under dispatch: skmoe/_array_api/
             with _restore_on_error(self):
                 return _array_api.fit(self, X, y, sample_weight, xp)
         t_start = time.perf_counter()

@@ -327,7 +327,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             experts and every expert runs only on the rows routed to it.
         """
         xp = _array_api.fitted_namespace(self)
-        if xp is not None:  # fitted on array API inputs: skmoe/_array_api.py
+        if xp is not None:  # fitted on array API inputs: skmoe/_array_api/
             X = _array_api.check_X(self, xp, X)[0]
             return _array_api.predict_proba(xp, self, X)
         X = self._check_X(X)

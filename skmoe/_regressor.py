@@ -483,7 +483,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         if _dask.is_dask_collection(X):
             return _dask.predict(self, X, return_std)
         xp = _array_api.fitted_namespace(self)
-        if xp is not None:  # fitted on array API inputs: skmoe/_array_api.py
+        if xp is not None:  # fitted on array API inputs: skmoe/_array_api/
             if return_std:
                 raise _array_api.unsupported("predict(return_std=True)")
             return _array_api.predict(xp, self, _array_api.check_X(self, xp, X)[0])

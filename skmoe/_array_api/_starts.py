@@ -85,12 +85,12 @@ class _Projector:
 
 
 def _columns(xp, data):
-    """The columns the projections cut: ``[X, y]`` (regressor) or ``[X, Y]``
-    (classifier: its one-hot targets), as :meth:`init_columns` on NumPy."""
-    Y = getattr(data.passes, "Y", None)
-    if Y is None:
-        Y = xp.reshape(data.y, (-1, 1))
-    return xp.concat([data.X, xp.astype(Y, data.X.dtype)], axis=1)
+    """The columns the random directions cut, as ``likelihood.init_columns``
+    on NumPy: ``[X, y]`` for the regressor, ``X`` for the classifier (not
+    the labels, which would split by class rather than by region)."""
+    if isinstance(data.passes, LogisticPasses):
+        return data.X
+    return xp.concat([data.X, xp.reshape(data.y, (-1, 1))], axis=1)
 
 
 def pool_starts(xp, data, n_experts, rng, sizes):
