@@ -77,6 +77,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         the labels, which would split the clusters by class rather than by region); the
         first start is deterministic and weighted, later restarts use k-means++ seeds.
         ``"random"`` draws random balanced hard partitions.
+        Under array API dispatch (PyTorch, CuPy, array-api-strict inputs),
+        ``"auto"`` runs the same pool on the device, ``"random"`` and arrays are
+        supported, ``"kmeans"`` is not (see the user guide's GPU section).
 
     %(n_init)s
 

@@ -119,6 +119,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         slices along the first principal axis), later restarts use k-means++
         seeds. ``"random"`` draws random balanced hard partitions. An array gives the
         responsibilities.
+        Under array API dispatch (PyTorch, CuPy, array-api-strict inputs),
+        ``"auto"`` runs the same pool on the device, ``"random"`` and arrays are
+        supported, ``"kmeans"`` is not (see the user guide's GPU section).
 
     %(n_init)s
 
