@@ -40,7 +40,6 @@ def _variance_floor(xp, likelihood, y, sw, total):
 
 def fit(estimator, X, y, sample_weight, xp):
     """:meth:`fit` of a mixture on array API inputs, in their namespace."""
-
     t_start = time.perf_counter()
     if estimator.__dict__.get("_frame_template") is not None:
         del estimator._frame_template
@@ -68,7 +67,6 @@ def fit(estimator, X, y, sample_weight, xp):
     gate._standardization = (mean, scale)
     rng = check_random_state(estimator.random_state)
     config = EMConfig.from_estimator(estimator)
-    n = len(prototypes)
     seeds = (
         [None] if estimator.n_init == 1
         else rng.randint(np.iinfo(np.int32).max, size=estimator.n_init)
@@ -77,14 +75,7 @@ def fit(estimator, X, y, sample_weight, xp):
     with _gather.gathered():
         for i_init, seed in enumerate(seeds):
             r = rng if seed is None else np.random.RandomState(seed)
-            if isinstance(estimator.init, str) and estimator.init == "auto":
-                result = run_pool(
-                    xp, data, prototypes, gate, config, r, estimator._init_pool
-                )
-            else:
-                state = EMState(make_experts(prototypes, r), copy.deepcopy(gate))
-                resp = [initial_resp(estimator, xp, X, n, r, i_init)]
-                result = run_em(data, state, config, r, resp)
+            result = _restart(estimator, xp, data, prototypes, gate, config, r, i_init)
             if best is None or result.objective > best.objective:
                 best = result
         if not best.converged:
@@ -96,10 +87,19 @@ def fit(estimator, X, y, sample_weight, xp):
     return estimator
 
 
+def _restart(estimator, xp, data, prototypes, gate, config, rng, i_init):
+    """One restart: the pool of ``init="auto"`` (:func:`run_pool`), or one
+    EM run from the initial responsibilities of ``init``."""
+    if isinstance(estimator.init, str) and estimator.init == "auto":
+        return run_pool(xp, data, prototypes, gate, config, rng, estimator._init_pool)
+    state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
+    resp = [initial_resp(estimator, xp, data.X, len(prototypes), rng, i_init)]
+    return run_em(data, state, config, rng, resp)
+
+
 def _warn_collapsed(result, min_expert_weight):
     """Warn about the experts below ``min_expert_weight`` (no collapse repair
     runs in the namespace; reads the ``n_experts`` shares only)."""
-
     usage = [float(u) for u in result.usage]
     if len(usage) < 2:
         return
@@ -116,7 +116,6 @@ def _warn_collapsed(result, min_expert_weight):
 
 def _set_fitted(estimator, result, data, xp, t_start):
     """The fitted attributes of an array API fit (arrays in ``xp``)."""
-
     state = result.state
     dev = array_api_compat.device(data.X)
     estimator.experts_ = state.experts

@@ -330,7 +330,6 @@ def expert_log_proba(xp, experts, X, Y):
 
 def expert_proba(xp, experts, X, n_classes):
     """Every expert's class probabilities, ``(K, r, C)``."""
-
     out = []
     for e in experts:
         z = X @ e.coef_.T + e.intercept_

@@ -123,7 +123,6 @@ def to_numpy(estimator):
     >>> cpu.predict(X[:2]).shape
     (2,)
     """
-
     check_is_fitted(estimator)
     return _convert(estimator, {})
 
@@ -131,7 +130,6 @@ def to_numpy(estimator):
 def check_X(estimator, xp, X, y=None):
     """``X`` (and ``y``) for a mixture fitted in the namespace ``xp``: arrays
     of that namespace, under dispatch, cast to the fitted dtype."""
-
     check_is_fitted(estimator)
     if namespace(X) is not xp:
         raise TypeError(

@@ -21,7 +21,6 @@ from ._validation import unsupported
 
 class ArrayStats:
     """The weighted moments ``(K, m, m)`` of every expert about ``shift``."""
-
     def __init__(self, S, shift):
         self.S = S
         self.shift = shift

@@ -23,7 +23,6 @@ from ._passes import ArrayAPIPasses
 def initial_resp(estimator, xp, X, n_experts, rng, i_init):
     """The initial responsibilities: drawn on the host (``init="random"``) or
     given, then moved once to the device of ``X``."""
-
     init = estimator.init
     if not isinstance(init, str) and namespace(init) is xp:
         init = to_numpy_array(init)
@@ -128,7 +127,6 @@ def _kmeans_start(xp, data, n_experts, rng):
     with ``"kmeans"``), run on the host on a copy of the pool's rows: at most
     ``SUBSAMPLE_ABOVE`` rows of ``[X, y]`` go to the host, ``(m, K)``
     responsibilities come back."""
-
     resp = initial_responsibilities(
         "kmeans", data.likelihood, to_numpy_array(data.X), to_numpy_array(data.y),
         to_numpy_array(data.sample_weight), n_experts, rng, 0,
@@ -139,7 +137,6 @@ def _kmeans_start(xp, data, n_experts, rng):
 def degenerate(result, data):
     """:func:`skmoe._pool.degenerate` for a run in the namespace (reads the
     ``K`` shares and variances only)."""
-
     floor = getattr(data.likelihood, "variance_floor_", None)
     theta = result.state.theta
     if floor is None or theta is None or result.usage is None:
@@ -186,7 +183,6 @@ def run_pool(xp, data, prototypes, gate, config, rng, pool):
     continued to convergence, and, when subsampled, one full-data run from
     the winner's responsibilities. Returns the kept result with
     ``init_objectives``, ``candidates``, ``disagree`` as on NumPy."""
-
     sizes, short_iter, n_continue = pool
     n, K = data.X.shape[0], len(prototypes)
     sub, sub_gate = data, gate

@@ -27,7 +27,6 @@ def unsupported(what):
 
 def check_supported(estimator, prototypes, gate, sample_weight):
     """Raise a clear error for any setting the array API path cannot run."""
-
     classifier = is_classifier(estimator)
     likelihood = CategoricalLikelihood if classifier else GaussianLikelihood
     checks = [
@@ -77,7 +76,6 @@ def check_supported(estimator, prototypes, gate, sample_weight):
 
 def check_inputs(estimator, xp, X, y, sample_weight):
     """Validated ``(X, y, sample_weight)`` in the namespace of ``X``."""
-
     if y is None:
         raise ValueError(
             f"{type(estimator).__name__} requires y to be passed, but the target "
