@@ -18,6 +18,12 @@ Usage::
     python benchmarks/bench_gpu.py                 # 1e6 x 20
     python benchmarks/bench_gpu.py --n 10000000    # 1e7 x 20 (the issue's second size)
     python benchmarks/bench_gpu.py --n 20000       # a quick run
+    python benchmarks/bench_gpu.py --compare-init  # init="auto" vs "random" on the device
+
+``--init auto`` fits with the default initialisation (the pool of short
+runs, on the device) instead; ``--compare-init`` times the device fit with
+``init="auto"`` and with ``init="random"`` alternately (best of
+``--repeats``), in float64, and prints their ratio and log-likelihoods.
 """
 
 import argparse
@@ -88,7 +94,7 @@ def cpu_torch():
 
 def model(args):
     return MixtureOfExpertsRegressor(
-        n_experts=args.experts, experts=LinearRegression(), init="random",
+        n_experts=args.experts, experts=LinearRegression(), init=args.init,
         random_state=0, max_iter=args.max_iter, tol=args.tol,
         gate=SoftmaxGate(tol=args.gate_tol),
     )
@@ -105,6 +111,30 @@ def fit_device(args, X, y, to_device, sync, dtype):
     return time.perf_counter() - tic, est
 
 
+def compare_init(args, X, y, name, to_device, sync):
+    """init="auto" vs init="random" on the device, alternated, best of
+    ``args.repeats``; the ratio of the best times."""
+    best = {"random": np.inf, "auto": np.inf}
+    fits = {}
+    for _ in range(args.repeats):
+        for init in ("random", "auto"):
+            args.init = init
+            seconds, fits[init] = fit_device(args, X, y, to_device, sync, "float64")
+            best[init] = min(best[init], seconds)
+    for init in ("random", "auto"):
+        est = fits[init]
+        print(
+            f"{name} float64 init={init!r:8}: best {best[init]:8.2f} s, "
+            f"{est.n_iter_:3d} iterations, log-likelihood {est.log_likelihood_:.10f}"
+        )
+    print(f"init='auto' / init='random' time: {best['auto'] / best['random']:.2f}")
+    print(f"load average after: {os.getloadavg()}")
+    write("bench_gpu_init", [
+        dict(init=k, seconds=best[k], n_iter=fits[k].n_iter_,
+             log_likelihood=fits[k].log_likelihood_) for k in best
+    ], n=args.n, d=args.d, n_experts=args.experts, device=name)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="rows")
@@ -118,6 +148,12 @@ def main():
         "large gates, Newton in the namespace; a small one makes them agree)",
     )
     parser.add_argument("--no-cpu", action="store_true", help="skip the NumPy fit")
+    parser.add_argument("--init", choices=("random", "auto"), default="random")
+    parser.add_argument(
+        "--compare-init", action="store_true",
+        help="time init='auto' against init='random' on the device (float64)",
+    )
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"load average: {os.getloadavg()}")
     device = find_device()
@@ -139,6 +175,9 @@ def main():
     name, to_device, sync = device
     X, y = make_data(args.n, args.d, args.experts)
     print(f"data: {args.n} x {args.d}, {args.experts} linear experts; device: {name}")
+    if args.compare_init:
+        compare_init(args, X, y, name, to_device, sync)
+        return
     rows = []
     cpu_ll = None
     if not args.no_cpu:

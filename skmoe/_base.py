@@ -45,6 +45,7 @@ from ._experts import (
 )
 from ._gating import prepare_gate, supports_gradient
 from ._init import initial_responsibilities
+from ._messages import convergence_message, warn_disagreement
 from ._ridge import StandardizedRidge, column_scale, with_data_scale
 from ._sgd import (
     SGDConfig,
@@ -177,19 +178,6 @@ def _fix_scales(prototypes, X, sample_weight):
     if X_num is None:  # columns that are not numbers: the experts' own scale
         return prototypes
     return with_data_scale(prototypes, column_scale(X_num, sample_weight))
-
-
-def _convergence_message(estimator):
-    if estimator.solver == "gd":
-        return (
-            f"Stochastic optimizer: maximum iterations (max_iter={estimator.max_iter} "
-            "epochs) reached and the optimization hasn't converged yet. "
-            "Increase max_iter or learning_rate_init."
-        )
-    return (
-        f"EM did not converge in max_iter={estimator.max_iter} iterations (last "
-        f"change of the objective above tol={estimator.tol}). Increase max_iter or tol."
-    )
 
 
 def _warn_repairs(result, min_expert_weight, solver):
@@ -325,20 +313,6 @@ def _gate_columns(gate_features, n_features, names):
             f"gate_features indices must lie in [0, {n_features}); got {cols.tolist()}."
         )
     return np.asarray(cols % n_features, dtype=np.intp)
-
-
-def _warn_disagreement(candidates, total):
-    """The initialisation pool's continued candidates reached different optima."""
-    c = np.sort(candidates)[::-1] * total
-    _gather.warn(
-        "The initialisation pool's candidates disagree: the best "
-        f"optimum (total log-likelihood {c[0]:.2f}) was reached by only "
-        f"one of the {c.size} candidates continued (the others: "
-        + ", ".join(f"{v:.2f}" for v in c[1:])
-        + "); a better optimum may exist. n_init=3 explores more; the "
-        "candidates' objectives are in init_candidates_.",
-        UserWarning, stacklevel=5,
-    )
 
 
 def _warn_degenerate(experts, degenerate):
@@ -1046,7 +1020,7 @@ class _BaseMixtureOfExperts(
     def _fit(self, X, y, sample_weight):
         """The fit template shared by the regressor and the classifier."""
         xp = _array_api.namespace(X, y, sample_weight)
-        if xp is not None:  # array API inputs under dispatch: skmoe/_array_api.py
+        if xp is not None:  # array API inputs under dispatch: skmoe/_array_api/
             with _restore_on_error(self):
                 return _array_api.fit(self, X, y, sample_weight, xp)
         t_start = time.perf_counter()
@@ -1065,7 +1039,7 @@ class _BaseMixtureOfExperts(
         _warn_usage(result, self.min_expert_weight)
         _warn_weak(result)
         if not result.converged:
-            _gather.warn(_convergence_message(self), ConvergenceWarning)
+            _gather.warn(convergence_message(self), ConvergenceWarning)
         if self.solver == "em":
             self._check_optimum(result, data)
             for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
@@ -1077,7 +1051,7 @@ class _BaseMixtureOfExperts(
         """The end of :meth:`fit` on dask collections (skmoe._dask)."""
         _warn_usage(result, self.min_expert_weight)
         if not result.converged:
-            _gather.warn(_convergence_message(self), ConvergenceWarning)
+            _gather.warn(convergence_message(self), ConvergenceWarning)
         for name in _GD_ATTRIBUTES + ("_frame_template",):
             self.__dict__.pop(name, None)
         self._set_fitted(result, data, _frames.GateInput(None, None), t_start)
@@ -1106,7 +1080,7 @@ class _BaseMixtureOfExperts(
         self.init_objectives_ = getattr(result, "init_objectives", None)
         self.init_candidates_ = getattr(result, "candidates", None)
         if getattr(result, "disagree", False):
-            _warn_disagreement(self.init_candidates_, data.total)
+            warn_disagreement(self.init_candidates_, data.total)
         self.degenerate_experts_ = _pool.degenerate(result, data)
         _warn_degenerate(result.state.experts, self.degenerate_experts_)
 

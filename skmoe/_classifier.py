@@ -81,6 +81,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         the labels, which would split the clusters by class rather than by region); the
         first start is deterministic and weighted, later restarts use k-means++ seeds.
         ``"random"`` draws random balanced hard partitions.
+        Under array API dispatch (PyTorch, CuPy, array-api-strict inputs),
+        ``"auto"`` runs the same pool on the device, ``"random"`` and arrays are
+        supported, ``"kmeans"`` is not (see the user guide's GPU section).
 
     %(n_init)s
 
@@ -331,7 +334,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
             experts and every expert runs only on the rows routed to it.
         """
         xp = _array_api.fitted_namespace(self)
-        if xp is not None:  # fitted on array API inputs: skmoe/_array_api.py
+        if xp is not None:  # fitted on array API inputs: skmoe/_array_api/
             X = _array_api.check_X(self, xp, X)[0]
             return _array_api.predict_proba(xp, self, X)
         X = self._check_X(X)

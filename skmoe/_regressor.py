@@ -119,6 +119,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         slices along the first principal axis), later restarts use k-means++
         seeds. ``"random"`` draws random balanced hard partitions. An array gives the
         responsibilities.
+        Under array API dispatch (PyTorch, CuPy, array-api-strict inputs),
+        ``"auto"`` runs the same pool on the device, ``"random"`` and arrays are
+        supported, ``"kmeans"`` is not (see the user guide's GPU section).
 
     %(n_init)s
 
@@ -483,7 +486,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         if _dask.is_dask_collection(X):
             return _dask.predict(self, X, return_std)
         xp = _array_api.fitted_namespace(self)
-        if xp is not None:  # fitted on array API inputs: skmoe/_array_api.py
+        if xp is not None:  # fitted on array API inputs: skmoe/_array_api/
             if return_std:
                 raise _array_api.unsupported("predict(return_std=True)")
             return _array_api.predict(xp, self, _array_api.check_X(self, xp, X)[0])
