@@ -15,6 +15,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _kernels, _threaded
+from ._compat import namespace_of
 
 # Rows per chunk of the passes that would otherwise copy Z (the variance, the
 # Hessian of a sparse Z, and the mixtures' k-means start).
@@ -60,9 +61,11 @@ def _to_standardised(coef, intercept, mean, scale):
 
 
 def _to_raw(W_s, b_s, mean, scale):
-    """Standardised ``(W_s, b_s)`` as raw ``(coef_, intercept_)``."""
+    """Standardised ``(W_s, b_s)`` as raw ``(coef_, intercept_)`` (NumPy
+    arrays, or those of one array API namespace)."""
     W = W_s / scale[:, None]
-    return np.ascontiguousarray(W.T), b_s - mean @ W
+    coef = np.ascontiguousarray(W.T) if isinstance(W, np.ndarray) else W.T
+    return coef, b_s - mean @ W
 
 
 def gate_logits(W_s, b_s, Z, mean, scale):
@@ -628,8 +631,11 @@ class SoftmaxGate(BaseEstimator):
         """
         self._validate_params()
         self._leave_sgd()
-        self._standardization = (np.asarray(mean, float), np.asarray(scale, float))
-        self.n_features_in_ = len(mean)
+        if namespace_of(mean) is np:
+            mean, scale = np.asarray(mean, float), np.asarray(scale, float)
+        # Arrays of another namespace (array API dispatch) stay on their device.
+        self._standardization = (mean, scale)
+        self.n_features_in_ = int(mean.shape[0])
         return self
 
     def get_standardization(self):
@@ -655,7 +661,9 @@ class SoftmaxGate(BaseEstimator):
         classifier's joint polish): ``params`` holds the slopes ``W_s``
         (``n_features x n_outputs``, row-major) on the columns standardised
         by :meth:`get_standardization`, then the ``n_outputs`` intercepts.
-        ``coef_``, ``intercept_`` and the L2 penalty follow from them.
+        ``coef_``, ``intercept_`` and the L2 penalty follow from them, in
+        the namespace of ``params`` (an array API fit keeps them on its
+        device).
 
         Parameters
         ----------
@@ -673,12 +681,13 @@ class SoftmaxGate(BaseEstimator):
         self : SoftmaxGate
             The gate.
         """
+        xp = namespace_of(params)  # NumPy, or the array API's (on its device)
         mean, scale = self._standardization
-        n_features = len(mean)
-        n_classes = params.size // (n_features + 1)
-        W_s = params[: n_features * n_classes].reshape(n_features, n_classes)
+        n_features = int(mean.shape[0])
+        n_classes = int(params.shape[0]) // (n_features + 1)
+        W_s = xp.reshape(params[: n_features * n_classes], (n_features, n_classes))
         self._set_coef(*_to_raw(W_s, params[n_features * n_classes :], mean, scale))
-        self._penalty = 0.5 * float(self.alpha) * float(np.sum(W_s * W_s))
+        self._penalty = 0.5 * float(self.alpha) * float(xp.sum(W_s * W_s))
         if objective is not None:
             self.objective_ = float(objective)
         if n_iter is not None:
@@ -858,7 +867,7 @@ class SoftmaxGate(BaseEstimator):
         self._sgd = None
 
     def _set_coef(self, coef, intercept):
-        self.coef_ = np.ascontiguousarray(coef)
+        self.coef_ = np.ascontiguousarray(coef) if namespace_of(coef) is np else coef
         self.intercept_ = intercept
         self.n_classes_ = self.n_outputs_ = self.coef_.shape[0]
         self.classes_ = np.arange(self.n_classes_)

@@ -18,7 +18,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from skmoe import (
     MixtureOfExpertsClassifier,
     MixtureOfExpertsRegressor,
-    StandardizedRidge,
+    _pool,
     to_numpy,
 )
 
@@ -402,16 +402,21 @@ def test_default_init_auto_runs_the_pool(name):
 
 
 @pytest.mark.parametrize("name", NAMESPACES)
-def test_default_estimators_fit(name):
+def test_default_estimators_fit(name, monkeypatch):
     """MixtureOfExperts{Regressor,Classifier}() with every default fits on
-    the device's arrays, to the NumPy default fit's log-likelihood."""
+    the device's arrays, to the NumPy default fit's log-likelihood (for the
+    classifier, the NumPy pool's short EM runs: the polish that follows them
+    on NumPy is compiled for the CPU and does not run on the device)."""
     xp = _namespace(name)
     X, y = _data(n=300)
     ref = MixtureOfExpertsRegressor(random_state=0).fit(X, y)
     est = _fit_xp(MixtureOfExpertsRegressor(random_state=0), xp, X, y)
     assert est.log_likelihood_ >= ref.log_likelihood_ - 1e-6
     Xc, yc = _labels(n=300, n_classes=2)
+    polished = MixtureOfExpertsClassifier(random_state=0).fit(Xc, yc)
+    monkeypatch.setattr(_pool._polish, "eligible", lambda *args: False)
     ref = MixtureOfExpertsClassifier(random_state=0).fit(Xc, yc)
+    assert polished.log_likelihood_ > ref.log_likelihood_  # here: -0.4671 vs -0.4722
     clf = _fit_xp(MixtureOfExpertsClassifier(random_state=0), xp, Xc, yc)
     assert clf.log_likelihood_ >= ref.log_likelihood_ - 1e-6
     assert clf.init_objectives_.shape == ref.init_objectives_.shape
@@ -420,8 +425,6 @@ def test_default_estimators_fit(name):
 def test_default_init_subsamples_on_the_device(monkeypatch):
     """Above SUBSAMPLE_ABOVE rows the pool runs on a subsample taken with
     xp.take, then one full-data run: the NumPy pool's result."""
-    from skmoe import _pool
-
     monkeypatch.setattr(_pool, "SUBSAMPLE_ABOVE", 200)
     monkeypatch.setattr(_pool, "SUBSAMPLE_ROWS", 150)
     xp = _namespace("torch")

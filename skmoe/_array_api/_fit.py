@@ -17,7 +17,6 @@ from .._frames import GateInput
 from .._messages import convergence_message, warn_disagreement
 from .._ridge import StandardizedRidge, with_data_scale
 from ._arrays import weighted_standardization
-from ._gate import prepare_gate
 from ._logistic import classifier_passes
 from ._namespace import array_api_compat
 from ._passes import ArrayAPIPasses
@@ -63,8 +62,7 @@ def fit(estimator, X, y, sample_weight, xp):
     mean, scale = weighted_standardization(xp, X, sw, data.total)
     if any(type(p) is StandardizedRidge and p.scale is None for p in prototypes):
         prototypes = with_data_scale(prototypes, scale)
-    gate = prepare_gate(xp, gate, X, sw, data.total)
-    gate._standardization = (mean, scale)
+    gate = gate.prepare_statistics(mean, scale)
     rng = check_random_state(estimator.random_state)
     config = EMConfig.from_estimator(estimator)
     seeds = (

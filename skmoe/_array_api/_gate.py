@@ -2,7 +2,6 @@
 damped Newton steps (the steps of :mod:`skmoe._gating`'s Newton solver),
 its preparation and log-probabilities."""
 
-import numpy as np
 
 from ._arrays import chunks, logsumexp, outer, weighted_standardization
 from ._namespace import array_api_compat
@@ -113,15 +112,12 @@ def _newton(xp, x, args, max_iter, gtol, ftol=1e-12):
 
 def prepare_gate(xp, gate, Z, sw, total):
     """The gate's standardisation statistics, in the namespace."""
-    gate._validate_params()
-    gate._sgd = None
-    gate._standardization = weighted_standardization(xp, Z, sw, total)
-    return gate
+    return gate.prepare_statistics(*weighted_standardization(xp, Z, sw, total))
 
 
 def fit_gate(xp, gate, Z, R, sw, total, gate_max_iter):
     """The gate's M-step: Newton's steps from its current coefficients."""
-    mean, scale = gate._standardization
+    mean, scale = gate.get_standardization()
     d = Z.shape[1]
     K = R.shape[1]
     coef = getattr(gate, "coef_", None)
@@ -143,17 +139,7 @@ def fit_gate(xp, gate, Z, R, sw, total, gate_max_iter):
         n_newton = min(int(gate_max_iter), gate.max_iter)
     args = (Z, R, sw, mean, scale, float(gate.alpha), total, K)
     x, f, nit = _newton(xp, x0, args, n_newton, gate.tol)
-    W_s = xp.reshape(x[: d * K], (d, K))
-    W = W_s / scale[:, None]
-    gate.coef_ = W.T
-    gate.intercept_ = x[d * K :] - mean @ W
-    gate.n_classes_ = gate.n_outputs_ = K
-    gate.classes_ = np.arange(K)
-    gate.n_features_in_ = d
-    gate.objective_ = f
-    gate.n_iter_ = int(nit)
-    gate._penalty = 0.5 * float(gate.alpha) * float(xp.sum(W_s * W_s))
-    return gate
+    return gate.set_standardized_params(x, f, nit)
 
 
 def gate_log_proba(xp, gate, Z):

@@ -16,13 +16,7 @@ import sklearn
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-try:  # the copy scikit-learn vendors (1.6 and later), else the package
-    from sklearn.externals import array_api_compat
-except ImportError:  # pragma: no cover - older scikit-learn
-    try:
-        import array_api_compat
-    except ImportError:
-        array_api_compat = None
+from .._compat import array_api_compat
 
 
 def namespace(*arrays):

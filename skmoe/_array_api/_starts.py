@@ -77,7 +77,6 @@ class _Projector:
         """The first eigenvector of the weighted covariance of the
         standardised columns (:func:`skmoe._init._first_principal_axis`;
         the ``d x d`` matrix is decomposed on the host)."""
-        xp = self.xp
         S = (self.D - self.mean) / self.scale
         C = to_numpy_array(((S * self.sw[:, None]).T @ S) / self.total)
         return np.linalg.eigh(C)[1][:, -1]
