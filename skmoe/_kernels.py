@@ -240,15 +240,19 @@ def weighted_sq_residuals(y, pred, weights):
     Returns
     -------
     rss : ndarray of shape (n_experts,)
-        ``sum_i weights[i, k] * (y_i - pred[i, k]) ** 2``.
+        ``sum_i weights[i, k] * (y_i - pred[i, k]) ** 2`` over the rows with
+        a positive weight (a row without weight adds nothing, even where its
+        squared residual overflows: never ``0 * inf``).
     """
     n, m = pred.shape
     rss = np.zeros(m)
     for i in range(n):
         yi = y[i]
         for k in range(m):
-            r = yi - pred[i, k]
-            rss[k] += weights[i, k] * r * r
+            w = weights[i, k]
+            if w != 0.0:
+                r = yi - pred[i, k]
+                rss[k] += w * r * r
     return rss
 
 
@@ -784,8 +788,10 @@ def weighted_sq_residuals_range(y, pred, weights, block_sum, start, stop):
         for i in range(b0, min(b0 + _TB, stop)):
             yi = y[i]
             for k in range(m):
-                r = yi - pred[i, k]
-                block_sum[blk, k] += weights[i, k] * r * r
+                w = weights[i, k]
+                if w != 0.0:  # as weighted_sq_residuals: never 0 * inf
+                    r = yi - pred[i, k]
+                    block_sum[blk, k] += w * r * r
 
 
 @njit(cache=True, fastmath=FASTMATH, nogil=True)

@@ -100,6 +100,21 @@ def _check_labels(y, n_samples=None):
 _PROBA_FLOOR = 1e-10
 
 
+def _refuse_overflowing_residuals(variance):
+    """A clear error, naming the experts, where a noise variance is not
+    finite: the expert's squared residuals overflow (its predictions
+    diverged, e.g. an SGD expert on unscaled features)."""
+    bad = np.flatnonzero(~np.isfinite(variance))
+    if bad.size:
+        raise ValueError(
+            f"Expert {bad[0]} (of experts {bad.tolist()}) predicts values so far "
+            "from y that its squared residuals overflow (noise variance "
+            f"{variance[bad[0]]}): its fit diverged. Scale the features (e.g. "
+            "a StandardScaler in a Pipeline expert), lower its learning rate, "
+            "or use solver='em'."
+        )
+
+
 class GaussianLikelihood:
     """Gaussian noise of one variance per expert around its prediction.
 
@@ -204,6 +219,7 @@ class GaussianLikelihood:
         if not owned.all():
             source = theta if theta is not None else rss_all / count
             variance[~owned] = source[~owned]
+        _refuse_overflowing_residuals(variance)
         return np.maximum(variance, self.variance_floor_)
 
     def row_loss(self, outputs, y):

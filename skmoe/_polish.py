@@ -22,6 +22,7 @@ that of EM's expected complete-data objective at the current posteriors
 """
 
 import numpy as np
+import scipy.sparse as sp
 from numba import njit
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
@@ -46,10 +47,23 @@ def _settings_allow(gate, data, config):
         and config.top_k is None
         and type(gate) is SoftmaxGate
         and not gate.balance > 0
-        and isinstance(X, np.ndarray) and X.ndim == 2
-        and isinstance(Z, np.ndarray) and Z.ndim == 2
+        and _dense_or_sparse(X) and _dense_or_sparse(Z)
         and hasattr(data.likelihood, "classes_")
     )
+
+
+def _dense_or_sparse(A):
+    """A 2-D ndarray or a SciPy sparse matrix (its products stay sparse:
+    sparse and dense data are polished alike, to the same model)."""
+    return (isinstance(A, np.ndarray) or sp.issparse(A)) and A.ndim == 2
+
+
+def _product(A, B, out):
+    """``out[:] = A @ B`` for a dense or sparse ``A``."""
+    if sp.issparse(A):
+        out[...] = A @ B
+    else:
+        np.matmul(A, B, out=out)
 
 
 def _penalised_logistic(expert):
@@ -149,9 +163,9 @@ class _Problem:
         """The gate's logits into ``G``, the experts' into ``E``."""
         V, T = self.unpack(params)
         W = V[: self.q] / self.scale[:, None]
-        np.matmul(self.Z, W, out=G)
+        _product(self.Z, W, G)
         G += V[self.q] - self.mean @ W
-        np.matmul(self.X, T[: self.d], out=E)
+        _product(self.X, T[: self.d], E)
         E += T[self.d]
 
     def objective(self, params):
@@ -163,11 +177,11 @@ class _Problem:
         grad = np.empty_like(params)
         grad_V, grad_T = self.unpack(grad)
         g_sum = CG.sum(axis=0)
-        np.matmul(self.Z.T, CG, out=grad_V[: self.q])
+        _product(self.Z.T, CG, grad_V[: self.q])
         grad_V[: self.q] -= np.outer(self.mean, g_sum)
         grad_V[: self.q] /= self.scale[:, None]
         grad_V[self.q] = g_sum
-        np.matmul(self.X.T, CE, out=grad_T[: self.d])
+        _product(self.X.T, CE, grad_T[: self.d])
         grad_T[self.d] = CE.sum(axis=0)
         weighted = self.penalty * params
         grad += weighted

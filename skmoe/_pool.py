@@ -365,9 +365,15 @@ def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
     objectives = np.array([t[0] for t in tried])
     valid = [t for t in tried if not t[2]] or tried
     values = np.sort([t[0] for t in valid])[::-1]
-    # EM from the kept optimum finishes it: its exact M-steps confirm it
-    # within a few iterations.
-    best = _confirmed(sub, max(valid, key=lambda t: t[0])[1], config, rng)
+    # The kept optimum is polished to a tight gradient (1e-8), then EM
+    # confirms it. Without the tight polish the fit would stop wherever the
+    # pool's L-BFGS (gradient 1e-5) happened to: EM's objective barely
+    # changes that close to an optimum, so its ``tol`` would accept it, and
+    # data equal up to rounding (a sparse X and its dense copy) would give
+    # models 1e-4 apart.
+    kept = max(valid, key=lambda t: t[0])[1]
+    _polish.polish(sub, kept)
+    best = _confirmed(sub, kept, config, rng)
     threshold = max(1.0, 1e-3 * sub.total)
     disagree = values.size > 1 and (values[0] - values[1]) * sub.total > threshold
     if config.verbose:

@@ -252,3 +252,25 @@ def test_gate_hessian_sums_match_reference(n):
         naive.gate_hessian_sums(Z, prob, weight, pk, pl, fa, fb),
         rtol=1e-10, atol=1e-12,
     )
+
+
+def test_weighted_sq_residuals_skip_rows_without_weight():
+    # A row with no weight for an expert adds nothing, even where its squared
+    # residual overflows (0 * inf would be NaN); a weighted overflow stays inf.
+    y = np.array([1.0, 2.0, 3.0])
+    pred = np.array([[1e200, 2.5], [2.0, 1e200], [4.0, 3.0]])
+    w = np.array([[0.0, 1.0], [1.0, 0.5], [2.0, 1.0]])
+    for rss in (_kernels.weighted_sq_residuals(y, pred, w),
+                _threaded.weighted_sq_residuals(y, pred, w)):
+        assert_allclose(rss[0], 0.0 + 1.0 * 0.0 + 2.0 * 1.0)
+        assert rss[1] == np.inf
+
+
+def test_overflowing_residuals_raise_naming_the_expert():
+    from skmoe._likelihood import GaussianLikelihood
+
+    lik = GaussianLikelihood()
+    lik.variance_floor_ = 1e-6
+    stats = (np.array([2.0, np.inf]), np.array([1.0, 1.0]), np.zeros(2), np.full(2, 3.0))
+    with pytest.raises(ValueError, match=r"Expert 1 .*overflow"):
+        lik.m_step(stats, None)

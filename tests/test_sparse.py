@@ -75,7 +75,12 @@ def test_classifier_on_sparse_equals_dense():
     expert = LogisticRegression(tol=1e-10, max_iter=10000)
     a = MixtureOfExpertsClassifier(expert, n_experts=2, random_state=0).fit(X, labels)
     b = MixtureOfExpertsClassifier(expert, n_experts=2, random_state=0).fit(X.toarray(), labels)
-    assert_allclose(a.predict_proba(X), b.predict_proba(X.toarray()), rtol=1e-6, atol=1e-8)
+    # The default pool polishes by L-BFGS, whose path rounding steers: on
+    # these one-hot columns the optimum is flat (log-likelihoods 1e-8 apart
+    # per row), and the two fits stop 5e-7 apart in probability (the
+    # iterative sparse solvers this test caught left 2.6e-4).
+    assert_allclose(a.log_likelihood_, b.log_likelihood_, rtol=1e-7)
+    assert_allclose(a.predict_proba(X), b.predict_proba(X.toarray()), rtol=0, atol=5e-6)
 
 
 def test_softmax_gate_on_sparse_equals_dense():
