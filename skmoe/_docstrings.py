@@ -339,7 +339,8 @@ repairs_ : list of dict
     The collapse repairs of the kept run, in order: ``{"iteration",
     "expert", "action", "donor"}`` (``action`` is ``"reseed"``,
     ``"drop"``, or ``"undone"``: a re-seeding undone because the collapsed
-    fit, continued, reached a higher penalised objective; ``donor`` the expert whose rows were split, or None;
+    fit, continued, reached a higher penalised objective; ``donor`` the
+    expert whose rows were split, or None;
     ``iteration`` counts EM iterations, or epochs for ``solver="gd"``).
 """,
     "fit_time_": """\

@@ -404,7 +404,9 @@ def _run_em(data, state, config, rng, resp, pool, repairs=()):
             break
         exact_gate = change < config.tol or indistinct
         prev = objective
-    result = _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_iter)
+    result = _finish(
+        data, state, config, result, resp, log_gate, outputs, log_lik, n_iter
+    )
     if snapshot is None:
         return result
     return _keep_better(data, config, rng, pool, result, snapshot)
