@@ -183,12 +183,22 @@ def _fix_scales(prototypes, X, sample_weight):
 def _warn_repairs(result, min_expert_weight, solver):
     step = "EM iteration" if solver == "em" else "epoch"
     for r in result.repairs:
+        if r.action == "undone":
+            continue  # the usage warning reports the expert kept collapsed
         what = (
             f"re-seeded with half of the rows of expert {r.donor}, the expert "
             "with the largest weighted loss"
             if r.action == "reseed"
             else "dropped; the experts after it were renumbered"
         )
+        if r.action == "reseed" and any(
+            u.action == "undone" and u.expert == r.expert and u.iteration == r.iteration
+            for u in result.repairs
+        ):
+            what += (
+                " That repair was undone: the repaired run ended at a lower "
+                "penalised objective than the collapsed fit continued without it"
+            )
         _gather.warn(
             f"Expert {r.expert} ({r.name}) collapsed at {step} {r.iteration}: its "
             f"share of the training weight fell to {r.share:.3g}, below "
@@ -213,8 +223,9 @@ def _warn_usage(result, min_expert_weight):
                 f"Expert {k} ({estimator_name(experts[k])}) holds only "
                 f"{result.usage[k]:.3g} of the training weight after fitting, below "
                 f"min_expert_weight={min_expert_weight}, and could not be "
-                "repaired (already re-seeded once in this run, frozen, or no "
-                "iteration left); consider fewer experts.",
+                "repaired (already re-seeded once in this run, frozen, no "
+                "iteration left, or its repair ended at a lower penalised "
+                "objective and was undone); consider fewer experts.",
                 UserWarning, stacklevel=4,
             )
 

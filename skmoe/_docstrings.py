@@ -235,7 +235,11 @@ min_expert_weight : float in [0, 1), default=1e-3
     repaired as ``on_collapse`` says, with a warning naming the expert and
     the action (and recorded in ``repairs_``). The objective may drop at a
     repair (EM restarts from the repaired posteriors); it is
-    non-decreasing between repairs. ``0`` switches repairs off (an empty
+    non-decreasing between repairs. A re-seeding (EM) is a proposal: the
+    collapsed fit it replaced is continued by EM too, and the repair is
+    undone when the repaired run ends at a lower penalised objective (the
+    data prefer fewer experts: the collapsed expert is then reported by a
+    warning and ``expert_usage_``). ``0`` switches repairs off (an empty
     expert then keeps its previous fit, with a warning). With
     ``solver="gd"`` the share is measured over each epoch's mini-batches
     of :meth:`fit` (:meth:`partial_fit` does not repair); a repair is
@@ -333,8 +337,10 @@ expert_usage_ : ndarray of shape (`n_experts_`,)
     "repairs_": """\
 repairs_ : list of dict
     The collapse repairs of the kept run, in order: ``{"iteration",
-    "expert", "action", "donor"}`` (``action`` is ``"reseed"`` or
-    ``"drop"``; ``donor`` the expert whose rows were split, or None;
+    "expert", "action", "donor"}`` (``action`` is ``"reseed"``,
+    ``"drop"``, or ``"undone"``: a re-seeding undone because the collapsed
+    fit, continued, reached a higher penalised objective; ``donor`` the
+    expert whose rows were split, or None;
     ``iteration`` counts EM iterations, or epochs for ``solver="gd"``).
 """,
     "fit_time_": """\

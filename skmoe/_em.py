@@ -20,6 +20,8 @@ One iteration of :func:`run_em`:
 5. collapse repair (:mod:`skmoe._repair`), then the convergence test.
 """
 
+import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field, fields
 
@@ -338,9 +340,18 @@ def run_em(data, state, config, rng, resp=None):
         return _run_em(data, state, config, rng, resp, pool)
 
 
-def _run_em(data, state, config, rng, resp, pool):
-    """:func:`run_em` with the run's expert pool."""
+def _run_em(data, state, config, rng, resp, pool, repairs=()):
+    """:func:`run_em` with the run's expert pool.
+
+    A re-seeding repair is a proposal: the state before it (a snapshot) is
+    continued by EM too, without re-seeding that expert again, and the run
+    that ends at the higher penalised objective is kept
+    (:func:`_keep_better`). ``repairs``: those of the run this one
+    continues (its re-seeded experts are not re-seeded again).
+    """
     result = EMResult(state, [], False, 0, -np.inf, -np.inf, resp)
+    result.repairs = list(repairs)
+    snapshot = None
     keep_empty = resp is None
     prev = -np.inf
     if keep_empty:
@@ -378,6 +389,8 @@ def _run_em(data, state, config, rng, resp, pool):
             data, state, config, resp, log_gate, outputs, result, n_iter
         )
         if repaired is not None:
+            if snapshot is None and config.on_collapse == "reseed":
+                snapshot = (copy.deepcopy(state), n_iter, list(result.history))
             resp, prev, exact_gate = repaired, -np.inf, True  # EM restarts from it
             sums[0] = None
             continue
@@ -391,7 +404,42 @@ def _run_em(data, state, config, rng, resp, pool):
             break
         exact_gate = change < config.tol or indistinct
         prev = objective
-    return _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_iter)
+    result = _finish(
+        data, state, config, result, resp, log_gate, outputs, log_lik, n_iter
+    )
+    if snapshot is None:
+        return result
+    return _keep_better(data, config, rng, pool, result, snapshot)
+
+
+def _keep_better(data, config, rng, pool, result, snapshot):
+    """The better of a repaired run and the collapsed state it replaced.
+
+    ``snapshot`` is ``(state, n_iter, history)`` just before the run's first
+    re-seeding. EM continues it (from an E-step of that state, so the same
+    responsibilities), for the iterations the repaired run had left, with
+    the repairs made so far recorded, so that the
+    re-seeded experts are not re-seeded again. EM's objective never falls
+    between repairs: a repair that ends lower than the collapsed fit
+    continued has traded that objective for a forced extra expert. The
+    collapsed run is then kept, and its ``repairs`` record the undone
+    re-seeding (action ``"undone"``); its collapsed expert is reported by
+    the usage warning and ``expert_usage_``.
+    """
+    state, n_iter, history = snapshot
+    done = [r for r in result.repairs if r.iteration <= n_iter]
+    # The same budget as the repaired run: the iterations left after the snapshot.
+    rest = dataclasses.replace(config, max_iter=config.max_iter - n_iter)
+    alt = _run_em(data, state, rest, rng, None, pool, repairs=done)
+    if not alt.objective > result.objective:
+        return result
+    alt.repairs = done + [
+        _repair.Repair(n_iter, r.expert, "undone", r.donor, r.share, r.name)
+        for r in done if r.iteration == n_iter and r.action == "reseed"
+    ] + alt.repairs[len(done):]
+    alt.history = history + alt.history
+    alt.n_iter += n_iter
+    return alt
 
 
 def _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_iter):

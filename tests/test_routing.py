@@ -206,6 +206,45 @@ def test_reseed_repairs_a_collapse_forcing_init():
     assert repaired.score(X, y) > 0.98
 
 
+def _one_line(n=200):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(n, 3))
+    return X, X @ [1.5, -1.0, 0.5] + rng.normal(size=n)
+
+
+@pytest.mark.parametrize(
+    "max_iter, kept", [(3, ["reseed", "undone"]), (300, ["reseed"])]
+)
+def test_reseed_is_kept_only_if_it_ends_above_the_collapsed_fit(max_iter, kept):
+    # Expert 1 starts empty: it collapses at iteration 1 and is re-seeded.
+    # With 3 iterations the repaired run has not climbed back above the
+    # collapsed fit (EM continued from it, here the single line): the repair
+    # is undone. With enough iterations the two experts end higher: kept.
+    X, y = _one_line()
+    resp = np.zeros((len(y), 2))
+    resp[:, 0] = 1.0
+    collapsed = _quiet(
+        MixtureOfExpertsRegressor(
+            n_experts=2, init=resp, max_iter=max_iter, min_expert_weight=0
+        ),
+        X, y,
+    )
+    make = lambda: MixtureOfExpertsRegressor(n_experts=2, init=resp, max_iter=max_iter)  # noqa: E731
+    moe = _quiet(make(), X, y)
+    assert [r["action"] for r in moe.repairs_] == kept
+    final = moe.log_likelihood_history_[-1]
+    reference = collapsed.log_likelihood_history_[-1]
+    assert moe.n_iter_ <= max_iter
+    if "undone" in kept:
+        assert_allclose(final, reference, rtol=1e-10)
+        assert moe.expert_usage_.min() < 1e-3
+        with pytest.warns(UserWarning, match="That repair was undone"):
+            make().fit(X, y)
+    else:
+        assert final > reference + 1e-3
+        assert moe.expert_usage_.min() > 0.1
+
+
 def test_drop_removes_collapsed_experts():
     X, y = make_piecewise(n=600)
     resp = np.zeros((600, 3))
