@@ -394,19 +394,19 @@ def m_step_gate(data, state, resp, stats, max_iter):
         slope = float(g @ step)
         if not slope < 0.0:
             return False
-        t = 1.0
         # A generalised M-step from the previous gate keeps its first
         # Hessian (a chord method); an exact one, or one from scratch, sums a
         # new one at every step.
         more = (exact or not warm) and it + 1 < n_steps
-        while True:
+
+        def evaluate(t):
             trial = gate_pass(Z, sw, resp, *_raw(gate, x + t * step, K), mean, scale, more)
-            f_new, g_new, H_new = _gate_objective(gate, x + t * step, trial, total)
-            if f_new <= f + 1e-4 * t * slope:
-                break
-            t *= 0.5
-            if t < 1e-10:
-                return False
+            return _gate_objective(gate, x + t * step, trial, total)
+
+        found = _gating.backtrack(evaluate, f, slope)
+        if found is None:
+            return False
+        t, (f_new, g_new, H_new) = found
         x = x + t * step
         it += 1
         decrease = (f - f_new) / max(abs(f), abs(f_new), 1.0)

@@ -272,6 +272,26 @@ def newton_direction(H, g):
     return -(vecs[:, keep] @ ((vecs[:, keep].T @ g) / vals[keep]))
 
 
+def backtrack(evaluate, f, slope, c=1e-4, min_step=1e-10):
+    """Armijo backtracking along a descent direction with ``slope < 0``.
+
+    ``evaluate(t)`` returns a tuple whose first entry is the objective at
+    step ``t`` (the rest is passed back). Tries ``t = 1, 1/2, 1/4, ...`` and
+    returns ``(t, evaluate(t))`` for the first ``t`` with a sufficient
+    decrease (``f(t) <= f + c t slope``), or None once ``t`` falls below
+    ``min_step``. The one line search of the gate's Newton solvers (on
+    arrays, on chunked sums, and in an array API namespace).
+    """
+    t = 1.0
+    while True:
+        out = evaluate(t)
+        if out[0] <= f + c * t * slope:
+            return t, out
+        t *= 0.5
+        if t < min_step:
+            return None
+
+
 def _newton(x0, args, max_iter, gtol, ftol=1e-12):
     """Newton's method with a backtracking line search on ``_gate_objective``.
 
@@ -290,14 +310,10 @@ def _newton(x0, args, max_iter, gtol, ftol=1e-12):
         slope = float(g @ step)
         if not slope < 0.0:
             return None
-        t = 1.0
-        while True:
-            f_new, g_new = _gate_objective(x + t * step, *args)
-            if f_new <= f + 1e-4 * t * slope:
-                break
-            t *= 0.5
-            if t < 1e-10:
-                return None
+        found = backtrack(lambda t: _gate_objective(x + t * step, *args), f, slope)
+        if found is None:
+            return None
+        t, (f_new, g_new) = found
         x = x + t * step
         decrease = (f - f_new) / max(abs(f), abs(f_new), 1.0)
         f, g = f_new, g_new

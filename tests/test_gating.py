@@ -245,3 +245,14 @@ def test_standardized_params_round_trip():
     assert_allclose(other.predict_proba(Z), fitted.predict_proba(Z), rtol=1e-12)
     assert_allclose(other.penalty(), 0.5 * 2.0 * np.sum(W_s**2), rtol=1e-12)
     assert (other.objective_, other.n_iter_) == (1.5, 7)
+
+
+def test_backtrack_armijo_steps():
+    # The one line search of the gate's Newton solvers: f(t) = (1 - 2.5 t)^2
+    # from f = 1 with slope -5 rejects t = 1 (2.25) and accepts t = 1/2.
+    from skmoe._gating import backtrack
+
+    found = backtrack(lambda t: ((1 - 2.5 * t) ** 2, "extra"), 1.0, -5.0)
+    assert found == (0.5, (0.0625, "extra"))
+    # No decrease anywhere along the direction: None (the caller falls back).
+    assert backtrack(lambda t: (1.0 + t, None), 1.0, -1.0) is None

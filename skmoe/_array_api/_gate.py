@@ -3,6 +3,7 @@ damped Newton steps (the steps of :mod:`skmoe._gating`'s Newton solver),
 its preparation and log-probabilities."""
 
 
+from .._gating import backtrack
 from ._arrays import chunks, logsumexp, outer, weighted_standardization
 from ._namespace import array_api_compat
 
@@ -94,14 +95,10 @@ def _newton(xp, x, args, max_iter, gtol, ftol=1e-12):
         slope = float(xp.sum(g * step))
         if not slope < 0.0:
             return x, f, it
-        t = 1.0
-        while True:
-            f_new, g_new = _gate_objective(xp, x + t * step, *args)
-            if f_new <= f + 1e-4 * t * slope:
-                break
-            t *= 0.5
-            if t < 1e-10:
-                return x, f, it
+        found = backtrack(lambda t: _gate_objective(xp, x + t * step, *args), f, slope)
+        if found is None:
+            return x, f, it
+        t, (f_new, g_new) = found
         x = x + t * step
         decrease = (f - f_new) / max(abs(f), abs(f_new), 1.0)
         f, g = f_new, g_new
