@@ -292,34 +292,48 @@ def backtrack(evaluate, f, slope, c=1e-4, min_step=1e-10):
             return None
 
 
-def _newton(x0, args, max_iter, gtol, ftol=1e-12):
-    """Newton's method with a backtracking line search on ``_gate_objective``.
+def newton_minimise(objective, direction, x, max_iter, gtol, ftol=1e-12):
+    """Damped Newton steps on NumPy or array API arrays.
 
-    Stops as scipy's L-BFGS-B does in :class:`SoftmaxGate`: largest gradient
+    ``objective(x)`` returns ``(f, g)``; ``direction(x, g)`` the step (the
+    pseudo-inverse Newton step: the softmax's shift invariance makes the
+    Hessian singular). Each step is searched by :func:`backtrack`. Stops as
+    scipy's L-BFGS-B does in :class:`SoftmaxGate`: largest gradient
     component at most ``gtol``, or a relative decrease at most ``ftol``.
-    The softmax's shift invariance makes the Hessian singular: the step uses
-    its pseudo-inverse. Returns ``(x, f, n_iter)``, or None when a step fails
-    to decrease the objective (the caller then runs L-BFGS).
+    Returns ``(x, f, n_iter, ok)``; ``ok`` is False when a step failed to
+    decrease the objective (``x``, ``f``: the last accepted point).
     """
-    x = x0.copy()
-    f, g = _gate_objective(x, *args)
+    xp = namespace_of(x)
+    f, g = objective(x)
     for it in range(max_iter):
-        if np.max(np.abs(g)) <= gtol:
-            return x, f, it
-        step = newton_direction(_gate_hessian(x, *args), g)
-        slope = float(g @ step)
+        if float(xp.max(xp.abs(g))) <= gtol:
+            return x, f, it, True
+        step = direction(x, g)
+        slope = float(xp.sum(g * step))
         if not slope < 0.0:
-            return None
-        found = backtrack(lambda t: _gate_objective(x + t * step, *args), f, slope)
+            return x, f, it, False
+        found = backtrack(lambda t: objective(x + t * step), f, slope)
         if found is None:
-            return None
+            return x, f, it, False
         t, (f_new, g_new) = found
         x = x + t * step
         decrease = (f - f_new) / max(abs(f), abs(f_new), 1.0)
         f, g = f_new, g_new
         if decrease <= ftol:
-            return x, f, it + 1
-    return x, f, max_iter
+            return x, f, it + 1, True
+    return x, f, max_iter, True
+
+
+def _newton(x0, args, max_iter, gtol, ftol=1e-12):
+    """:func:`newton_minimise` on ``_gate_objective``: ``(x, f, n_iter)``,
+    or None when a step fails to decrease the objective (the caller then
+    runs L-BFGS)."""
+    x, f, it, ok = newton_minimise(
+        lambda x: _gate_objective(x, *args),
+        lambda x, g: newton_direction(_gate_hessian(x, *args), g),
+        x0.copy(), max_iter, gtol, ftol,
+    )
+    return (x, f, it) if ok else None
 
 
 def _split_output(coef, intercept, j, n_new):

@@ -3,7 +3,7 @@ damped Newton steps (the steps of :mod:`skmoe._gating`'s Newton solver),
 its preparation and log-probabilities."""
 
 
-from .._gating import backtrack
+from .._gating import newton_minimise
 from ._arrays import chunks, logsumexp, outer, weighted_standardization
 from ._namespace import array_api_compat
 
@@ -78,33 +78,27 @@ def _gate_hessian(xp, x, Z, R, sw, mean, scale, alpha, total, K):
     return H / total
 
 
+def _pinv_step(xp, H, g):
+    """The Newton step ``-H^+ g`` in the namespace (as
+    :func:`skmoe._gating.newton_direction`)."""
+    vals, vecs = xp.linalg.eigh(H)
+    top = max(float(vals[-1]), 1e-300)
+    keep = vals > 1e-10 * top
+    safe = xp.where(keep, vals, xp.ones_like(vals))
+    inv = xp.where(keep, 1.0 / safe, xp.zeros_like(vals))
+    return -(vecs @ ((vecs.T @ g) * inv))
+
+
 def _newton(xp, x, args, max_iter, gtol, ftol=1e-12):
-    """Damped Newton (backtracking line search, pseudo-inverse of the
-    Hessian), as :func:`skmoe._gating._newton`; returns ``(x, f, n_iter)``
-    (the last accepted point when a step fails to decrease)."""
-    f, g = _gate_objective(xp, x, *args)
-    for it in range(max_iter):
-        if float(xp.max(xp.abs(g))) <= gtol:
-            return x, f, it
-        vals, vecs = xp.linalg.eigh(_gate_hessian(xp, x, *args))
-        top = max(float(vals[-1]), 1e-300)
-        keep = vals > 1e-10 * top
-        safe = xp.where(keep, vals, xp.ones_like(vals))
-        inv = xp.where(keep, 1.0 / safe, xp.zeros_like(vals))
-        step = -(vecs @ ((vecs.T @ g) * inv))
-        slope = float(xp.sum(g * step))
-        if not slope < 0.0:
-            return x, f, it
-        found = backtrack(lambda t: _gate_objective(xp, x + t * step, *args), f, slope)
-        if found is None:
-            return x, f, it
-        t, (f_new, g_new) = found
-        x = x + t * step
-        decrease = (f - f_new) / max(abs(f), abs(f_new), 1.0)
-        f, g = f_new, g_new
-        if decrease <= ftol:
-            return x, f, it + 1
-    return x, f, max_iter
+    """:func:`skmoe._gating.newton_minimise` on the gate's objective in the
+    namespace; returns ``(x, f, n_iter)`` (the last accepted point when a
+    step fails to decrease)."""
+    x, f, it, _ = newton_minimise(
+        lambda x: _gate_objective(xp, x, *args),
+        lambda x, g: _pinv_step(xp, _gate_hessian(xp, x, *args), g),
+        x, max_iter, gtol, ftol,
+    )
+    return x, f, it
 
 
 def prepare_gate(xp, gate, Z, sw, total):
