@@ -5,7 +5,7 @@
 #   * the Python package cgmm (PyPI), into the interpreter given by $PYTHON
 #
 # Usage:
-#   PYTHON=/work/venv/bin/python bash benchmarks/install_peers.sh
+#   PYTHON=.venv/bin/python bash benchmarks/install_peers.sh
 #
 # Idempotent: each peer is installed only when it is not already usable, and
 # the script says for each one whether it installed it or found it present.
