@@ -83,7 +83,55 @@ def _warm_startable(est):
     )
 
 
-class ClassifierGate(BaseEstimator):
+class _StandaloneGateMixin:
+    """Stand-alone use of a gate built on other estimators: ``fit`` and
+    ``predict_proba`` on validated input (a mixture calls the gate protocol
+    -- ``prepare``, ``fit_soft``, ``log_proba`` -- directly)."""
+
+    def fit(self, Z, R, sample_weight=None):
+        """Validate ``Z`` and ``R``, then :meth:`prepare` and :meth:`fit_soft` (stand-alone use).
+
+        Parameters
+        ----------
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Gate inputs.
+
+        R : array-like of shape (n_samples, n_outputs)
+            Soft targets, rows summing to one.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights; ``None`` means all ones.
+
+        Returns
+        -------
+        self : object
+            The fitted gate.
+        """
+        Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64, order="C")
+        R = np.ascontiguousarray(check_array(R, dtype=np.float64))
+        sw = np.ones(Z.shape[0]) if sample_weight is None else np.asarray(
+            sample_weight, dtype=np.float64)
+        return self.prepare(Z, sw).fit_soft(Z, R, sw)
+
+    def predict_proba(self, Z):
+        """Gate probabilities ``exp(log_proba(Z))`` on validated input.
+
+        Parameters
+        ----------
+        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Gate inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, `n_outputs_`)
+            Rows that sum to one.
+        """
+        check_is_fitted(self, "n_outputs_")
+        Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64, order="C")
+        return np.exp(self.log_proba(Z))
+
+
+class ClassifierGate(_StandaloneGateMixin, BaseEstimator):
     """Any probabilistic classifier as the gate of a mixture of experts.
 
     The gate's probabilities ``pi_k(z)`` are the classifier's
@@ -422,49 +470,6 @@ class ClassifierGate(BaseEstimator):
         """
         self.sgd_parameters()
 
-    # -- stand-alone use --------------------------------------------------
-    def fit(self, Z, R, sample_weight=None):
-        """Validate ``Z`` and ``R``, then :meth:`prepare` and :meth:`fit_soft` (stand-alone use).
-
-        Parameters
-        ----------
-        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Gate inputs.
-
-        R : array-like of shape (n_samples, n_outputs)
-            Soft targets, rows summing to one.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights; ``None`` means all ones.
-
-        Returns
-        -------
-        self : ClassifierGate
-            The gate.
-        """
-        Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64)
-        R = check_array(R, dtype=np.float64)
-        sw = np.ones(Z.shape[0]) if sample_weight is None else np.asarray(
-            sample_weight, dtype=np.float64)
-        return self.prepare(Z, sw).fit_soft(Z, R, sw)
-
-    def predict_proba(self, Z):
-        """Gate probabilities ``exp(log_proba(Z))`` on validated input.
-
-        Parameters
-        ----------
-        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Gate inputs.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, `n_outputs_`)
-            Rows that sum to one.
-        """
-        check_is_fitted(self, "n_outputs_")
-        Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64)
-        return np.exp(self.log_proba(Z))
-
 
 class _Node:
     """An internal node: a gate over its children (expert indices or nodes)."""
@@ -483,7 +488,7 @@ class _Node:
         return out
 
 
-class HierarchicalGate(BaseEstimator):
+class HierarchicalGate(_StandaloneGateMixin, BaseEstimator):
     """Gate of the hierarchical mixture of experts (Jordan & Jacobs, 1994).
 
     A tree of gates whose leaves are the experts. ``branching=(2, 2)`` is a
@@ -929,46 +934,3 @@ class HierarchicalGate(BaseEstimator):
                 own = np.exp(node.gate.log_proba(Z))
                 out.extend(node.gate.sgd_gradient(Z, own, sample_weight, total))
         return out
-
-    # -- stand-alone use --------------------------------------------------
-    def fit(self, Z, R, sample_weight=None):
-        """Validate ``Z`` and ``R``, then :meth:`prepare` and :meth:`fit_soft` (stand-alone use).
-
-        Parameters
-        ----------
-        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Gate inputs.
-
-        R : array-like of shape (n_samples, n_outputs)
-            Soft targets, rows summing to one.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights; ``None`` means all ones.
-
-        Returns
-        -------
-        self : HierarchicalGate
-            The gate.
-        """
-        Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64, order="C")
-        R = np.ascontiguousarray(check_array(R, dtype=np.float64))
-        sw = np.ones(Z.shape[0]) if sample_weight is None else np.asarray(
-            sample_weight, dtype=np.float64)
-        return self.prepare(Z, sw).fit_soft(Z, R, sw)
-
-    def predict_proba(self, Z):
-        """Gate probabilities ``exp(log_proba(Z))`` on validated input.
-
-        Parameters
-        ----------
-        Z : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Gate inputs.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, `n_outputs_`)
-            Rows that sum to one.
-        """
-        check_is_fitted(self, "tree_")
-        Z = check_array(Z, accept_sparse=["csr", "csc"], dtype=np.float64, order="C")
-        return np.exp(self.log_proba(Z))
