@@ -418,6 +418,22 @@ def m_step_gate(data, state, resp, stats, max_iter):
     return True
 
 
+def same_experts(state):
+    """Whether the (linear, Gaussian) experts are one and the same model --
+    equal coefficients, intercepts and noise variances -- so that every row
+    has the same likelihood under each (the chunked passes' ``indistinct``)."""
+    def params(k):
+        e = state.experts[k]
+        return np.concatenate([np.ravel(e.coef_), np.ravel(e.intercept_), [state.theta[k]]])
+
+    first = params(0)
+    scale = 1.0 + np.abs(first).max()
+    return len(state.experts) > 1 and all(
+        np.abs(params(k) - first).max() <= 1e-12 * scale
+        for k in range(1, len(state.experts))
+    )
+
+
 def model_arrays(experts, gate, theta):
     """What the E-step reads of the model: gate and expert coefficients, variances."""
     Wg = np.ascontiguousarray(gate.coef_.T)

@@ -212,7 +212,7 @@ def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sum
     Returns None, having changed nothing, where the general M-step is needed
     (an empty expert).
     """
-    passes = _chunked if data.passes is None else data.passes
+    passes = _chunked if data.passes is None else data.passes  # one interface
     tic = time.perf_counter()
     stats = sums[0] if sums[0] is not None else passes.stats_pass(data, resp)
     sums[0] = None
@@ -220,9 +220,7 @@ def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sum
         return None
     toc = time.perf_counter()
     times["experts"] = toc - tic
-    if data.passes is not None:
-        passes.m_step_gate(data, state, resp, gate_max_iter)
-    elif not _chunked.m_step_gate(data, state, resp, stats, gate_max_iter):
+    if not passes.m_step_gate(data, state, resp, stats, gate_max_iter):
         m_step_gate(data, state, resp, gate_max_iter)
     tic, toc = toc, time.perf_counter()
     times["gate"] = toc - tic
@@ -230,25 +228,7 @@ def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sum
     times["E-step"] = time.perf_counter() - toc
     # The gate's log-probabilities and the outputs are not kept (a repair
     # computes them when it needs them).
-    if data.passes is None:
-        return resp, None, None, log_lik, _same_linear_experts(state)
     return resp, None, None, log_lik, passes.same_experts(state)
-
-
-def _same_linear_experts(state):
-    """Whether the (linear, Gaussian) experts are one and the same model --
-    equal coefficients, intercepts and noise variances -- so that every row
-    has the same likelihood under each (the chunked passes' ``indistinct``)."""
-    def params(k):
-        e = state.experts[k]
-        return np.concatenate([np.ravel(e.coef_), np.ravel(e.intercept_), [state.theta[k]]])
-
-    first = params(0)
-    scale = 1.0 + np.abs(first).max()
-    return len(state.experts) > 1 and all(
-        np.abs(params(k) - first).max() <= 1e-12 * scale
-        for k in range(1, len(state.experts))
-    )
 
 
 def _iteration(

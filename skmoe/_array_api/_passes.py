@@ -243,10 +243,13 @@ class ArrayAPIPasses:
         )
         return True
 
-    def m_step_gate(self, data, state, resp, max_iter):
+    def m_step_gate(self, data, state, resp, stats, max_iter):
+        """The gate's Newton steps in the namespace (``stats`` unused: the
+        interface of :func:`skmoe._chunked.m_step_gate`); always done."""
         fit_gate(
             self.xp, state.gate, data.Z, resp, data.sample_weight, data.total, max_iter
         )
+        return True
 
     def e_pass(self, data, state, out=None):
         xp = self.xp
