@@ -30,7 +30,9 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from joblib import effective_n_jobs
 from sklearn.base import clone
+from sklearn.utils.parallel import Parallel, delayed
 
 from . import _linear, _polish
 from ._em import EMState, e_step, run_em
@@ -44,6 +46,11 @@ from ._init import _first_principal_axis, initial_responsibilities
 REGRESSOR_POOL = ((15, 15, 10), 20, 3)
 #: The classifier's smaller pool (its EM iterations cost more).
 CLASSIFIER_POOL = ((8, 8, 4), 10, 3)
+#: The rounds of :func:`race`: the best half of the short runs get
+#: FACTORS[0] x short_iter more iterations, the best quarter FACTORS[1] x.
+#: Measured on NPreg with 3 experts gated on x (12 seeds): the best optimum
+#: from 4 seeds without the rounds, 8 with them, for 1.5x the iterations.
+FACTORS = (0.5, 1)
 #: Above this many rows the pool runs on a subsample of SUBSAMPLE_ROWS rows.
 SUBSAMPLE_ABOVE = 5000
 SUBSAMPLE_ROWS = 2000
@@ -229,39 +236,134 @@ def run_pool(data, prototypes, gate, config, rng, pool):
     return best
 
 
-def _short_runs(sub, prototypes, sub_gate, config, rng, starts, short_iter, n_continue):
-    """Short EM runs from every start, the best ``n_continue`` continued:
-    ``(best run, short objectives, continued objectives, disagree)``."""
-    runs, error = [], None
-    for resp in starts:
-        state = EMState(make_experts(prototypes, rng), copy.deepcopy(sub_gate))
-        short = dataclasses.replace(config, max_iter=short_iter, tol=-np.inf, verbose=0)
-        try:
-            runs.append(_run(sub, state, short, rng, [resp]))
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            # A start the experts cannot be fit on (a class missing from
-            # a slice, too few rows): the other starts decide.
-            error = exc
-    if not runs:
-        raise error
+def _task_seeds(rng, n):
+    """One random seed per task, drawn in order from ``rng``: each task (a
+    short run, a continuation) has its own ``RandomState``, so that the pool
+    gives the same result wherever its tasks run."""
+    return rng.randint(np.iinfo(np.int32).max, size=n)
+
+
+def _short_run(sub, prototypes, sub_gate, short, task):
+    """A short EM run from the start ``resp`` of ``task = (resp, seed)``;
+    the exception instead of a run when the experts cannot be fitted from
+    it (a class missing from a slice, too few rows): the other starts
+    decide."""
+    resp, seed = task
+    rng = np.random.RandomState(seed)
+    state = EMState(make_experts(prototypes, rng), copy.deepcopy(sub_gate))
+    try:
+        return run_em(sub, state, short, rng, [resp])
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return exc
+
+
+def _continued(sub, config, task):
+    """EM to convergence from the state of a short run: ``task = (run, seed)``."""
+    run, seed = task
+    return run_em(sub, run.state, config, np.random.RandomState(seed), None)
+
+
+def _quiet_group(function, shared, items):
+    """``[function(*shared, item) for item in items]`` without warnings: a
+    short run's warnings (an expert's solver) say nothing about the kept
+    fit, whose own warnings are raised."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [function(*shared, item) for item in items]
+
+
+def _in_jobs(n_jobs, function, shared, items):
+    """``[function(*shared, item) for item in items]``, in order; on
+    ``n_jobs`` joblib workers when it allows more than one, ``items`` cut
+    into one contiguous group per worker, so that ``shared`` (the
+    subsample's data) is sent once to each. Each item carries its own seed:
+    the results do not depend on ``n_jobs``."""
+    n_workers = min(effective_n_jobs(n_jobs), len(items))
+    if n_workers <= 1:
+        return _quiet_group(function, shared, items)
+    groups = np.array_split(np.arange(len(items)), n_workers)
+    out = Parallel(n_jobs=n_workers)(
+        delayed(_quiet_group)(function, shared, [items[i] for i in group])
+        for group in groups
+    )
+    return [result for group in out for result in group]
+
+
+def _best_runs(runs, sub, n):
+    """Indices of the ``n`` runs of highest objective, the non-degenerate
+    ones (:func:`degenerate`) first."""
     objectives = np.array([r.objective for r in runs])
     bad = np.array([bool(degenerate(r, sub)) for r in runs])
     order = [i for i in np.argsort(-objectives, kind="stable") if np.isfinite(objectives[i])]
-    chosen = [i for i in order if not bad[i]][:n_continue] or order[:n_continue]
-    long = dataclasses.replace(config, verbose=0)
-    finals = [_run(sub, runs[i].state, long, rng, None) for i in chosen]
+    return [i for i in order if not bad[i]][:n] or order[:n]
+
+
+def race(runs, sub, short, n_continue, advance):
+    """Successive halving of the short runs: the runs to continue to convergence.
+
+    After the first ``short.max_iter`` iterations the ranking of the runs is
+    still rough: the run that reaches the best optimum can rank tenth. So the
+    best half (non-degenerate first, :func:`degenerate`) get ``FACTORS[0]``
+    times as many iterations more, then the best quarter ``FACTORS[1]``
+    times as many, and the best ``n_continue`` of those are returned. ``advance(runs, config)`` runs EM
+    on from each of ``runs`` under ``config`` (its own seeds, in order). A
+    round that would keep no more than ``n_continue`` runs is skipped.
+    """
+    keep = len(runs)
+    for factor in FACTORS:
+        keep //= 2
+        if keep <= n_continue:
+            break
+        again = dataclasses.replace(short, max_iter=round(factor * short.max_iter))
+        runs = advance([runs[i] for i in _best_runs(runs, sub, keep)], again)
+    return [runs[i] for i in _best_runs(runs, sub, n_continue)]
+
+
+def kept_run(finals, sub):
+    """The best non-degenerate continued run, and whether the candidates
+    disagree: only the best reached its optimum, the others falling short
+    by more than ``max(1, 1e-3 n)`` in total log-likelihood."""
     good = [r for r in finals if not degenerate(r, sub)] or finals
     best = max(good, key=lambda r: r.objective)
-    totals = np.array([r.objective for r in finals]) * sub.total
     threshold = max(1.0, 1e-3 * sub.total)
-    best_total = best.objective * sub.total
-    others = [t for r, t in zip(finals, totals) if r is not best]
-    disagree = bool(others) and all(best_total - t > threshold for t in others)
+    others = [r.objective for r in finals if r is not best]
+    disagree = bool(others) and all(
+        (best.objective - o) * sub.total > threshold for o in others
+    )
+    return best, disagree
+
+
+def _short_runs(sub, prototypes, sub_gate, config, rng, starts, short_iter, n_continue):
+    """Short EM runs from every start, raced (:func:`race`), the best
+    ``n_continue`` continued to convergence: ``(best run, short objectives,
+    continued objectives, disagree)``.
+
+    Every stage runs its tasks on ``config.n_jobs`` joblib workers
+    (:func:`_in_jobs`), each task with its own seed."""
+    short = dataclasses.replace(
+        config, max_iter=short_iter, tol=-np.inf, verbose=0, n_jobs=1
+    )
+    tasks = list(zip(starts, _task_seeds(rng, len(starts))))
+    outcomes = _in_jobs(
+        config.n_jobs, _short_run, (sub, prototypes, sub_gate, short), tasks
+    )
+    runs = [r for r in outcomes if not isinstance(r, Exception)]
+    if not runs:
+        raise outcomes[-1]
+    objectives = np.array([r.objective for r in runs])
+
+    def advance(runs, run_config):
+        tasks = list(zip(runs, _task_seeds(rng, len(runs))))
+        return _in_jobs(config.n_jobs, _continued, (sub, run_config), tasks)
+
+    chosen = race(runs, sub, short, n_continue, advance)
+    finals = advance(chosen, dataclasses.replace(config, verbose=0, n_jobs=1))
+    best, disagree = kept_run(finals, sub)
     if config.verbose:
         print(
             f"{config.label}init='auto': {objectives.size} short runs of {short_iter} "
             f"iterations on {sub.y.shape[0]} rows (best objective "
-            f"{np.max(objectives):.6f}); {len(finals)} continued: "
+            f"{np.max(objectives):.6f}), raced; {len(finals)} continued: "
             + ", ".join(f"{r.objective:.6f} ({r.n_iter} it)" for r in finals),
             flush=True,
         )

@@ -2,6 +2,7 @@
 batched logistic experts in EM, and the warnings about the optimum."""
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -227,3 +228,86 @@ def test_pool_skipped_for_other_gates(gate):
         ).fit(X, y)
     assert auto.init_objectives_ is None
     np.testing.assert_array_equal(auto.predict(X), kmeans.predict(X))
+
+
+def _two_curves_three_experts():
+    """NPreg's design fitted with three experts gated on x: the pool's
+    20-iteration ranking misses the best optimum here (checked)."""
+    X, y = _two_curves(seed=8)
+    kw = dict(n_experts=3, gate_features=[0], gate=SoftmaxGate(alpha=0.0))
+    return X, y, kw
+
+
+def test_race_reaches_the_optimum_the_first_ranking_misses(monkeypatch):
+    from skmoe import _pool
+
+    X, y, kw = _two_curves_three_experts()
+    n = len(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        many = MixtureOfExpertsRegressor(
+            LinearRegression(), init="random", n_init=40, random_state=0, **kw
+        ).fit(X, y)
+        auto = MixtureOfExpertsRegressor(LinearRegression(), random_state=0, **kw).fit(X, y)
+        monkeypatch.setattr(_pool, "FACTORS", ())  # no rounds: the old pool
+        unraced = MixtureOfExpertsRegressor(
+            LinearRegression(), random_state=0, **kw
+        ).fit(X, y)
+    assert auto.log_likelihood_ * n >= many.log_likelihood_ * n - 0.01
+    assert unraced.log_likelihood_ * n < many.log_likelihood_ * n - 1.0  # can fail
+    assert auto.degenerate_experts_ == []
+
+
+class _Run:
+    """What :func:`skmoe._pool.race` reads of a run: its objective, and the
+    state that :func:`skmoe._pool.degenerate` checks (one expert whose noise
+    variance is ``variance``)."""
+
+    def __init__(self, name, objective, variance=1.0):
+        self.name, self.objective, self.usage = name, objective, None
+        self.state = SimpleNamespace(experts=[None], theta=np.array([variance]))
+
+
+def test_race_keeps_the_best_half_then_a_quarter():
+    """41 runs: the best 20 (a degenerate run last whatever its objective)
+    get FACTORS[0] x short_iter more iterations, the best 10 of those
+    FACTORS[1] x short_iter, and the best 3 of those are returned. Each round
+    here reverses the ranking of the runs it advances: the later ranking
+    decides, not the first."""
+    from skmoe import _em, _pool
+
+    floor = 1e-6
+    sub = SimpleNamespace(
+        y=np.zeros(100), likelihood=SimpleNamespace(variance_floor_=floor)
+    )
+    objectives = np.random.RandomState(0).normal(size=41)
+    runs = [_Run(i, v) for i, v in enumerate(objectives)]
+    runs[7] = _Run(7, 10.0, variance=floor)  # the best objective, degenerate
+    calls = []
+
+    def advance(chosen, config):
+        calls.append(([r.name for r in chosen], config.max_iter))
+        return [_Run(r.name, float(k)) for k, r in enumerate(chosen)]
+
+    out = _pool.race(runs, sub, _em.EMConfig(max_iter=20), 3, advance)
+    first = [int(i) for i in np.argsort(-objectives, kind="stable") if i != 7][:20]
+    f0, f1 = _pool.FACTORS
+    assert calls[0] == (first, round(f0 * 20))
+    assert calls[1] == (first[::-1][:10], round(f1 * 20))
+    assert [r.name for r in out] == calls[1][0][::-1][:3]
+
+
+def test_pool_runs_its_tasks_in_jobs_with_the_same_result():
+    """n_jobs spreads the pool's short runs over joblib workers: the fit is
+    the serial one, bit for bit."""
+    X, y, kw = _two_curves_three_experts()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        serial = MixtureOfExpertsRegressor(LinearRegression(), random_state=0, **kw).fit(X, y)
+        jobs = MixtureOfExpertsRegressor(
+            LinearRegression(), random_state=0, n_jobs=2, **kw
+        ).fit(X, y)
+    np.testing.assert_array_equal(jobs.init_objectives_, serial.init_objectives_)
+    np.testing.assert_array_equal(jobs.init_candidates_, serial.init_candidates_)
+    assert jobs.log_likelihood_ == serial.log_likelihood_
+    np.testing.assert_array_equal(jobs.predict(X), serial.predict(X))

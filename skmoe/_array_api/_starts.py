@@ -178,9 +178,9 @@ def run_pool(xp, data, prototypes, gate, config, rng, pool):
     """One pool of ``init="auto"`` (:func:`skmoe._pool.run_pool`) in the
     namespace: short :func:`~skmoe._em.run_em` runs from :func:`pool_starts`
     (on a device subsample of ``SUBSAMPLE_ROWS`` rows above
-    ``SUBSAMPLE_ABOVE``), the best ``n_continue`` non-degenerate ones
-    continued to convergence, and, when subsampled, one full-data run from
-    the winner's responsibilities. Returns the kept result with
+    ``SUBSAMPLE_ABOVE``), raced (:func:`skmoe._pool.race`), the best
+    ``n_continue`` continued to convergence, and, when subsampled, one
+    full-data run from the winner's responsibilities. Returns the kept result with
     ``init_objectives``, ``candidates``, ``disagree`` as on NumPy."""
     sizes, short_iter, n_continue = pool
     n, K = data.X.shape[0], len(prototypes)
@@ -191,6 +191,10 @@ def run_pool(xp, data, prototypes, gate, config, rng, pool):
     short = dataclasses.replace(config, max_iter=short_iter, tol=-np.inf, verbose=0)
     long = dataclasses.replace(config, verbose=0)
     runs, error = [], None
+
+    def advance(runs, run_config):
+        return [run_em(sub, r.state, run_config, rng, [r.resp]) for r in runs]
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for resp in pool_starts(xp, sub, K, rng, sizes):
@@ -202,23 +206,8 @@ def run_pool(xp, data, prototypes, gate, config, rng, pool):
         if not runs:
             raise error
         objectives = np.array([r.objective for r in runs])
-        bad = [bool(degenerate(r, sub)) for r in runs]
-        order = [
-            i for i in np.argsort(-objectives, kind="stable")
-            if np.isfinite(objectives[i])
-        ]
-        chosen = [i for i in order if not bad[i]][:n_continue] or order[:n_continue]
-        finals = [
-            run_em(sub, runs[i].state, long, rng, [runs[i].resp]) for i in chosen
-        ]
-    good = [r for r in finals if not degenerate(r, sub)] or finals
-    best = max(good, key=lambda r: r.objective)
-    totals = np.array([r.objective for r in finals]) * sub.total
-    threshold = max(1.0, 1e-3 * sub.total)
-    others = [t for r, t in zip(finals, totals) if r is not best]
-    disagree = bool(others) and all(
-        best.objective * sub.total - t > threshold for t in others
-    )
+        finals = advance(_pool.race(runs, sub, short, n_continue, advance), long)
+    best, disagree = _pool.kept_run(finals, sub)
     if sub is not data:
         resp = data.passes.e_pass(data, best.state)[0]
         state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
