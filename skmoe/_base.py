@@ -1219,13 +1219,18 @@ class _BaseMixtureOfExperts(
         and the one-expert model, the one with the lower BIC on the training
         data kept (as mclust's ``Mclust`` and flexmix's ``stepFlexmix``
         with ``getModel(..., "BIC")``). Only the kept fit's warnings are
-        raised; both criteria are returned in ``n_experts_bic``."""
-        runs = {
-            len(prototypes): _gather.recording(self._fit_em, data, prototypes, rng),
-            1: _gather.recording(self._fit_one_expert, data, prototypes[:1], rng),
-        }
-        bics = {k: training_bic(result, data, self.top_k) for k, (result, _) in runs.items()}
-        kept = 1 if bics[1] <= bics[len(prototypes)] else len(prototypes)
+        raised; both criteria are returned in ``n_experts_bic``. Experts
+        whose parameters skmoe cannot count (no BIC) keep the mixture."""
+        K = len(prototypes)
+        runs = {K: _gather.recording(self._fit_em, data, prototypes, rng)}
+        try:
+            bics = {K: training_bic(runs[K][0], data, self.top_k)}
+        except NotImplementedError:  # count_parameters does not know the expert
+            _gather.replay(runs[K][1])
+            return runs[K][0]
+        runs[1] = _gather.recording(self._fit_one_expert, data, prototypes[:1], rng)
+        bics[1] = training_bic(runs[1][0], data, self.top_k)
+        kept = 1 if bics[1] <= bics[K] else K
         result, records = runs[kept]
         _gather.replay(records)
         result.n_experts_bic = {k: bics[k] for k in sorted(bics)}

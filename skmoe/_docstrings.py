@@ -34,7 +34,8 @@ n_experts : int, default=None
     rows), ``warm_start=True`` (a continued fit keeps its experts), an
     ``init`` array (of two columns), another gate (a
     :class:`ClassifierGate` or :class:`HierarchicalGate` has no
-    one-expert form), dask collections and array API inputs. ``n_init``
+    one-expert form), experts whose parameters skmoe cannot count (no
+    BIC), dask collections and array API inputs. ``n_init``
     restarts, ``top_k``, ``on_collapse`` and ``n_jobs`` apply to the
     two-expert fit; the one-expert fit is deterministic and needs none
     of them. Pass ``n_experts=2`` for a mixture whatever BIC says.

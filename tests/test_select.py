@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 from scipy.special import expit
-from sklearn.linear_model import LogisticRegression, Ridge, SGDRegressor
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDRegressor
 from sklearn.tree import DecisionTreeClassifier
 
 from skmoe import (
@@ -126,6 +127,26 @@ def test_settings_without_a_choice_fit_two_experts(params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         moe = MixtureOfExpertsRegressor(random_state=0, **params).fit(X, y)
+    assert moe.n_experts_ == 2 and moe.n_experts_bic_ is None
+
+
+class _Uncounted(RegressorMixin, BaseEstimator):
+    """A weighted least-squares line whose parameters skmoe cannot count."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.model_ = LinearRegression().fit(X, y, sample_weight=sample_weight)
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+
+def test_experts_without_a_parameter_count_keep_two():
+    X, y = _one_line(n=100)
+    moe = MixtureOfExpertsRegressor(_Uncounted(), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        moe.fit(X, y)
     assert moe.n_experts_ == 2 and moe.n_experts_bic_ is None
 
 
