@@ -1235,12 +1235,8 @@ class _BaseMixtureOfExperts(
         _gather.replay(records)
         result.n_experts_bic = {k: bics[k] for k in sorted(bics)}
         if self.verbose:
-            print(
-                "n_experts=None: training BIC "
-                + ", ".join(f"{k} expert{'s' * (k > 1)} {b:.6g}" for k, b in sorted(bics.items()))
-                + f"; kept {kept}",
-                flush=True,
-            )
+            scores = ", ".join(f"{k} expert{'s' * (k > 1)} {bics[k]:.6g}" for k in sorted(bics))
+            print(f"n_experts=None: training BIC {scores}; kept {kept}", flush=True)
         return result
 
     def _fit_one_expert(self, data, prototypes, rng):

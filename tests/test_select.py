@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from scipy.special import expit
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDRegressor
+from sklearn.linear_model import (
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+    SGDRegressor,
+)
 from sklearn.tree import DecisionTreeClassifier
 
 from skmoe import (
