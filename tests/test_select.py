@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn
 from scipy.special import expit
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import (
@@ -152,6 +153,19 @@ def test_experts_without_a_parameter_count_keep_two():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         moe.fit(X, y)
+    assert moe.n_experts_ == 2 and moe.n_experts_bic_ is None
+
+
+@pytest.mark.filterwarnings("ignore:EM did not converge")
+def test_array_api_inputs_fit_two_experts():
+    xp = pytest.importorskip("array_api_strict")
+    X, y = _one_line(n=200)
+    try:
+        with sklearn.config_context(array_api_dispatch=True):
+            moe = MixtureOfExpertsRegressor(random_state=0, max_iter=20)
+            moe.fit(xp.asarray(X), xp.asarray(y))
+    except RuntimeError as exc:  # scipy imported without SCIPY_ARRAY_API=1
+        pytest.skip(f"array API dispatch unavailable: {exc}")
     assert moe.n_experts_ == 2 and moe.n_experts_bic_ is None
 
 
