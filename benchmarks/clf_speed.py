@@ -3,8 +3,10 @@
 The default ``MixtureOfExpertsClassifier`` on scikit-learn's breast cancer
 data (standardised), against one ``LogisticRegression`` on the same data,
 timed in the same process: the ratio of the two, best of ``--repeat`` fits
-each. With ``--before DIR`` (another checkout of the repository, e.g.
-``git worktree add ../skmoe-before <commit>``) the same measurement runs
+each (the default's ``n_experts=None`` fits two experts and one and keeps
+the lower BIC: "experts" says which, 1 on these data). With ``--before
+DIR`` (another checkout of the repository, e.g. ``git worktree add
+../skmoe-before <commit>``) the same measurement runs
 with that checkout's skmoe too, the two alternating in fresh processes,
 so that both ratios come from one run on the same machine load. BLAS runs
 single-threaded in every process (on a loaded machine a threaded BLAS
@@ -60,7 +62,7 @@ loglik = float(moe.log_likelihood_) * len(y)
 print(json.dumps(dict(
     skmoe_s=t_moe, logreg_s=t_lr, ratio=t_moe / t_lr,
     n_iter=int(moe.n_iter_), loglik=loglik, penalised=loglik - penalty,
-    converged=bool(moe.converged_),
+    converged=bool(moe.converged_), n_experts=int(moe.n_experts_),
 )))
 """
 
@@ -92,7 +94,8 @@ def main():
             results[name].append(res)
             print(f"round {r + 1} {name:>13}: skmoe {res['skmoe_s'] * 1e3:8.1f} ms, "
                   f"LogisticRegression {res['logreg_s'] * 1e3:6.2f} ms, ratio "
-                  f"{res['ratio']:7.1f}, EM iterations {res['n_iter']}, total log-lik "
+                  f"{res['ratio']:7.1f}, experts {res.get('n_experts', 2)}, EM iterations "
+                  f"{res['n_iter']}, total log-lik "
                   f"{res['loglik']:.3f} (penalised {res['penalised']:.3f}), converged "
                   f"{res['converged']}", flush=True)
     for name, res in results.items():

@@ -35,7 +35,7 @@ from sklearn.utils.validation import (
 
 from . import _array_api, _frames, _gather, _pool, _repair, _routing, _threaded
 from ._composition import ExpertsComposition, is_named
-from ._em import EMConfig, EMData, EMState, run_em
+from ._em import EMConfig, EMData, EMState, e_step, run_em
 from ._experts import (
     check_sample_weight_support,
     count_parameters,
@@ -43,7 +43,7 @@ from ._experts import (
     leaf_params,
     make_experts,
 )
-from ._gating import prepare_gate, supports_gradient
+from ._gating import SoftmaxGate, prepare_gate, supports_gradient
 from ._init import initial_responsibilities
 from ._messages import convergence_message, warn_disagreement
 from ._ridge import StandardizedRidge, column_scale, with_data_scale
@@ -326,6 +326,29 @@ def _gate_columns(gate_features, n_features, names):
     return np.asarray(cols % n_features, dtype=np.intp)
 
 
+def free_parameters(experts, gate, likelihood):
+    """Free parameters of a mixture, for BIC / AIC / ICL: the gate's own
+    count (:meth:`SoftmaxGate.n_parameters`; 0 for one expert), the
+    experts' (:func:`skmoe._experts.count_parameters`) and the likelihood's
+    parameters of each expert (the regressor's noise variance)."""
+    return (
+        gate.n_parameters()
+        + sum(count_parameters(e, likelihood.n_classes) for e in experts)
+        + likelihood.n_parameters_per_expert * len(experts)
+    )
+
+
+def training_bic(result, data, top_k):
+    """BIC of a run's fitted state on its training data: ``-2 sum_i w_i log
+    p(y_i | x_i) + p log(sum_i w_i)``, a weight counting as that many
+    repeated rows (with unit weights, :meth:`bic` on the training data)."""
+    state = result.state
+    _, log_norm = e_step(data, state, top_k)
+    log_lik = float(data.sample_weight @ log_norm)
+    n_params = free_parameters(state.experts, state.gate, data.likelihood)
+    return -2.0 * log_lik + n_params * float(np.log(data.total))
+
+
 def _warn_degenerate(experts, degenerate):
     """One warning per degenerate expert of the kept fit."""
     for k in degenerate:
@@ -536,15 +559,7 @@ class _MixtureInferenceMixin:
         :func:`skmoe._experts.count_parameters` for the experts.
         """
         check_is_fitted(self)
-        likelihood = self._likelihood
-        n_experts = sum(
-            count_parameters(e, likelihood.n_classes) for e in self.experts_
-        )
-        return (
-            self.gate_.n_parameters()
-            + n_experts
-            + likelihood.n_parameters_per_expert * self.n_experts_
-        )
+        return free_parameters(self.experts_, self.gate_, self._likelihood)
 
     def bic(self, X, y):
         """Bayesian information criterion on ``(X, y)``; lower is better.
@@ -1044,6 +1059,8 @@ class _BaseMixtureOfExperts(
             with _gather.gathered():
                 if self.solver == "gd":  # mini-batch gradient ascent, skmoe/_sgd.py
                     result = self._fit_gd(data, prototypes, rng)
+                elif self._selects_n_experts():  # n_experts=None: 2 or 1 by BIC
+                    result = self._fit_selected(data, prototypes, rng)
                 else:
                     result = self._fit_em(data, prototypes, rng)
         _warn_repairs(result, self.min_expert_weight, self.solver)
@@ -1084,6 +1101,7 @@ class _BaseMixtureOfExperts(
         self.log_likelihood_ = float(result.log_likelihood)
         self.expert_usage_ = result.usage
         self.repairs_ = [r.as_dict() for r in result.repairs]
+        self.n_experts_bic_ = getattr(result, "n_experts_bic", None)
         self.fit_time_ = time.perf_counter() - t_start
 
     def _check_optimum(self, result, data):
@@ -1180,6 +1198,61 @@ class _BaseMixtureOfExperts(
         for i_init, trial in enumerate(trials):
             _print_restart(self.verbose, i_init, self.n_init, trial, "iterations")
         return max(trials, key=lambda trial: trial.objective)
+
+    def _selects_n_experts(self):
+        """Whether :meth:`fit` chooses the number of experts by BIC
+        (``n_experts=None``, see its documentation): one estimator as the
+        experts, EM without a warm start, a string ``init`` and a
+        :class:`SoftmaxGate` (which has a one-expert form: a constant
+        gate). Elsewhere ``n_experts=None`` means 2."""
+        return (
+            self.n_experts is None
+            and not isinstance(self.experts, list)
+            and self.solver == "em"
+            and not self.warm_start
+            and isinstance(self.init, str)
+            and isinstance(self._new_gate(), SoftmaxGate)
+        )
+
+    def _fit_selected(self, data, prototypes, rng):
+        """``n_experts=None``: the mixture of ``len(prototypes)`` (2) experts
+        and the one-expert model, the one with the lower BIC on the training
+        data kept (as mclust's ``Mclust`` and flexmix's ``stepFlexmix``
+        with ``getModel(..., "BIC")``). Only the kept fit's warnings are
+        raised; both criteria are returned in ``n_experts_bic``. Experts
+        whose parameters skmoe cannot count (no BIC) keep the mixture."""
+        K = len(prototypes)
+        runs = {K: _gather.recording(self._fit_em, data, prototypes, rng)}
+        try:
+            bics = {K: training_bic(runs[K][0], data, self.top_k)}
+        except NotImplementedError:  # count_parameters does not know the expert
+            _gather.replay(runs[K][1])
+            return runs[K][0]
+        runs[1] = _gather.recording(self._fit_one_expert, data, prototypes[:1], rng)
+        bics[1] = training_bic(runs[1][0], data, self.top_k)
+        kept = 1 if bics[1] <= bics[K] else K
+        result, records = runs[kept]
+        _gather.replay(records)
+        result.n_experts_bic = {k: bics[k] for k in sorted(bics)}
+        if self.verbose:
+            scores = ", ".join(f"{k} expert{'s' * (k > 1)} {bics[k]:.6g}" for k in sorted(bics))
+            print(f"n_experts=None: training BIC {scores}; kept {kept}", flush=True)
+        return result
+
+    def _fit_one_expert(self, data, prototypes, rng):
+        """The one-expert model: one fit of the expert on every row and a
+        constant gate. Every responsibility of one expert is 1, so the first
+        EM iteration (the expert's fit, the likelihood's parameters given
+        it) is EM's fixed point: no pool, no restart."""
+        gate = prepare_gate(self._new_gate(), data.Z, data.sample_weight, 1)
+        state = EMState(make_experts(prototypes, rng), gate)
+        config = dataclasses.replace(
+            EMConfig.from_estimator(self), max_iter=1, gate_max_iter=None,
+            label="[n_experts=1] ",
+        )
+        result = run_em(data, state, config, rng, [np.ones((data.y.shape[0], 1))])
+        result.converged = True
+        return result
 
     def _fit_gd(self, data, prototypes, rng):
         """``fit`` with ``solver="gd"``: a warm start, or the best of ``n_init`` runs."""

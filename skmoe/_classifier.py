@@ -139,6 +139,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
 
     %(n_experts_)s
 
+    %(n_experts_bic_)s
+
     classes_ : ndarray of shape (n_classes,)
         The class labels.
 

@@ -13,9 +13,32 @@ import textwrap
 PARAMETERS = {
     "n_experts": """\
 n_experts : int, default=None
-    Number of experts. ``None`` means 2 when ``experts`` is one estimator,
-    and the length of the list otherwise (which must equal ``n_experts``
-    when both are given).
+    Number of experts. An int fits exactly that many (no selection). With
+    a list of ``experts``, ``None`` means the length of the list (which
+    must equal ``n_experts`` when both are given). With one estimator,
+    ``None`` means two experts, or one when BIC on the training data
+    prefers one, as mclust's ``Mclust`` and flexmix's ``stepFlexmix``
+    choose: :meth:`fit` fits the two-expert mixture exactly as
+    ``n_experts=2`` would, then the one-expert model (a single fit of the
+    expert on every row, with a constant gate), and keeps the one with
+    the lower BIC, ``-2 log L + p log n`` counted as :meth:`bic` counts
+    (a ``sample_weight`` counts as that many repeated rows; a tie keeps
+    one expert); ``n_experts_`` and ``n_experts_bic_`` record the choice,
+    and ``verbose`` prints it. Where the data hold one linear model the
+    default mixture would overfit (two experts splitting one line) and
+    lose to the single model held out; one expert then matches it. The
+    choice runs in :meth:`fit` with ``solver="em"``, ``warm_start=False``,
+    a string ``init`` and a :class:`SoftmaxGate` (or a gate Pipeline
+    ending in one). Elsewhere ``None`` means 2: ``solver="gd"`` and
+    :meth:`partial_fit` (a stream cannot compare criteria over all its
+    rows), ``warm_start=True`` (a continued fit keeps its experts), an
+    ``init`` array (of two columns), another gate (a
+    :class:`ClassifierGate` or :class:`HierarchicalGate` has no
+    one-expert form), experts whose parameters skmoe cannot count (no
+    BIC), dask collections and array API inputs. ``n_init``
+    restarts, ``top_k``, ``on_collapse`` and ``n_jobs`` apply to the
+    two-expert fit; the one-expert fit is deterministic and needs none
+    of them. Pass ``n_experts=2`` for a mixture whatever BIC says.
 """,
     "gate": """\
 gate : SoftmaxGate, estimator with the gate protocol or Pipeline, \
@@ -291,7 +314,16 @@ gate_features_ : ndarray of int or None
     "n_experts_": """\
 n_experts_ : int
     Number of fitted experts (smaller than ``n_experts`` when
-    ``on_collapse="drop"`` dropped some).
+    ``on_collapse="drop"`` dropped some; 1 or 2 with ``n_experts=None``,
+    by BIC).
+""",
+    "n_experts_bic_": """\
+n_experts_bic_ : dict or None
+    With ``n_experts=None`` and a choice by BIC (see ``n_experts``): the
+    training BIC of each candidate, ``{1: bic_one_expert, 2: bic_mixture}``;
+    the fitted model is the one with the lower value. None when no choice
+    ran (an explicit ``n_experts``, a list of ``experts``, ``solver="gd"``,
+    :meth:`partial_fit`, a warm start, ...).
 """,
     "converged_": """\
 converged_ : bool

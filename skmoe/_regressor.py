@@ -200,6 +200,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     %(n_experts_)s
 
+    %(n_experts_bic_)s
+
     noise_variance_ : ndarray of shape (n_experts,)
         Noise variance ``sigma_k^2`` of every expert (``likelihood="gaussian"``).
 

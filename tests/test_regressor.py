@@ -142,10 +142,12 @@ def test_information_criteria():
 
 def test_parameter_count_of_trees_and_neighbours():
     X, y = make_piecewise(n=200)
-    tree = MixtureOfExpertsRegressor(DecisionTreeRegressor(max_depth=2), random_state=0).fit(X, y)
+    tree = MixtureOfExpertsRegressor(
+        DecisionTreeRegressor(max_depth=2), n_experts=2, random_state=0
+    ).fit(X, y)
     leaves = sum(e.tree_.n_leaves for e in tree.experts_)
     assert tree._n_parameters() == 3 * 1 + leaves + 2
-    knn = MixtureOfExpertsRegressor(KNeighborsRegressor(10), random_state=0).fit(X, y)
+    knn = MixtureOfExpertsRegressor(KNeighborsRegressor(10), n_experts=2, random_state=0).fit(X, y)
     assert knn._n_parameters() == 3 + sum(int(np.ceil(e.n_samples_fit_ / 10)) for e in knn.experts_) + 2
 
 

@@ -134,6 +134,7 @@ def _set_fitted(estimator, result, data, xp, t_start):
     estimator.log_likelihood_ = float(result.log_likelihood)
     estimator.expert_usage_ = result.usage
     estimator.repairs_ = []
+    estimator.n_experts_bic_ = None  # n_experts=None means 2 here: no choice
     estimator.init_objectives_ = getattr(result, "init_objectives", None)
     estimator.init_candidates_ = getattr(result, "candidates", None)
     estimator.degenerate_experts_ = degenerate(result, data)
