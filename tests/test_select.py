@@ -21,6 +21,7 @@ from skmoe import (
     ClassifierGate,
     MixtureOfExpertsClassifier,
     MixtureOfExpertsRegressor,
+    _pool,
     to_numpy,
 )
 
@@ -190,9 +191,18 @@ def test_weights_count_as_repeated_rows():
     )
 
 
-def test_only_the_kept_fit_warns():
-    # The two-expert fit of these data warns (its pool's candidates
-    # disagree); the kept one-expert model has nothing to warn about.
+def test_only_the_kept_fit_warns(monkeypatch):
+    # The two-expert fit of these data is made to warn (its pool's
+    # candidates disagree); the kept one-expert model has nothing to warn
+    # about.
+    real = _pool.run_pool
+
+    def disagreeing(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.disagree = True
+        return result
+
+    monkeypatch.setattr(_pool, "run_pool", disagreeing)
     X, y = _one_line()
     with pytest.warns(UserWarning, match="candidates disagree"):
         MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
