@@ -1,9 +1,12 @@
 """Every core: the 1,000,000 x 20, 8-linear-expert fit with 1 and with N threads.
 
 The problem of ``benchmarks/bench_scale.py``. Fits the same mixture with
-``numba.set_num_threads(t)`` for each ``t`` of ``--threads`` (alternating,
-``--repeat`` times; medians reported), checks that every fit gives the
-bit-identical log-likelihood, and prints the speed-up over one thread.
+``numba.set_num_threads(t)`` for each ``t`` of ``--threads``, with the
+initialisation pool's short runs in the fitting process (``n_jobs=None``)
+and, for ``t > 1``, also on ``t`` joblib workers (``n_jobs=t``: every core
+for the whole fit), alternating, ``--repeat`` times (medians reported);
+checks that every fit gives the bit-identical log-likelihood, and prints the
+speed-up over one thread.
 
 Then prints a profile of one EM iteration on all the rows (the 3rd; threads
 as the last entry of ``--threads``): the wall time of each phase, and which are
@@ -16,8 +19,8 @@ parallel (row chunks on the threads of ``skmoe._threaded``) or serial:
 * ``rest``: the EM loop's own bookkeeping (serial);
 
 and the share of the fit taken by the initialisation pool (short EM runs on a
-subsample of 2,000 rows: serial) and by the EM run on all the rows; the
-profiled fit runs with every thread count too (alternating, ``--repeat``
+subsample of 2,000 rows: in this process, or on ``n_jobs`` workers) and by
+the EM run on all the rows; the profiled fit runs with every configuration too (alternating, ``--repeat``
 times), for the speed-up of the EM run on all the rows alone; and, as a
 control, the speed-up that a compiled GIL-free kernel alone gets from the
 threads at that moment (on a machine with no idle core, none).
@@ -45,9 +48,10 @@ from skmoe import (  # noqa: E402
 )
 
 
-def _model(k, max_iter):
+def _model(k, max_iter, n_jobs=None):
     return MixtureOfExpertsRegressor(
-        n_experts=k, gate=SoftmaxGate(alpha=0.0), max_iter=max_iter, random_state=0
+        n_experts=k, gate=SoftmaxGate(alpha=0.0), max_iter=max_iter, random_state=0,
+        n_jobs=n_jobs,
     )
 
 
@@ -80,7 +84,7 @@ class _Timer:
         return real
 
 
-def profile_iteration(X, y, k, threads, max_iter):
+def profile_iteration(X, y, k, threads, max_iter, n_jobs=None):
     """Wall time of the phases of the 3rd EM iteration on all the rows, and of
     the fit's two parts: the initialisation pool (on a subsample) and the EM
     run on every row."""
@@ -115,7 +119,7 @@ def profile_iteration(X, y, k, threads, max_iter):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tic = time.perf_counter()
-            moe = _model(k, max_iter).fit(X, y)
+            moe = _model(k, max_iter, n_jobs).fit(X, y)
             fit_s = time.perf_counter() - tic
     finally:
         for module, name, real in reversed(originals):
@@ -135,7 +139,7 @@ def profile_iteration(X, y, k, threads, max_iter):
         r["share"] = r["seconds"] / total
     em = t.get("full-data EM", 0.0)
     parts = [
-        dict(part="init pool + start (serial, subsample)", seconds=fit_s - em),
+        dict(part=f"init pool + start (subsample, n_jobs={n_jobs})", seconds=fit_s - em),
         dict(part=f"EM on all rows ({moe.n_iter_} iterations)", seconds=em),
         dict(part="fit", seconds=fit_s),
     ]
@@ -173,43 +177,51 @@ def main():
     load = list(os.getloadavg())
     X, y = make_piecewise_linear(args.n, n_features=args.d, n_pieces=args.k)
     _model(args.k, 5).fit(X[:5000], y[:5000])  # compile / load the kernels
-    times = {t: [] for t in args.threads}
+    # Each thread count t with the pool's short runs in this process
+    # (n_jobs=None) and, for t > 1, on t joblib workers (n_jobs=t).
+    configs = [(t, None) for t in args.threads] + [(t, t) for t in args.threads if t > 1]
+    for t, jobs in configs:  # start the workers, compile the kernels in them
+        if jobs:
+            numba.set_num_threads(t)
+            _model(args.k, 5, jobs).fit(X[:6000], y[:6000])
+    times = {c: [] for c in configs}
     lls = {}
     iters = {}
     for _ in range(args.repeat):
-        for t in args.threads:
+        for t, jobs in configs:
             numba.set_num_threads(t)
             tic = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                moe = _model(args.k, args.max_iter).fit(X, y)
-            times[t].append(time.perf_counter() - tic)
-            lls.setdefault(t, float(moe.log_likelihood_))
-            iters[t] = int(moe.n_iter_)
-    base = statistics.median(times[args.threads[0]])
+                moe = _model(args.k, args.max_iter, jobs).fit(X, y)
+            times[t, jobs].append(time.perf_counter() - tic)
+            lls.setdefault((t, jobs), float(moe.log_likelihood_))
+            iters[t, jobs] = int(moe.n_iter_)
+    base = statistics.median(times[configs[0]])
     rows = [dict(
-        threads=t, fit_s=statistics.median(times[t]), n_iter=iters[t],
-        speedup=base / statistics.median(times[t]), log_likelihood=lls[t],
-    ) for t in args.threads]
-    table(rows, ["threads", "fit_s", "n_iter", "speedup", "log_likelihood"])
+        threads=t, n_jobs=str(jobs), fit_s=statistics.median(times[t, jobs]),
+        n_iter=iters[t, jobs], speedup=base / statistics.median(times[t, jobs]),
+        log_likelihood=lls[t, jobs],
+    ) for t, jobs in configs]
+    table(rows, ["threads", "n_jobs", "fit_s", "n_iter", "speedup", "log_likelihood"])
     same = len(set(lls.values())) == 1
-    print(f"log-likelihood identical for every thread count: {same}")
-    # The profiled fit with every thread count (alternating), last one shown:
-    # the EM run on all the rows is the part that the threads share.
-    em = {t: [] for t in args.threads}
+    print(f"log-likelihood identical for every thread count and n_jobs: {same}")
+    # The profiled fit with every configuration (alternating), the last one
+    # shown: the EM run on all the rows is the part that the threads share.
+    em = {c: [] for c in configs}
     for _ in range(args.repeat):
-        for t in args.threads:
-            prof, parts = profile_iteration(X, y, args.k, t, args.max_iter)
-            em[t].append(parts[1]["seconds"])
-    print(f"\nOne EM iteration on all rows (the 3rd), {args.threads[-1]} threads:")
+        for t, jobs in configs:
+            prof, parts = profile_iteration(X, y, args.k, t, args.max_iter, jobs)
+            em[t, jobs].append(parts[1]["seconds"])
+    print(f"\nOne EM iteration on all rows (the 3rd), {configs[-1][0]} threads:")
     table(prof, ["phase", "seconds", "share"])
     print("\nThe parts of the fit (the same fit, timed):")
     table(parts, ["part", "seconds", "share"])
-    em_rows = [dict(threads=t, em_s=statistics.median(em[t]),
-                    speedup=statistics.median(em[args.threads[0]]) / statistics.median(em[t]))
-               for t in args.threads]
+    em_rows = [dict(threads=t, n_jobs=str(jobs), em_s=statistics.median(em[t, jobs]),
+                    speedup=statistics.median(em[configs[0]]) / statistics.median(em[t, jobs]))
+               for t, jobs in configs]
     print("\nThe EM run on all the rows alone (medians):")
-    table(em_rows, ["threads", "em_s", "speedup"])
+    table(em_rows, ["threads", "n_jobs", "em_s", "speedup"])
     ctrl = control(args.threads)
     print("\nControl: a compiled GIL-free kernel alone (best of 6):")
     table(ctrl, ["threads", "kernel_s", "speedup"])

@@ -193,66 +193,76 @@ def _standardized_scale(expert, d):
     return scale
 
 
+def _penalty_diagonal(expert, d):
+    """What the expert's penalty adds to the diagonal of its normal
+    equations: nothing for a LinearRegression, ``alpha`` for a Ridge,
+    ``alpha * s**2`` for a StandardizedRidge with the scales ``s`` fixed by
+    the mixture (its training data's scale); None for a StandardizedRidge
+    without one (its own fit computes its weighted scale)."""
+    if type(expert) is Ridge:
+        return np.full(d, float(expert.alpha))
+    if type(expert) is StandardizedRidge:
+        scale = _standardized_scale(expert, d)
+        return None if scale is None else float(expert.alpha) * scale**2
+    return np.zeros(d)
+
+
+def _set_solution(expert, coef, intercept, gram):
+    """The fitted attributes of a LinearRegression, Ridge or
+    StandardizedRidge expert with coefficients ``coef``; ``gram``: its
+    weighted Gram matrix of the centred ``X``."""
+    d = coef.shape[0]
+    expert.n_features_in_ = d
+    expert.coef_ = coef
+    if type(expert) is StandardizedRidge:
+        expert.scale_ = _standardized_scale(expert, d)
+    elif type(expert) is Ridge:
+        expert.n_iter_ = None
+        expert.solver_ = "svd" if expert.solver == "svd" else "cholesky"
+    else:
+        expert.rank_ = d
+        # Singular values of the centred, sqrt-weighted X.
+        expert.singular_ = np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[::-1], 0.0))
+    expert.intercept_ = np.float64(intercept) if expert.fit_intercept else 0.0
+
+
 def solve_linear_experts(experts, gram, means):
     """Set the fitted attributes of the experts from their normal equations.
 
     ``gram[k]`` is the ``(d + 1)``-square weighted Gram matrix of ``[X, y]``,
     centred at ``means[k]`` (the weighted means of ``[X, y]``, zero for an
-    expert without an intercept). Returns the ``fitted`` list of
-    :func:`fit_linear_experts`.
+    expert without an intercept). Every expert's system is solved through
+    the eigendecomposition of its normal matrix scaled to a unit diagonal,
+    all of them in one batched call. An expert whose system is not finite
+    (squares of values above ~1e154 overflow), not positive definite or
+    worse conditioned than ``_MAX_COND`` is left to its own fit. Returns
+    the ``fitted`` list of :func:`fit_linear_experts`.
     """
     d = gram.shape[1] - 1
-    fitted = []
-    for k, expert in enumerate(experts):
-        if not np.isfinite(gram[k]).all():
-            # Squares of values above ~1e154 overflow: no normal equations
-            # (eigh would raise LinAlgError); the expert's own fit decides.
-            fitted.append(False)
+    fitted = [False] * len(experts)
+    penalties = {
+        k: _penalty_diagonal(expert, d)
+        for k, expert in enumerate(experts)
+        if np.isfinite(gram[k]).all()
+    }
+    solvable = [k for k, p in penalties.items() if p is not None]
+    if not solvable:
+        return fitted
+    A = gram[solvable, :d, :d].copy()
+    A[:, np.arange(d), np.arange(d)] += np.array([penalties[k] for k in solvable])
+    rhs = gram[solvable, :d, d]
+    diag = np.sqrt(np.maximum(np.diagonal(A, axis1=1, axis2=2), 0.0))
+    positive = np.all(diag > 0.0, axis=1)
+    diag[~positive] = 1.0  # not solved here: any scale keeps eigh finite
+    vals, vecs = np.linalg.eigh(A / diag[:, :, None] / diag[:, None, :])
+    for j, k in enumerate(solvable):
+        if not positive[j] or vals[j, 0] <= 0.0 or vals[j, -1] > _MAX_COND * vals[j, 0]:
             continue
-        A = gram[k, :d, :d].copy()
-        rhs = gram[k, :d, d]
-        is_ridge = type(expert) is Ridge
-        if is_ridge:
-            A[np.diag_indices(d)] += float(expert.alpha)
-        standardized = type(expert) is StandardizedRidge
-        if standardized:
-            # The penalty alpha * sum_j (s_j beta_j)^2, s fixed by the
-            # mixture (its training data's scale); without one, the
-            # expert's own fit computes its weighted scale.
-            scale = _standardized_scale(expert, d)
-            if scale is None:
-                fitted.append(False)
-                continue
-            A[np.diag_indices(d)] += float(expert.alpha) * scale**2
-        diag = np.sqrt(np.maximum(np.diag(A), 0.0))
-        if np.any(diag <= 0.0):
-            fitted.append(False)
-            continue
-        As = A / diag[:, None] / diag[None, :]
-        vals, vecs = np.linalg.eigh(As)
-        if vals[0] <= 0.0 or vals[-1] > _MAX_COND * vals[0]:
-            fitted.append(False)
-            continue
-        coef = (vecs @ ((vecs.T @ (rhs / diag)) / vals)) / diag
-        if expert.fit_intercept:
-            intercept = means[k, d] - means[k, :d] @ coef
-        else:
-            intercept = 0.0
-        expert.n_features_in_ = d
-        expert.coef_ = coef
-        if standardized:
-            expert.scale_ = scale
-        elif is_ridge:
-            expert.n_iter_ = None
-            expert.solver_ = "svd" if expert.solver == "svd" else "cholesky"
-        else:
-            expert.rank_ = d
-            # Singular values of the centred, sqrt-weighted X.
-            expert.singular_ = np.sqrt(
-                np.maximum(np.linalg.eigvalsh(gram[k, :d, :d])[::-1], 0.0)
-            )
-        expert.intercept_ = np.float64(intercept) if expert.fit_intercept else 0.0
-        fitted.append(True)
+        V = vecs[j]
+        coef = (V @ ((V.T @ (rhs[j] / diag[j])) / vals[j])) / diag[j]
+        intercept = means[k, d] - means[k, :d] @ coef if experts[k].fit_intercept else 0.0
+        _set_solution(experts[k], coef, intercept, gram[k, :d, :d])
+        fitted[k] = True
     return fitted
 
 
