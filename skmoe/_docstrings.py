@@ -210,7 +210,8 @@ validation_fraction : float, default=0.1
 """,
     "n_jobs": """\
 n_jobs : int, default=None
-    Number of jobs fitting the experts, and the ``n_init`` restarts, in
+    Number of jobs fitting the experts, the ``n_init`` restarts, and the
+    short runs of ``init="auto"``'s pool, in
     parallel (joblib, through :mod:`sklearn.utils.parallel`; use
     ``joblib.parallel_config(backend="dask")`` to run on a
     dask.distributed cluster). ``None`` means 1 unless in a
