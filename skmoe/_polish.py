@@ -139,8 +139,19 @@ class _Problem:
         free = np.ones((self.d + 1, self.K * self.m))
         free[self.d] = np.repeat(self.intercepts, self.m)
         self.free = np.concatenate([np.ones(self.n_gate), free.ravel()])
+        self.constrained = not self.free.all()
         n = X.shape[0]
-        self._buffers = tuple(np.empty((n, c)) for c in (self.K, self.K * self.m) * 2)
+        # When the gate and the experts see the same dense array (the
+        # default: the gate on every feature), one product gives both
+        # blocks of logits, and one both blocks of the gradient.
+        self.shared = Z is X and not sp.issparse(X)
+        width = self.K + self.K * self.m
+        logits, coefs = np.empty((n, width)), np.empty((n, width))
+        self._stacked = (logits, coefs, np.empty((self.q, width)))
+        self._buffers = (
+            logits[:, : self.K], logits[:, self.K :],
+            coefs[:, : self.K], coefs[:, self.K :],
+        )
 
     def pack(self, state):
         W_s, b_s = _to_standardised(
@@ -160,12 +171,19 @@ class _Problem:
         return V, T
 
     def _logits(self, params, G, E):
-        """The gate's logits into ``G``, the experts' into ``E``."""
+        """The gate's logits into ``G``, the experts' into ``E`` (the two
+        blocks of one buffer)."""
         V, T = self.unpack(params)
         W = V[: self.q] / self.scale[:, None]
-        _product(self.Z, W, G)
+        if self.shared:
+            logits, _, stacked = self._stacked
+            stacked[:, : self.K] = W
+            stacked[:, self.K :] = T[: self.d]
+            np.matmul(self.X, stacked, out=logits)
+        else:
+            _product(self.Z, W, G)
+            _product(self.X, T[: self.d], E)
         G += V[self.q] - self.mean @ W
-        _product(self.X, T[: self.d], E)
         E += T[self.d]
 
     def objective(self, params):
@@ -176,16 +194,26 @@ class _Problem:
         log_lik = _row_terms(G, E, self.y, self.w, self.m, CG, CE)
         grad = np.empty_like(params)
         grad_V, grad_T = self.unpack(grad)
-        g_sum = CG.sum(axis=0)
-        _product(self.Z.T, CG, grad_V[: self.q])
+        if self.shared:
+            _, coefs, stacked = self._stacked
+            np.matmul(self.X.T, coefs, out=stacked)
+            sums = coefs.sum(axis=0)
+            g_sum = sums[: self.K]
+            grad_V[: self.q] = stacked[:, : self.K]
+            grad_T[: self.d] = stacked[:, self.K :]
+            grad_T[self.d] = sums[self.K :]
+        else:
+            g_sum = CG.sum(axis=0)
+            _product(self.Z.T, CG, grad_V[: self.q])
+            _product(self.X.T, CE, grad_T[: self.d])
+            grad_T[self.d] = CE.sum(axis=0)
         grad_V[: self.q] -= np.outer(self.mean, g_sum)
         grad_V[: self.q] /= self.scale[:, None]
         grad_V[self.q] = g_sum
-        _product(self.X.T, CE, grad_T[: self.d])
-        grad_T[self.d] = CE.sum(axis=0)
         weighted = self.penalty * params
         grad += weighted
-        grad *= self.free
+        if self.constrained:
+            grad *= self.free
         return 0.5 * float(weighted @ params) - log_lik, grad
 
     def usage(self, params):
