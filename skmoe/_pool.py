@@ -332,8 +332,12 @@ def _confirmed(data, state, config, rng, collapsed=False):
     and none ended higher, so the repair would be undone (as EM undoes a
     repair that ends at a lower objective than the collapsed fit); the
     fit reports the expert by the usage warning and ``expert_usage_``.
-    ``"drop"`` drops it, as EM does."""
-    config = dataclasses.replace(config, verbose=0)
+    ``"drop"`` drops it, as EM does.
+
+    The gate's M-steps are exact (``gate_max_iter=None``): at an optimum
+    EM's convergence test needs an exact step, which then comes first and
+    one iteration confirms."""
+    config = dataclasses.replace(config, verbose=0, gate_max_iter=None)
     if collapsed and config.on_collapse == "reseed":
         config = dataclasses.replace(config, min_expert_weight=0.0)
     return _run(data, state, config, rng, None)
