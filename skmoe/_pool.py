@@ -214,11 +214,21 @@ def run_pool(data, prototypes, gate, config, rng, pool):
     best, objectives, candidates, disagree = found
     if sub is not data:
         resp, _ = e_step(data, best.state, None)
-        state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
-        full = _polished_run(data, state, config, rng, resp)[1] if polished else None
+        # The winner's experts (fewer than K when its confirming EM dropped
+        # a collapsed one under on_collapse="drop").
+        kept = prototypes if len(best.state.experts) == K else best.state.experts
+        state = EMState(make_experts(kept, rng), copy.deepcopy(gate))
+        full = None
+        if polished:
+            # The subsample's pool had every expert start with rows of its
+            # own: its verdict on a collapsed expert carries over.
+            sub_collapsed = bool(np.any(best.usage < config.min_expert_weight))
+            full = _polished_run(data, state, config, rng, resp, sub_collapsed)[1]
         if full is None:
-            state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
+            state = EMState(make_experts(kept, rng), copy.deepcopy(gate))
             full = run_em(data, state, config, rng, [resp])
+        if kept is not prototypes:
+            full.repairs = best.repairs + full.repairs  # the subsample's drops
         best = full
     else:
         best.repairs = [r for r in best.repairs]  # the kept run's own
@@ -343,15 +353,15 @@ def _confirmed(data, state, config, rng, collapsed=False):
     return _run(data, state, config, rng, None)
 
 
-def _polished_run(data, state, config, rng, resp):
+def _polished_run(data, state, config, rng, resp, may_collapse=False):
     """:func:`_polished_state` then :func:`_confirmed`: ``(objective, run)``;
-    ``(None, None)`` when the polish does not apply or collapses an expert
-    (EM's repairs then decide)."""
+    ``(None, None)`` when the polish does not apply, or collapses an expert
+    without ``may_collapse`` (EM's repairs then decide)."""
     objective, state, collapsed = _polished_state(data, state, config, rng, resp)
-    if state is None or collapsed:
+    if state is None or (collapsed and not may_collapse):
         return None, None
     _polish.polish(data, state)
-    return objective, _confirmed(data, state, config, rng)
+    return objective, _confirmed(data, state, config, rng, collapsed)
 
 
 def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):

@@ -130,3 +130,48 @@ def test_default_classifier_ends_at_a_stationary_point():
     # The kept optimum is the best objective the pool reached.
     f = -problem.objective(problem.pack(EMState(moe.experts_, moe.gate_)))[0]
     assert f >= moe.init_objectives_.max() - 1e-6
+
+
+def _one_logistic_model(n=300, seed=0):
+    """Data from a single logistic model: three experts are more than the
+    penalised likelihood wants (one collapses at the best optimum)."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 3)
+    p = 1.0 / (1.0 + np.exp(-(X @ [1.5, -1.0, 0.5])))
+    return X, (rng.uniform(size=n) < p).astype(int)
+
+
+def _fitted_objective(moe, X, y):
+    lik = CategoricalLikelihood()
+    y_checked, _ = lik.validate_targets(y, np.ones(len(y)))
+    data = EMData(X, y_checked, np.ones(len(y)), X, lik)
+    return _independent_objective(data, EMState(moe.experts_, moe.gate_))
+
+
+def test_pool_keeps_its_best_optimum_when_an_expert_collapses_there():
+    X, y = _one_logistic_model()
+    with pytest.warns(UserWarning, match="holds only"):
+        moe = MixtureOfExpertsClassifier(n_experts=3, random_state=0).fit(X, y)
+    # No re-seeding and no EM creeping after it: the pool's starts were the
+    # re-seedings, and they ended lower.
+    assert moe.repairs_ == [] and moe.converged_ and moe.n_iter_ <= 2
+    assert np.sum(moe.expert_usage_ < moe.min_expert_weight) == 1
+    f = _fitted_objective(moe, X, y)
+    assert f >= moe.init_objectives_.max() - 1e-6
+    # A mixture whose gate shuts all experts but one is a single
+    # LogisticRegression (same penalty): the best optimum is at least its.
+    lr = LogisticRegression(tol=1e-10, max_iter=10_000).fit(X, y)
+    p = lr.predict_proba(X)[np.arange(len(y)), y]
+    f_lr = (np.sum(np.log(p)) - 0.5 * np.sum(lr.coef_**2)) / len(y)
+    assert f >= f_lr - 1e-6
+
+
+def test_pool_drops_a_collapsed_expert_under_on_collapse_drop():
+    X, y = _one_logistic_model()
+    with pytest.warns(UserWarning, match="dropped"):
+        moe = MixtureOfExpertsClassifier(
+            n_experts=3, random_state=0, on_collapse="drop"
+        ).fit(X, y)
+    assert moe.n_experts_ == 2
+    assert [r["action"] for r in moe.repairs_] == ["drop"]
+    assert np.all(moe.expert_usage_ >= moe.min_expert_weight)
