@@ -391,7 +391,7 @@ def polished_pool(sub, prototypes, sub_gate, config, rng, starts, sizes):
     values = np.sort(objectives)[::-1]
     # The kept optimum is polished to a tight gradient (1e-8), then EM
     # confirms it. Without the tight polish the fit would stop wherever the
-    # pool's L-BFGS (gradient 1e-5) happened to: EM's objective barely
+    # pool's L-BFGS (gradient POLISH_TOL) stopped: EM's objective barely
     # changes that close to an optimum, so its ``tol`` would accept it, and
     # data equal up to rounding (a sparse X and its dense copy) would give
     # models 1e-4 apart.
