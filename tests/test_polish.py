@@ -26,14 +26,16 @@ def _data(n_classes, seed=0, n=240):
     return X, y
 
 
-def _em_state(X, y, experts, alpha=10.0, n_iter=3, seed=0):
-    """Data and a state after a few EM iterations from a random start."""
+def _em_state(X, y, experts, alpha=10.0, n_iter=3, seed=0, gate_on_X=False):
+    """Data and a state after a few EM iterations from a random start
+    (the gate on the first two columns, or on ``X`` itself: the same
+    array as the experts')."""
     rng = np.random.RandomState(seed)
     w = np.ones(len(y))
     w[::7] = 2.5  # weights enter the objective
     lik = CategoricalLikelihood()
     y_checked, _ = lik.validate_targets(y, w)
-    data = EMData(X, y_checked, w, X[:, :2].copy(), lik)
+    data = EMData(X, y_checked, w, X if gate_on_X else X[:, :2].copy(), lik)
     gate = prepare_gate(SoftmaxGate(alpha=alpha), data.Z, w, len(experts))
     state = EMState(experts, gate)
     resp = rng.dirichlet(np.ones(len(experts)), size=len(y))
@@ -56,13 +58,16 @@ def _independent_objective(data, state):
     return (log_lik - penalty) / data.sample_weight.sum()
 
 
+@pytest.mark.parametrize("gate_on_X", [False, True])
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_objective_and_gradient(n_classes):
+def test_objective_and_gradient(n_classes, gate_on_X):
     X, y = _data(n_classes)
     experts = [LogisticRegression(C=0.5), LogisticRegression(C=2.0, fit_intercept=False)]
-    data, state, config = _em_state(X, y, experts)
+    data, state, config = _em_state(X, y, experts, gate_on_X=gate_on_X)
     assert _polish.applicable(data, state, config)
     problem = _polish._Problem(data, state)
+    # The gate on the experts' array takes the one compiled call.
+    assert problem.shared == gate_on_X
     x = problem.pack(state)
     f, g = problem.objective(x)
     np.testing.assert_allclose(-f, _independent_objective(data, state), rtol=1e-10)
