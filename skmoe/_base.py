@@ -214,7 +214,8 @@ def _warn_usage(result, min_expert_weight):
             f"Expert {k} ({estimator_name(experts[k])}) owned no training "
             "weight (or too few rows to be fit) during EM: it collapsed and "
             "kept its previous fit (at the first M-step, a fit on all the "
-            "data). Consider fewer experts or another init.",
+            "data; with init='auto', its fit at the best optimum, where it "
+            "collapsed). Consider fewer experts or another init.",
             UserWarning, stacklevel=4,
         )
     for k in np.flatnonzero(result.usage < min_expert_weight):
@@ -225,7 +226,8 @@ def _warn_usage(result, min_expert_weight):
                 f"min_expert_weight={min_expert_weight}, and could not be "
                 "repaired (already re-seeded once in this run, frozen, no "
                 "iteration left, or its repair ended at a lower penalised "
-                "objective and was undone); consider fewer experts.",
+                "objective and was undone; with init='auto', every start that "
+                "gave it rows of its own ended lower); consider fewer experts.",
                 UserWarning, stacklevel=4,
             )
 

@@ -263,8 +263,11 @@ min_expert_weight : float in [0, 1), default=1e-3
     collapsed fit it replaced is continued by EM too, and the repair is
     undone when the repaired run ends at a lower penalised objective (the
     data prefer fewer experts: the collapsed expert is then reported by a
-    warning and ``expert_usage_``). ``0`` switches repairs off (an empty
-    expert then keeps its previous fit, with a warning). With
+    warning and ``expert_usage_``; the classifier's ``init="auto"``
+    pool, whose starts each give every expert rows of its own, keeps its
+    best optimum by the same rule without re-seeding it again). ``0``
+    switches repairs off (an empty expert then keeps its previous fit,
+    with a warning). With
     ``solver="gd"`` the share is measured over each epoch's mini-batches
     of :meth:`fit` (:meth:`partial_fit` does not repair); a repair is
     followed by a full M-step from the repaired posteriors (every expert's

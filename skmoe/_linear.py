@@ -648,13 +648,14 @@ def _converged(step, theta, f, g, tol):
     return small or decrement <= _ROUNDING * abs(f)
 
 
-def _line_search(X, y, weights, models, thetas, state, steps):
+def _line_search(X, y, weights, models, thetas, state, steps, need_hessian=True):
     """Backtracking (Armijo) line search along ``steps``, all experts together.
 
     Each round evaluates, in one pass, the experts whose step is still
     being halved; an accepted point replaces ``thetas[k]`` and its
-    objective, gradient and Hessian replace ``state[k]``. Returns the
-    experts for which no step length gave a decrease.
+    objective, gradient and Hessian (None without ``need_hessian``: the
+    last iteration's) replace ``state[k]``. Returns the experts for which
+    no step length gave a decrease.
     """
     slopes = {k: float(np.sum(state[k][1] * steps[k])) for k in steps}
     length = dict.fromkeys(steps, 1.0)
@@ -664,7 +665,7 @@ def _line_search(X, y, weights, models, thetas, state, steps):
             break
         trial = {k: thetas[k] + length[k] * steps[k] for k in pending}
         points = [trial.get(k, theta) for k, theta in enumerate(thetas)]
-        results = _accumulate(X, y, weights, models, points, pending, True)
+        results = _accumulate(X, y, weights, models, points, pending, need_hessian)
         still = []
         for k, res in zip(pending, results):
             bound = state[k][0] + _ARMIJO * length[k] * slopes[k]
@@ -706,7 +707,9 @@ def _newton(X, y, weights, models, tol, max_iter, partial):
                 thetas[k] = thetas[k] + step
             else:
                 steps[k] = step
-        stuck = _line_search(X, y, weights, models, thetas, state, steps)
+        stuck = _line_search(
+            X, y, weights, models, thetas, state, steps, need_hessian=it < max_iter
+        )
         for k in stuck:
             # No decrease at all: at the optimum to rounding, or a failure.
             scale = max(1.0, weights[:, k].sum())

@@ -139,8 +139,21 @@ class _Problem:
         free = np.ones((self.d + 1, self.K * self.m))
         free[self.d] = np.repeat(self.intercepts, self.m)
         self.free = np.concatenate([np.ones(self.n_gate), free.ravel()])
+        self.constrained = not self.free.all()
         n = X.shape[0]
-        self._buffers = tuple(np.empty((n, c)) for c in (self.K, self.K * self.m) * 2)
+        # When the gate and the experts see the same dense array (the
+        # default: the gate on every feature), one product gives both
+        # blocks of logits, and one both blocks of the gradient.
+        self.shared = Z is X and isinstance(X, np.ndarray) and (
+            X.flags.c_contiguous or X.flags.f_contiguous
+        )
+        width = self.K + self.K * self.m
+        logits, coefs = np.empty((n, width)), np.empty((n, width))
+        self._stacked = (logits, coefs, np.empty((self.q, width)))
+        self._buffers = (
+            logits[:, : self.K], logits[:, self.K :],
+            coefs[:, : self.K], coefs[:, self.K :],
+        )
 
     def pack(self, state):
         W_s, b_s = _to_standardised(
@@ -160,17 +173,34 @@ class _Problem:
         return V, T
 
     def _logits(self, params, G, E):
-        """The gate's logits into ``G``, the experts' into ``E``."""
+        """The gate's logits into ``G``, the experts' into ``E`` (the two
+        blocks of one buffer)."""
         V, T = self.unpack(params)
         W = V[: self.q] / self.scale[:, None]
-        _product(self.Z, W, G)
+        if self.shared:
+            logits, _, stacked = self._stacked
+            stacked[:, : self.K] = W
+            stacked[:, self.K :] = T[: self.d]
+            np.matmul(self.X, stacked, out=logits)
+        else:
+            _product(self.Z, W, G)
+            _product(self.X, T[: self.d], E)
         G += V[self.q] - self.mean @ W
-        _product(self.X, T[: self.d], E)
         E += T[self.d]
 
     def objective(self, params):
         """``-F`` and its gradient (the rows' terms by
-        :func:`_row_terms`)."""
+        :func:`_row_terms`; everything in one compiled call,
+        :func:`_shared_objective`, when the gate and the experts see the
+        same dense array)."""
+        if self.shared:
+            logits, coefs, stacked = self._stacked
+            grad = np.empty_like(params)
+            f = _shared_objective(
+                self.X, params, self.y, self.w, self.m, self.K, self.mean,
+                self.scale, self.penalty, self.free, logits, coefs, stacked, grad,
+            )
+            return f, grad
         G, E, CG, CE = self._buffers
         self._logits(params, G, E)
         log_lik = _row_terms(G, E, self.y, self.w, self.m, CG, CE)
@@ -178,14 +208,15 @@ class _Problem:
         grad_V, grad_T = self.unpack(grad)
         g_sum = CG.sum(axis=0)
         _product(self.Z.T, CG, grad_V[: self.q])
+        _product(self.X.T, CE, grad_T[: self.d])
+        grad_T[self.d] = CE.sum(axis=0)
         grad_V[: self.q] -= np.outer(self.mean, g_sum)
         grad_V[: self.q] /= self.scale[:, None]
         grad_V[self.q] = g_sum
-        _product(self.X.T, CE, grad_T[: self.d])
-        grad_T[self.d] = CE.sum(axis=0)
         weighted = self.penalty * params
         grad += weighted
-        grad *= self.free
+        if self.constrained:
+            grad *= self.free
         return 0.5 * float(weighted @ params) - log_lik, grad
 
     def usage(self, params):
@@ -235,6 +266,59 @@ def polish(data, state, max_iter=1000, tol=1e-8):
         x, f = result.x, float(result.fun)
         problem.store(state, x)
     return -f, problem.usage(x)
+
+
+@njit(cache=True)
+def _shared_objective(X, params, y, w, m, K, mean, scale, penalty, free, L, C, S, grad):
+    """``-F``, and its gradient into ``grad``, when the gate and the
+    experts see the same dense ``X`` (n, q): what :meth:`_Problem.objective`
+    computes, in one call. One product gives the gate's and the experts'
+    logits (``L``: n by K + K m), one their gradients (from the rows'
+    terms ``C``, :func:`_row_terms`); ``S`` (q by K + K m) holds the
+    stacked coefficients, then the products' gradient block."""
+    n, q = X.shape
+    Km = K * m
+    width = K + Km
+    n_gate = (q + 1) * K
+    # The gate's coefficients on X's scale, then the experts'.
+    for j in range(q):
+        for k in range(K):
+            S[j, k] = params[j * K + k] / scale[j]
+        for c in range(Km):
+            S[j, K + c] = params[n_gate + j * Km + c]
+    offsets = np.empty(width)
+    for k in range(K):
+        b = params[q * K + k]
+        for j in range(q):
+            b -= mean[j] * S[j, k]
+        offsets[k] = b
+    for c in range(Km):
+        offsets[K + c] = params[n_gate + q * Km + c]
+    np.dot(X, S, L)
+    for i in range(n):
+        for c in range(width):
+            L[i, c] += offsets[c]
+    log_lik = _row_terms(L[:, :K], L[:, K:], y, w, m, C[:, :K], C[:, K:])
+    np.dot(X.T, C, S)
+    sums = np.zeros(width)
+    for i in range(n):
+        for c in range(width):
+            sums[c] += C[i, c]
+    for j in range(q):
+        for k in range(K):
+            grad[j * K + k] = (S[j, k] - mean[j] * sums[k]) / scale[j]
+        for c in range(Km):
+            grad[n_gate + j * Km + c] = S[j, K + c]
+    for k in range(K):
+        grad[q * K + k] = sums[k]
+    for c in range(Km):
+        grad[n_gate + q * Km + c] = sums[K + c]
+    penalty_sum = 0.0
+    for p in range(params.size):
+        weighted = penalty[p] * params[p]
+        penalty_sum += weighted * params[p]
+        grad[p] = (grad[p] + weighted) * free[p]
+    return 0.5 * penalty_sum - log_lik
 
 
 @njit(cache=True)

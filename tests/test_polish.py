@@ -26,14 +26,16 @@ def _data(n_classes, seed=0, n=240):
     return X, y
 
 
-def _em_state(X, y, experts, alpha=10.0, n_iter=3, seed=0):
-    """Data and a state after a few EM iterations from a random start."""
+def _em_state(X, y, experts, alpha=10.0, n_iter=3, seed=0, gate_on_X=False):
+    """Data and a state after a few EM iterations from a random start
+    (the gate on the first two columns, or on ``X`` itself: the same
+    array as the experts')."""
     rng = np.random.RandomState(seed)
     w = np.ones(len(y))
     w[::7] = 2.5  # weights enter the objective
     lik = CategoricalLikelihood()
     y_checked, _ = lik.validate_targets(y, w)
-    data = EMData(X, y_checked, w, X[:, :2].copy(), lik)
+    data = EMData(X, y_checked, w, X if gate_on_X else X[:, :2].copy(), lik)
     gate = prepare_gate(SoftmaxGate(alpha=alpha), data.Z, w, len(experts))
     state = EMState(experts, gate)
     resp = rng.dirichlet(np.ones(len(experts)), size=len(y))
@@ -56,13 +58,16 @@ def _independent_objective(data, state):
     return (log_lik - penalty) / data.sample_weight.sum()
 
 
+@pytest.mark.parametrize("gate_on_X", [False, True])
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_objective_and_gradient(n_classes):
+def test_objective_and_gradient(n_classes, gate_on_X):
     X, y = _data(n_classes)
     experts = [LogisticRegression(C=0.5), LogisticRegression(C=2.0, fit_intercept=False)]
-    data, state, config = _em_state(X, y, experts)
+    data, state, config = _em_state(X, y, experts, gate_on_X=gate_on_X)
     assert _polish.applicable(data, state, config)
     problem = _polish._Problem(data, state)
+    # The gate on the experts' array takes the one compiled call.
+    assert problem.shared == gate_on_X
     x = problem.pack(state)
     f, g = problem.objective(x)
     np.testing.assert_allclose(-f, _independent_objective(data, state), rtol=1e-10)
@@ -130,3 +135,49 @@ def test_default_classifier_ends_at_a_stationary_point():
     # The kept optimum is the best objective the pool reached.
     f = -problem.objective(problem.pack(EMState(moe.experts_, moe.gate_)))[0]
     assert f >= moe.init_objectives_.max() - 1e-6
+
+
+def _one_logistic_model(n=300, seed=0):
+    """Data from a single logistic model: three experts are more than the
+    penalised likelihood wants (one collapses at the best optimum)."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 3)
+    p = 1.0 / (1.0 + np.exp(-(X @ [1.5, -1.0, 0.5])))
+    return X, (rng.uniform(size=n) < p).astype(int)
+
+
+def _fitted_objective(moe, X, y):
+    lik = CategoricalLikelihood()
+    y_checked, _ = lik.validate_targets(y, np.ones(len(y)))
+    data = EMData(X, y_checked, np.ones(len(y)), X, lik)
+    return _independent_objective(data, EMState(moe.experts_, moe.gate_))
+
+
+def test_pool_keeps_its_best_optimum_when_an_expert_collapses_there():
+    X, y = _one_logistic_model()
+    # The usage warning (or, at a share below 1e-10, the empty-expert one).
+    with pytest.warns(UserWarning, match="holds only|owned no training weight"):
+        moe = MixtureOfExpertsClassifier(n_experts=3, random_state=0).fit(X, y)
+    # No re-seeding and no EM creeping after it: the pool's starts were the
+    # re-seedings, and they ended lower.
+    assert moe.repairs_ == [] and moe.converged_ and moe.n_iter_ <= 2
+    assert np.sum(moe.expert_usage_ < moe.min_expert_weight) == 1
+    f = _fitted_objective(moe, X, y)
+    assert f >= moe.init_objectives_.max() - 1e-6
+    # A mixture whose gate shuts all experts but one is a single
+    # LogisticRegression (same penalty): the best optimum is at least its.
+    lr = LogisticRegression(tol=1e-10, max_iter=10_000).fit(X, y)
+    p = lr.predict_proba(X)[np.arange(len(y)), y]
+    f_lr = (np.sum(np.log(p)) - 0.5 * np.sum(lr.coef_**2)) / len(y)
+    assert f >= f_lr - 1e-6
+
+
+def test_pool_drops_a_collapsed_expert_under_on_collapse_drop():
+    X, y = _one_logistic_model()
+    with pytest.warns(UserWarning, match="dropped"):
+        moe = MixtureOfExpertsClassifier(
+            n_experts=3, random_state=0, on_collapse="drop"
+        ).fit(X, y)
+    assert moe.n_experts_ == 2
+    assert [r["action"] for r in moe.repairs_] == ["drop"]
+    assert np.all(moe.expert_usage_ >= moe.min_expert_weight)
