@@ -468,16 +468,18 @@ def e_step_moments(X, Z, y, sw, arrays, shift, out=None, gate=None):
     return out, np.add.reduce(packed, axis=0), float(np.add.reduce(ll))
 
 
-def e_pass(data, state, out):
+def e_pass(data, state, out, gate_sums=True):
     """E-step of the current model into ``out``, with the next M-step's sums.
 
     Returns ``(resp, stats, log_lik)``: the responsibilities (``out``), the
-    :class:`LinearStats` of them, and the mean log-likelihood.
+    :class:`LinearStats` of them, and the mean log-likelihood. The gate's
+    sums at the current gate are part of them with ``gate_sums`` (for the
+    next M-step of this same gate).
     """
     shift = _shift(data)
     arrays = model_arrays(state.experts, state.gate, state.theta)
     gate = None
-    if _newton_gate(data, state):  # the next gate M-step's first sums
+    if gate_sums and _newton_gate(data, state):  # the next gate M-step's first sums
         n, d = data.Z.shape
         gate = GateSums(n, d, len(state.experts), *state.gate.get_standardization(),
                         _hess_stride(n))

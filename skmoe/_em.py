@@ -306,21 +306,24 @@ def _progress(config, n_iter, log_lik, objective, change, seconds, times):
     print(line, flush=True)
 
 
-def run_em(data, state, config, rng, resp=None):
+def run_em(data, state, config, rng, resp=None, sums=None):
     """Run EM from ``resp`` (or, when None, from the fitted ``state``).
 
     ``resp`` may be a one-element list, emptied here: no reference to the
     initial responsibilities then outlives their first use (peak memory).
+    ``sums``: the chunked M-step's sums for ``resp`` when the pass that
+    made ``resp`` computed them (:func:`skmoe._chunked.e_pass`), which
+    spares the first iteration a pass over the rows.
     The expert fits of every iteration share one
     :class:`~skmoe._experts.ExpertPool` (``config.n_jobs``).
     """
     if isinstance(resp, list):
         resp = resp.pop()
     with ExpertPool(config.n_jobs) as pool:
-        return _run_em(data, state, config, rng, resp, pool)
+        return _run_em(data, state, config, rng, resp, pool, sums=sums)
 
 
-def _run_em(data, state, config, rng, resp, pool, repairs=()):
+def _run_em(data, state, config, rng, resp, pool, repairs=(), sums=None):
     """:func:`run_em` with the run's expert pool.
 
     A re-seeding repair is a proposal: the state before it (a snapshot) is
@@ -339,7 +342,7 @@ def _run_em(data, state, config, rng, resp, pool, repairs=()):
         resp, log_norm = e_step(data, state, config.top_k)
         prev = (data.sample_weight @ log_norm - state.gate.penalty()) / data.total
     exact_gate = False
-    sums = [None]  # the chunked M-step's sums for resp (skmoe._chunked)
+    sums = [sums]  # the chunked M-step's sums for resp (skmoe._chunked)
     for n_iter in range(1, config.max_iter + 1):
         tic = time.perf_counter()
         # A generalised M-step: a few gate iterations from the previous gate.

@@ -34,7 +34,7 @@ from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.utils.parallel import Parallel, delayed
 
-from . import _linear, _polish
+from . import _chunked, _linear, _polish
 from ._em import EMState, e_step, run_em
 from ._experts import count_parameters, make_experts
 from ._frames import numeric_array
@@ -221,7 +221,7 @@ def run_pool(data, prototypes, gate, config, rng, pool):
         )
     best, objectives, candidates, disagree = found
     if sub is not data:
-        resp, _ = e_step(data, best.state, None)
+        resp, sums = _winner_responsibilities(data, best.state, config)
         # The winner's experts (fewer than K when its confirming EM dropped
         # a collapsed one under on_collapse="drop").
         kept = prototypes if len(best.state.experts) == K else best.state.experts
@@ -234,7 +234,7 @@ def run_pool(data, prototypes, gate, config, rng, pool):
             full = _polished_run(data, state, config, rng, resp, sub_collapsed)[1]
         if full is None:
             state = EMState(make_experts(kept, rng), copy.deepcopy(gate))
-            full = run_em(data, state, config, rng, [resp])
+            full = run_em(data, state, config, rng, [resp], sums)
         if kept is not prototypes:
             full.repairs = best.repairs + full.repairs  # the subsample's drops
         best = full
@@ -245,6 +245,18 @@ def run_pool(data, prototypes, gate, config, rng, pool):
     best.disagree = disagree
     best.subsampled = sub is not data
     return best
+
+
+def _winner_responsibilities(data, state, config):
+    """The responsibilities of the subsample's winner ``state`` on every
+    row, and the chunked M-step's sums for them: one fused pass on the
+    threads (:func:`skmoe._chunked.e_pass`) where the chunked passes apply,
+    which spares the full-data run its first pass; else the general E-step
+    (no sums)."""
+    if _chunked.applicable(data, state, config):
+        resp, stats, _ = _chunked.e_pass(data, state, None, gate_sums=False)
+        return resp, stats
+    return e_step(data, state, None)[0], None
 
 
 def _task_seeds(rng, n):
