@@ -209,6 +209,25 @@ def test_item4_huge_X(scale):
     _finite_or_named_error(fit_predict, "X")
 
 
+def test_item4_magnitude_check_copies_nothing():
+    """The check of X's magnitude reads X without a temporary of its size
+    (np.abs(X) made one: 1.6 GB more on a 10,000,000 x 20 memmap)."""
+    from skmoe._base import check_magnitude
+
+    X = np.random.RandomState(0).normal(size=(200_000, 10))
+    X[123, 4] = -3e154  # only its absolute value is too large
+    with pytest.raises(ValueError, match="X holds values up to 3e\\+154"):
+        check_magnitude(X, "X")
+    X[123, 4] = 1.0
+    tracemalloc.start()
+    try:
+        check_magnitude(X, "X")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.01 * X.nbytes
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("scale", [1e154, 1e155])
 def test_item4_huge_y(scale):
