@@ -10,15 +10,19 @@ One pool (one of ``n_init``) is:
    ``[X, y]``; and the deterministic k-means start of ``init="kmeans"``;
 2. a short run of ``short_iter`` EM iterations from each (the same engine,
    :func:`skmoe._em.run_em`, with no convergence test);
-3. the best ``n_continue`` non-degenerate short runs (:func:`degenerate`)
+3. a race (:func:`race`): the best half run on, then the best quarter;
+4. the best ``n_continue`` non-degenerate runs (:func:`degenerate`)
    continued to convergence; the best of them is kept.
+
+Each run of steps 2-4 is a task with its own seed, run on ``n_jobs`` joblib
+workers (:func:`_in_jobs`): the pool's result does not depend on ``n_jobs``.
 
 Logistic-regression experts under a softmax gate take the polished pool
 instead (:func:`polished_pool`): the starts in turn, each polished to its
 optimum by L-BFGS on the penalised log-likelihood (:mod:`skmoe._polish`),
 until the best optimum has been reached twice.
 
-On more than ``SUBSAMPLE_ABOVE`` rows, steps 1-3 run on a random subsample of
+On more than ``SUBSAMPLE_ABOVE`` rows, steps 1-4 run on a random subsample of
 ``SUBSAMPLE_ROWS`` rows (their weights carried), then one full-data run
 starts from the winner's responsibilities on every row (an E-step of the
 winner's fitted state).
