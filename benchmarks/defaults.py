@@ -78,7 +78,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # whichever is higher, counting only solutions where every expert holds more
 # rows than it has coefficients and no noise variance sits near its floor
 # (mcycle K=3: -577.63, the lowest-noise expert holds 24 rows at variance
-# 2.1). "second" is the optimum the issue quotes.
+# 2.1). The second value is the optimum the issue quotes (None: the same).
 BEST_KNOWN = {
     "NPreg K=2 constant": (-642.53, None),
     "NPreg K=2 gate x": (-642.06, None),
@@ -252,15 +252,18 @@ def table_known_optima(args, use_flexmix):
         _, dmoe, _ = _timed(lambda: MixtureOfExpertsRegressor(
             n_experts=k, gate_features=gf, gate=SoftmaxGate(alpha=0.0),
             random_state=0).fit(X, y))
-        best, second = BEST_KNOWN[name]
+        best, quoted = BEST_KNOWN[name]
+        target = best if quoted is None else quoted  # the issue's figure
         row = dict(
             default_experts_loglik=float(dmoe.log_prob(X, y).sum()),
             case=name, n=len(y),
             loglik=lls[0],
             seeds_loglik=" ".join(f"{v:.2f}" for v in lls),
             best_known=best,
+            issue_best=target,
+            reached="yes" if min(lls) >= target - 0.01 else "NO",
             gap=best - min(lls),
-            reached="yes" if min(lls) >= best - 0.01 else "NO",
+            best_reached="yes" if min(lls) >= best - 0.01 else "NO",
             n_iter=" ".join(map(str, iters)),
             converged="all" if all(conv) else f"{sum(conv)}/{len(conv)}",
             warnings=len(warns),
@@ -274,13 +277,17 @@ def table_known_optima(args, use_flexmix):
         "Table 1: known optima (default settings except n_experts, gate_features, "
         "gate=SoftmaxGate(alpha=0), experts=LinearRegression())",
         rows,
-        ["case", "n", "seeds_loglik", "best_known", "gap", "reached", "n_iter",
+        ["case", "n", "seeds_loglik", "issue_best", "reached", "best_known", "gap",
+         "best_reached", "n_iter",
          "converged", "warnings", "time_s", "default_experts_loglik"]
         + (["flexmix_best", "flexmix_s_per_rep"] if use_flexmix else []),
         notes=[
             f"constant weights: {const_how}",
             f"seeds_loglik: total log-likelihood with random_state = {list(seeds)}; "
-            "gap = best known - worst seed; reached: every seed within 0.01.",
+            "issue_best: the issue's best known optimum; reached: every seed within 0.01 "
+            "of it (the issue's target). best_known: the best optimum found since (higher "
+            "for mcycle); gap = best_known - worst seed; best_reached: every seed within 0.01 "
+            "of it.",
             "best known: see BEST_KNOWN in the script (non-degenerate solutions only); mcycle "
             "also has -578.04 and -580.52 (K=3) and -550.69 (K=4); the issue quotes "
             "-580.52 and -550.69.",
