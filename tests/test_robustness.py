@@ -344,9 +344,21 @@ def parallel_calls(monkeypatch):
 def test_item7_no_parallel_call_without_work(parallel_calls, expert, n_jobs):
     X, y = _regression()
     MixtureOfExpertsRegressor(
-        expert, n_experts=2, n_jobs=n_jobs, max_iter=10, random_state=0
+        expert, n_experts=2, n_jobs=n_jobs, max_iter=10, random_state=0, init="kmeans"
     ).fit(X, y)
     assert parallel_calls == []
+
+
+@pytest.mark.parametrize("max_iter", [10, 50])
+def test_item7_batched_experts_dispatch_only_the_pool(parallel_calls, max_iter):
+    """With batched experts the only work for ``n_jobs`` is the default
+    pool's: one dispatch for its short runs, one per race round, one for
+    the continuations; none per EM iteration."""
+    X, y = _regression()
+    MixtureOfExpertsRegressor(
+        LinearRegression(), n_experts=2, n_jobs=2, max_iter=max_iter, random_state=0
+    ).fit(X, y)
+    assert parallel_calls == [2, 2, 2, 2]
 
 
 # ----------------------------------------------------------------------
