@@ -20,13 +20,21 @@ from sklearn.tree import DecisionTreeRegressor
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 
 
+def _n_experts(model):
+    """The fitted number of experts of a mixture (the last step of a pipeline)."""
+    return getattr(model[-1] if hasattr(model, "steps") else model, "n_experts_", None)
+
+
 def _row(name, model, X, y, cv, scoring):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        res = cross_validate(model, X, y, cv=cv, scoring=scoring)
+        res = cross_validate(model, X, y, cv=cv, scoring=scoring, return_estimator=True)
     unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     score = res["test_score"]
     note = f"  ({unconverged}/{len(score)} fits stopped at max_iter)" if unconverged else ""
+    counts = [_n_experts(est) for est in res["estimator"]]
+    if None not in counts:
+        note += f"  (experts kept per fold: {' '.join(map(str, counts))})"
     print(
         f"  {name:<46s} {score.mean():7.4f} +- {score.std():.4f}   "
         f"fit {res['fit_time'].mean():6.3f} s{note}"
@@ -40,9 +48,10 @@ def main():
     cv = KFold(5, shuffle=True, random_state=0)
     print(f"Regression: diabetes ({X.shape[0]} rows, {X.shape[1]} features), R^2")
     _row("LinearRegression", LinearRegression(), X, y, cv, "r2")
-    # The defaults: two StandardizedRidge experts, init="auto" (a pool of starts).
+    # The defaults: two StandardizedRidge experts, or one where training BIC
+    # prefers one; init="auto" (a pool of starts).
     moe = MixtureOfExpertsRegressor(random_state=0)
-    _row("MoE, 2 linear experts (defaults)", moe, X, y, cv, "r2")
+    _row("MoE, linear experts (defaults: 2, or 1 by BIC)", moe, X, y, cv, "r2")
     _row("DecisionTreeRegressor(max_depth=3)", DecisionTreeRegressor(max_depth=3), X, y, cv, "r2")
     moe = MixtureOfExpertsRegressor(DecisionTreeRegressor(max_depth=2), n_experts=3, random_state=0)
     _row("MoE, 3 tree experts (max_depth=2)", moe, X, y, cv, "r2")
