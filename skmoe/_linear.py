@@ -648,24 +648,24 @@ def _converged(step, theta, f, g, tol):
     return small or decrement <= _ROUNDING * abs(f)
 
 
-def _line_search(X, y, weights, models, thetas, state, steps, need_hessian=True):
+def batched_backtrack(thetas, state, steps, slopes, evaluate):
     """Backtracking (Armijo) line search along ``steps``, all experts together.
 
-    Each round evaluates, in one pass, the experts whose step is still
-    being halved; an accepted point replaces ``thetas[k]`` and its
-    objective, gradient and Hessian (None without ``need_hessian``: the
-    last iteration's) replace ``state[k]``. Returns the experts for which
-    no step length gave a decrease.
+    ``steps`` and ``slopes`` (the directional derivatives ``g . step``) are
+    keyed by expert; ``evaluate(trial, pending)`` returns the
+    ``(objective, gradient, Hessian)`` of each expert of ``pending`` at its
+    ``trial`` point, in one pass. An accepted point replaces ``thetas[k]``
+    and ``state[k]`` (a list or a dict). Returns the experts for which no
+    step length gave a decrease. Shared by the NumPy experts here and those
+    in an array API namespace (:mod:`skmoe._array_api._logistic`).
     """
-    slopes = {k: float(np.sum(state[k][1] * steps[k])) for k in steps}
     length = dict.fromkeys(steps, 1.0)
     pending = list(steps)
     for _ in range(_MAX_HALVINGS):
         if not pending:
             break
         trial = {k: thetas[k] + length[k] * steps[k] for k in pending}
-        points = [trial.get(k, theta) for k, theta in enumerate(thetas)]
-        results = _accumulate(X, y, weights, models, points, pending, need_hessian)
+        results = evaluate(trial, pending)
         still = []
         for k, res in zip(pending, results):
             bound = state[k][0] + _ARMIJO * length[k] * slopes[k]
@@ -676,6 +676,19 @@ def _line_search(X, y, weights, models, thetas, state, steps, need_hessian=True)
                 still.append(k)
         pending = still
     return pending
+
+
+def _line_search(X, y, weights, models, thetas, state, steps, need_hessian=True):
+    """:func:`batched_backtrack` for the NumPy experts: each round evaluates,
+    in one pass, the experts whose step is still being halved (without the
+    Hessian unless ``need_hessian``: the last iteration's)."""
+    slopes = {k: float(np.sum(state[k][1] * steps[k])) for k in steps}
+
+    def evaluate(trial, pending):
+        points = [trial.get(k, theta) for k, theta in enumerate(thetas)]
+        return _accumulate(X, y, weights, models, points, pending, need_hessian)
+
+    return batched_backtrack(thetas, state, steps, slopes, evaluate)
 
 
 def _newton(X, y, weights, models, tol, max_iter, partial):

@@ -187,27 +187,15 @@ def _newton_direction(xp, problem, g, H):
 
 
 def _line_search(xp, data, problems, thetas, state, steps):
-    """Backtracking (Armijo) rounds along ``steps``, every expert still
-    halving its step evaluated in one pass; returns the stuck experts."""
+    """:func:`skmoe._linear.batched_backtrack` in the namespace: every
+    expert still halving its step evaluated in one pass; returns the stuck
+    experts."""
     slopes = {k: float(xp.sum(state[k][1] * steps[k])) for k in steps}
-    length = dict.fromkeys(steps, 1.0)
-    pending = list(steps)
-    for _ in range(_linear._MAX_HALVINGS):
-        if not pending:
-            break
-        trial = dict(thetas)
-        trial.update({k: thetas[k] + length[k] * steps[k] for k in pending})
-        results = _logistic_terms(xp, *data, problems, trial, pending)
-        still = []
-        for k, res in zip(pending, results):
-            bound = state[k][0] + _linear._ARMIJO * length[k] * slopes[k]
-            if math.isfinite(res[0]) and res[0] <= bound:
-                thetas[k], state[k] = trial[k], res
-            else:
-                length[k] *= 0.5
-                still.append(k)
-        pending = still
-    return pending
+
+    def evaluate(trial, pending):
+        return _logistic_terms(xp, *data, problems, {**thetas, **trial}, pending)
+
+    return _linear.batched_backtrack(thetas, state, steps, slopes, evaluate)
 
 
 def fit_logistic_experts(xp, experts, Xa, yenc, Y, W, classes, tol=1e-8, max_iter=100):
