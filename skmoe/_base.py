@@ -35,7 +35,7 @@ from sklearn.utils.validation import (
 
 from . import _array_api, _frames, _gather, _pool, _repair, _routing, _threaded
 from ._composition import ExpertsComposition, is_named
-from ._em import EMConfig, EMData, EMState, e_step, run_em
+from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
     check_sample_weight_support,
     count_parameters,
@@ -342,13 +342,14 @@ def free_parameters(experts, gate, likelihood):
     )
 
 
-def training_bic(result, data, top_k):
+def training_bic(result, data):
     """BIC of a run's fitted state on its training data: ``-2 sum_i w_i log
     p(y_i | x_i) + p log(sum_i w_i)``, a weight counting as that many
-    repeated rows (with unit weights, :meth:`bic` on the training data)."""
+    repeated rows (with unit weights, :meth:`bic` on the training data).
+    The run's last E-step gave the log-likelihood of its fitted state
+    (``log_likelihood``, per unit weight): no pass over the data here."""
     state = result.state
-    _, log_norm = e_step(data, state, top_k)
-    log_lik = float(data.sample_weight @ log_norm)
+    log_lik = float(result.log_likelihood) * data.total
     n_params = free_parameters(state.experts, state.gate, data.likelihood)
     return -2.0 * log_lik + n_params * float(np.log(data.total))
 
@@ -1228,12 +1229,12 @@ class _BaseMixtureOfExperts(
         K = len(prototypes)
         runs = {K: _gather.recording(self._fit_em, data, prototypes, rng)}
         try:
-            bics = {K: training_bic(runs[K][0], data, self.top_k)}
+            bics = {K: training_bic(runs[K][0], data)}
         except NotImplementedError:  # count_parameters does not know the expert
             _gather.replay(runs[K][1])
             return runs[K][0]
         runs[1] = _gather.recording(self._fit_one_expert, data, prototypes[:1], rng)
-        bics[1] = training_bic(runs[1][0], data, self.top_k)
+        bics[1] = training_bic(runs[1][0], data)
         kept = 1 if bics[1] <= bics[K] else K
         result, records = runs[kept]
         _gather.replay(records)
