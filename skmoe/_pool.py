@@ -188,12 +188,17 @@ def degenerate(result, data):
     return bad
 
 
-def _run(data, state, config, rng, resp):
+def _quietly(function, *args):
+    """``function(*args)`` without warnings: a pool run's warnings (an
+    expert's solver) say nothing about the kept fit, whose own warnings are
+    raised."""
     with warnings.catch_warnings():
-        # A short run's warnings (an expert's solver) say nothing about the
-        # kept fit, whose own warnings are raised.
         warnings.simplefilter("ignore")
-        return run_em(data, state, config, rng, resp)
+        return function(*args)
+
+
+def _run(data, state, config, rng, resp):
+    return _quietly(run_em, data, state, config, rng, resp)
 
 
 def run_pool(data, prototypes, gate, config, rng, pool):
@@ -291,12 +296,8 @@ def _continued(sub, config, task):
 
 
 def _quiet_group(function, shared, items):
-    """``[function(*shared, item) for item in items]`` without warnings: a
-    short run's warnings (an expert's solver) say nothing about the kept
-    fit, whose own warnings are raised."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return [function(*shared, item) for item in items]
+    """``[function(*shared, item) for item in items]``, :func:`_quietly`."""
+    return _quietly(lambda: [function(*shared, item) for item in items])
 
 
 def _in_jobs(n_jobs, function, shared, items):
