@@ -33,7 +33,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _array_api, _frames, _gather, _pool, _repair, _routing, _threaded
+from . import _array_api, _dask, _frames, _gather, _pool, _repair, _routing, _threaded
 from ._composition import ExpertsComposition, is_named
 from ._em import EMConfig, EMData, EMState, run_em
 from ._experts import (
@@ -43,7 +43,7 @@ from ._experts import (
     leaf_params,
     make_experts,
 )
-from ._gating import SoftmaxGate, prepare_gate, supports_gradient
+from ._gating import SoftmaxGate, supports_gradient
 from ._init import initial_responsibilities
 from ._messages import convergence_message, warn_disagreement
 from ._ridge import StandardizedRidge, column_scale, with_data_scale
@@ -156,17 +156,17 @@ def _restore_on_error(estimator):
 def _em_restart(init, data, prototypes, gate, config, rng, i_init, pool=None):
     """One EM run from a fresh initialisation (restart ``i_init``); with
     ``init="auto"``, one pool of short runs (:mod:`skmoe._pool`)."""
-    if isinstance(init, str) and init == "auto" and _pool.eligible(prototypes, gate, data.X):
+    if (
+        isinstance(init, str) and init == "auto" and data.passes is None
+        and _pool.eligible(prototypes, gate, data.X)
+    ):
         with _threaded.single_threaded(), _threaded.single_threaded_blas():
             return _pool.run_pool(data, prototypes, gate, config, rng, pool)
     state = EMState(make_experts(prototypes, rng), copy.deepcopy(gate))
     with _threaded.single_threaded():
         # A one-element list that run_em empties: no reference to the
         # initial responsibilities outlives their first use.
-        resp = [initial_responsibilities(
-            init, data.likelihood, data.init_X, data.y, data.sample_weight,
-            len(prototypes), rng, i_init,
-        )]
+        resp = [data.start(init, len(prototypes), rng, i_init)]
     with _threaded.single_threaded_blas():
         return run_em(data, state, config, rng, resp)
 
@@ -1016,8 +1016,31 @@ class _BaseMixtureOfExperts(
             )
         return X, y
 
+    def _validate_block_data(self, X, y, sample_weight):
+        """Validated ``(prototypes, EMData)`` of a fit on dask collections:
+        the rows stay in their blocks (:mod:`skmoe._dask`), checked there by
+        the in-memory checks."""
+        prototypes = self._expert_prototypes()
+        likelihood = self._make_likelihood()
+        _dask.check_supported(
+            self.get_params(deep=False), prototypes, self._new_gate(), likelihood
+        )
+        for name in ("_frame_template", "feature_names_in_"):
+            self.__dict__.pop(name, None)
+        data, n_pos = _dask.block_data(X, y, sample_weight, likelihood, type(self).__name__)
+        self.n_features_in_ = data.X.shape[1]
+        if n_pos < len(prototypes):
+            raise ValueError(
+                f"Expected n_samples >= n_experts, got n_samples={n_pos} "
+                f"(with positive sample_weight) and n_experts={len(prototypes)}."
+            )
+        self._gate_in_fit = _frames.GateInput(None, None)
+        return with_data_scale(prototypes, data.passes.scale), data
+
     def _validate_fit_data(self, X, y, sample_weight):
         """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
+        if _dask.is_dask_collection(X):
+            return self._validate_block_data(X, y, sample_weight)
         prototypes = self._expert_prototypes()
         self.__dict__.pop("_frame_template", None)
         check_target_dims(y)
@@ -1045,6 +1068,8 @@ class _BaseMixtureOfExperts(
                 f"Expected n_samples >= n_experts, got n_samples={n_pos} "
                 f"(with positive sample_weight) and n_experts={len(prototypes)}."
             )
+        if self.solver == "em":
+            check_sample_weight_support(prototypes, sample_weight)
         prototypes = _fix_scales(prototypes, X, sample_weight)
         return prototypes, self._data(X, y, sample_weight, likelihood)
 
@@ -1079,15 +1104,6 @@ class _BaseMixtureOfExperts(
                 self.__dict__.pop(name, None)
         self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
         return self
-
-    def _finish_dask_fit(self, result, data, t_start):
-        """The end of :meth:`fit` on dask collections (skmoe._dask)."""
-        _warn_usage(result, self.min_expert_weight)
-        if not result.converged:
-            _gather.warn(convergence_message(self), ConvergenceWarning)
-        for name in _GD_ATTRIBUTES + ("_frame_template",):
-            self.__dict__.pop(name, None)
-        self._set_fitted(result, data, _frames.GateInput(None, None), t_start)
 
     def _set_fitted(self, result, data, gate_in, t_start):
         """Store a run's result as the fitted attributes (both solvers)."""
@@ -1152,7 +1168,6 @@ class _BaseMixtureOfExperts(
         """EM from the fitted state (warm start, growing it if ``n_experts``
         grew) or the best of ``n_init`` restarts, in parallel when ``n_jobs``
         allows."""
-        check_sample_weight_support(prototypes, data.sample_weight)
         config = EMConfig.from_estimator(self)
         if self._can_warm_start(data.Z, len(prototypes)):
             state = self._warm_state(prototypes, data)
@@ -1163,9 +1178,7 @@ class _BaseMixtureOfExperts(
                         data, state, prototypes, rng, self.top_k, self.grow == "freeze"
                     )
                 return run_em(data, state, config, rng, resp)
-        gate = prepare_gate(
-            self._new_gate(), data.Z, data.sample_weight, len(prototypes)
-        )
+        gate = data.prepare_gate(self._new_gate(), len(prototypes))
         # One RandomState per restart, drawn up front, so that the restarts
         # can run in parallel (n_jobs) with the same results as in series. A
         # single restart keeps using `rng` itself.
@@ -1249,13 +1262,13 @@ class _BaseMixtureOfExperts(
         constant gate. Every responsibility of one expert is 1, so the first
         EM iteration (the expert's fit, the likelihood's parameters given
         it) is EM's fixed point: no pool, no restart."""
-        gate = prepare_gate(self._new_gate(), data.Z, data.sample_weight, 1)
+        gate = data.prepare_gate(self._new_gate(), 1)
         state = EMState(make_experts(prototypes, rng), gate)
         config = dataclasses.replace(
             EMConfig.from_estimator(self), max_iter=1, gate_max_iter=None,
             label="[n_experts=1] ",
         )
-        result = run_em(data, state, config, rng, [np.ones((data.y.shape[0], 1))])
+        result = run_em(data, state, config, rng, [data.uniform_responsibilities(1)])
         result.converged = True
         return result
 

@@ -1,39 +1,46 @@
-"""EM on dask arrays: per-block E-steps and tree-reduced statistics.
+"""The dask backend of EM: per-block passes and tree-reduced sums.
 
 ``MixtureOfExpertsRegressor.fit(X, y)`` with a dask array (or a dask
-DataFrame) ``X`` runs here: the same EM as the in-memory chunked engine
-(:mod:`skmoe._chunked`), with every pass over the rows a task per block of
-rows and the sums -- the experts' weighted moments, the gate's loss,
-gradient and Hessian, the log-likelihood -- added pairwise on the workers
-(a tree reduction); only those small sums come back. The responsibilities
-stay on the workers, one array per block. ``X`` is never gathered into one
-process: the k-means start reads a subsample of the rows (as the in-memory
-fit does above 262,144 rows; below, the start reads the rows of
-``[X, y]`` to the client, as small data).
+DataFrame) ``X`` runs the estimator's own fit template and EM loop
+(:func:`skmoe._em.run_em`, with ``n_experts=None``'s BIC choice, restarts,
+the convergence and "indistinct experts" tests and the same fitted
+attributes); only the passes over the rows differ: :class:`DaskPasses`
+implements the passes protocol of :mod:`skmoe._backends` with every pass a
+task per block of rows and the sums -- the experts' weighted moments, the
+gate's loss, gradient and Hessian, the log-likelihood -- added pairwise on
+the workers (a tree reduction); only those small sums come back. The
+responsibilities stay on the workers, one array per block. ``X`` is never
+gathered into one process: the k-means start reads a subsample of the rows
+(as the in-memory fit does above 262,144 rows; below, the start reads the
+rows of ``[X, y]`` to the client, as small data). Every block is checked
+by the in-memory checks (NaN, infinity, magnitude): the same errors.
 
 With a ``dask.distributed`` client the tasks run on its workers; without
 one, in this process on dask's default scheduler (block by block).
 
 Supported: LinearRegression and Ridge experts (plain, as in
-:mod:`skmoe._linear`), the SoftmaxGate without ``balance``, soft
-assignments, dense EM (no ``top_k``), ``gate_features=None``, ``init``
-"kmeans" or "auto" (on a dask collection, ``"auto"`` is the k-means start:
-the pool of short runs is for data in memory), one restart, no warm start. Anything else raises a ValueError
-naming it: the other experts can learn from a dask collection block by block
-with ``solver="gd"`` and ``partial_fit``.
+:mod:`skmoe._linear`) with the Gaussian likelihood, the SoftmaxGate without
+``balance``, soft assignments, dense EM (no ``top_k``),
+``gate_features=None``, ``init`` "kmeans" or "auto" (on a dask collection,
+``"auto"`` is the k-means start: the pool of short runs is for data in
+memory), no warm start. Anything else raises a ValueError naming it: the
+other experts can learn from a dask collection block by block with
+``solver="gd"`` and ``partial_fit``. Not done on the blocks: collapse repair
+(it splits an expert's rows by 2-means; an expert that collapses raises a
+ValueError) and the ``init="auto"`` pool.
 """
 
 import operator
-import time
-import types
 
 import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils.validation import _check_sample_weight
 
 from . import _chunked, _init, _linear
-from ._em import EMResult, EMState
+from ._em import EMData
 from ._gating import SoftmaxGate
-from ._ridge import with_data_scale
-from ._experts import estimator_name, make_experts
+from ._experts import estimator_name
+from ._likelihood import GaussianLikelihood
 
 
 def is_dask_collection(X):
@@ -85,6 +92,21 @@ class _Runner:
         while len(level) > 1:
             nxt = [
                 self.client.submit(_add, level[i], level[i + 1], pure=False)
+                for i in range(0, len(level) - 1, 2)
+            ]
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+        return level[0].result()
+
+    def reduce_max(self, handles):
+        """Elementwise maximum of the results (arrays), on the workers."""
+        if self.client is None:
+            return _tree(handles, np.maximum)
+        level = list(handles)
+        while len(level) > 1:
+            nxt = [
+                self.client.submit(np.maximum, level[i], level[i + 1], pure=False)
                 for i in range(0, len(level) - 1, 2)
             ]
             if len(level) % 2:
@@ -208,11 +230,13 @@ class BlockGateData:
 
 
 # ----------------------------------------------------------------------
-# The fit
+# The checks and the data of a fit
 # ----------------------------------------------------------------------
-def _check_supported(est, prototypes):
+def check_supported(params, prototypes, gate, likelihood):
+    """Refuse, naming it, a setting the block passes do not run (``params``:
+    the estimator's parameters)."""
     bad = [
-        f"experts[{k}] ({estimator_name(p)})" if isinstance(est.experts, list)
+        f"experts[{k}] ({estimator_name(p)})" if isinstance(params["experts"], list)
         else f"experts ({estimator_name(p)})"
         for k, p in enumerate(prototypes)
         if not _linear.batchable(p)
@@ -225,15 +249,16 @@ def _check_supported(est, prototypes):
             "for block in X.to_delayed(): moe.partial_fit(block.compute(), ...), "
             "or compute X into memory."
         )
-    gate = est.gate if est.gate is not None else SoftmaxGate()
     problems = []
+    if type(likelihood) is not GaussianLikelihood:
+        problems.append("likelihood='gaussian'")
     if type(gate) is not SoftmaxGate or gate.balance > 0:
         problems.append("a SoftmaxGate without balance")
     for name, want in [
         ("solver", "em"), ("assignment", "soft"), ("top_k", None), ("gate_features", None),
-        ("init", ("auto", "kmeans")), ("n_init", 1), ("warm_start", False),
+        ("init", ("auto", "kmeans")), ("warm_start", False),
     ]:
-        value = getattr(est, name, None)
+        value = params.get(name)
         if not (value in want if isinstance(want, tuple) else value == want):
             problems.append(f"{name}={want!r}")
     if problems:
@@ -241,7 +266,18 @@ def _check_supported(est, prototypes):
             "fit on a dask collection needs " + ", ".join(problems) + "; compute X into "
             "memory (or a numpy.memmap) for the other settings."
         )
-    return gate
+
+
+def _block_checks(X, y, sw, estimator_name):
+    """The in-memory checks of one block (the same errors); its extremes."""
+    X = check_array(X, dtype=np.float64, input_name="X", estimator=estimator_name)
+    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y",
+                    estimator=estimator_name)
+    sw = _check_sample_weight(sw, X, dtype=np.float64, ensure_non_negative=True)
+    return np.array([
+        float(X.max()) if X.size else -np.inf, -float(X.min()) if X.size else -np.inf,
+        float(np.count_nonzero(sw)),
+    ])
 
 
 def _as_dask_array(X, name):
@@ -249,135 +285,175 @@ def _as_dask_array(X, name):
     import dask.dataframe as dd
 
     if isinstance(X, dd.DataFrame):
-        names = np.asarray(X.columns, dtype=object)
-        return X.to_dask_array(lengths=True).astype(np.float64), names
+        return X.to_dask_array(lengths=True).astype(np.float64)
     if isinstance(X, dd.Series):
-        return X.to_dask_array(lengths=True).astype(np.float64), None
+        return X.to_dask_array(lengths=True).astype(np.float64)
     if not isinstance(X, da.Array):
         X = da.asarray(X)
-    return X.astype(np.float64), None
+    return X.astype(np.float64)
 
 
 def _validated_blocks(X, y, sample_weight):
     """``X``, ``y`` and the sample weights as dask arrays with aligned row blocks."""
     import dask.array as da
 
-    X, _ = _as_dask_array(X, "X")
-    y, _ = _as_dask_array(y, "y")
+    X, y = _as_dask_array(X, "X"), _as_dask_array(y, "y")
     if X.ndim != 2 or y.ndim != 1:
         raise ValueError(f"Expected X 2-D and y 1-D; got shapes {X.shape} and {y.shape}.")
     if any(np.isnan(c) for c in X.chunks[0]):
         raise ValueError("X has unknown block sizes; call X.compute_chunk_sizes() first.")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
+            f"{y.shape[0]}."
+        )
     X = X.rechunk({1: -1})
     y = y.rechunk((X.chunks[0],))
     if sample_weight is None:
         sw = da.ones(X.shape[0], chunks=(X.chunks[0],))
     else:
-        sw, _ = _as_dask_array(sample_weight, "sample_weight")
-        sw = sw.rechunk((X.chunks[0],))
+        sw = _as_dask_array(sample_weight, "sample_weight").rechunk((X.chunks[0],))
     return X, y, sw
 
 
-def _prepare(runner, blocks, est, gate):
-    """Totals, the likelihood's variance floor and the gate's standardisation,
-    in two passes (means, then centred squares). Returns ``(likelihood,
-    total, shift, scale)``, ``shift`` the means of ``[X, y]`` the moments are
-    taken around, ``scale`` the weighted column scales of ``X``."""
-    Xb, yb, swb = blocks
-    sx, s = runner.reduce(runner.map(_block_sums, Xb, yb, swb))
-    total = s[2]
-    if not total > 0:
-        raise ValueError("sample_weight must have a positive sum.")
-    mean_x, mean_y = sx / total, s[0] / total
-    vx, vy = runner.reduce(runner.map(_block_centred, Xb, yb, swb, mean_x=mean_x,
-                                      mean_y=mean_y))
-    var_y = vy[0] / total
-    lik = est._make_likelihood()
-    scale_y = var_y if var_y > 0 else max(mean_y * mean_y, 1.0)
-    lik.variance_floor_ = lik.reg_variance * scale_y
-    gate_scale = np.sqrt(np.maximum(vx / total, 0.0))
-    gate_scale[gate_scale <= 1e-12 * np.maximum(np.abs(mean_x), 1.0)] = 1.0
-    gate.prepare_statistics(mean_x, gate_scale)
-    return lik, total, np.concatenate([mean_x, [mean_y]]), gate_scale
+def block_data(X, y, sample_weight, likelihood, estimator_name):
+    """The :class:`~skmoe._em.EMData` of a fit on dask collections: the rows
+    stay in their blocks, ``passes`` is a :class:`DaskPasses` over them.
 
-
-def _run_em(est, runner, blocks, Rb, state, lik, total, shift, shape):
-    """The EM iterations over the blocks (as :func:`skmoe._em.run_em`'s loop
-    for the chunked engine): the experts and variances from the moments, the
-    gate from its sums, then one pass of E-steps that also takes the next
-    moments. Returns the result and the last responsibilities' blocks."""
-    Xb, yb, swb = blocks
-    n = shape[0]
-    stats = _chunked.LinearStats(
-        runner.reduce(runner.map(_block_moments, Xb, yb, swb, Rb, shift=shift)), shift
-    )
-    history, converged, prev, exact_gate, log_lik = [], False, -np.inf, False, -np.inf
-    for n_iter in range(1, est.max_iter + 1):
-        step_exact = exact_gate or est.gate_max_iter is None
-        _m_step_experts(state, stats, n, total, lik)
-        _gate_m_step(state.gate, BlockGateData(runner, Xb, Rb, swb, shape), total,
-                     len(state.experts), None if step_exact else est.gate_max_iter)
-        arrays = _chunked.model_arrays(state.experts, state.gate, state.theta)
-        out = runner.map(_block_e_step, Xb, yb, swb, arrays=arrays, shift=shift)
-        runner.release(Rb)
-        Rb = runner.pick(out, 0)
-        packed, ll = runner.reduce(_pair(runner, out))
-        runner.release(out)
-        stats = _chunked.LinearStats(packed, shift)
-        log_lik = float(ll[0]) / total
-        objective = log_lik - state.gate.penalty() / total
-        change = objective - prev
-        history.append(objective)
-        if est.verbose:
-            print(f"Iteration {n_iter:4d}: log-likelihood {log_lik:.6f}, change {change:.3e}")
-        if change < est.tol and step_exact:
-            converged = True
-            break
-        exact_gate = change < est.tol
-        prev = objective
-    result = EMResult(state, history, converged, n_iter, history[-1], log_lik, None)
-    return result, Rb
-
-
-def _m_step_experts(state, stats, n, total, lik):
-    """The experts and the noise variances from the moments."""
-    ok, theta, not_fitted = _chunked.m_step_stats(
-        state.experts, state.theta, stats, n, total, lik
-    )
-    if not ok or not_fitted:
-        raise ValueError(
-            "An expert lost its training weight (or its normal equations are too "
-            "ill-conditioned) during EM on the dask collection, which has no "
-            "collapse repair; use fewer experts, or fit in memory."
-        )
-    state.theta = theta
-
-
-def fit(est, X, y, sample_weight=None):
-    """Fit ``est`` (a MixtureOfExpertsRegressor) on dask collections."""
-    t_start = time.perf_counter()
+    Raises the in-memory fit's errors for NaN, infinity and magnitude.
+    Returns ``(data, n_positive)``, ``n_positive`` the rows of positive weight.
+    """
     X, y, sw = _validated_blocks(X, y, sample_weight)
-    prototypes = est._expert_prototypes()
-    gate = _check_supported(est, prototypes)
-    gate = type(gate)(**gate.get_params())  # a fresh clone
     runner = _Runner()
     blocks = (runner.blocks(X), runner.blocks(y), runner.blocks(sw))
-    lik, total, shift, scale = _prepare(runner, blocks, est, gate)
-    prototypes = with_data_scale(prototypes, scale)
-    # The k-means start: the in-memory fit's, from the same rows.
-    rng = est.random_state
-    if not isinstance(rng, np.random.RandomState):
-        rng = np.random.RandomState(rng)
-    Rb = _start(runner, X, y, sw, *blocks, lik, len(prototypes), rng)
-    state = EMState(make_experts(prototypes, rng), gate)
-    result, Rb = _run_em(est, runner, blocks, Rb, state, lik, total, shift, X.shape)
-    result.usage = runner.reduce(runner.map(_block_usage, Rb, blocks[2])) / total
-    runner.release(Rb)
-    est.n_features_in_ = X.shape[1]
-    est.__dict__.pop("feature_names_in_", None)
-    data = types.SimpleNamespace(X=X, Z=X, likelihood=lik)
-    est._finish_dask_fit(result, data, t_start)
-    return est
+    extremes = runner.reduce_max(
+        runner.map(_block_checks, *blocks, estimator_name=estimator_name)
+    )
+    largest = max(extremes[0], extremes[1])
+    if largest > _MAX_ABS:
+        raise ValueError(
+            f"X holds values up to {largest:.3g} in absolute value; skmoe "
+            "squares them (variances, Gram matrices) and float64 overflows above "
+            "about 1e154. Rescale X (e.g. divide it by a constant or use "
+            "sklearn.preprocessing.StandardScaler)."
+        )
+    passes = DaskPasses(runner, blocks, X.shape)
+    passes.prepare(likelihood)
+    data = EMData(X, y, sw, X, likelihood, passes=passes)
+    return data, int(runner.reduce(runner.map(_block_count, blocks[2])))
+
+
+def _block_count(sw):
+    return np.array(float(np.count_nonzero(_c(sw))))
+
+
+#: As skmoe._base.MAX_ABS_VALUE (the in-memory check).
+_MAX_ABS = 1e150
+
+
+class DaskPasses:
+    """The passes protocol of :mod:`skmoe._backends` over dask blocks.
+
+    ``runner`` runs the block tasks (on the client's workers, or here);
+    ``blocks`` holds the handles of the row blocks of ``X``, ``y`` and the
+    sample weights; the responsibilities are lists of block handles.
+    """
+
+    repairs = False
+    falls_back = False
+
+    def __init__(self, runner, blocks, shape):
+        self.runner, self.blocks, self.shape = runner, blocks, shape
+
+    def prepare(self, likelihood):
+        """Totals, the likelihood's variance floor, the columns' means and
+        scales, in two passes (means, then centred squares)."""
+        runner, (Xb, yb, swb) = self.runner, self.blocks
+        sx, s = runner.reduce(runner.map(_block_sums, Xb, yb, swb))
+        self.total = s[2]
+        if not self.total > 0:
+            raise ValueError("sample_weight must have a positive sum.")
+        mean_x, mean_y = sx / self.total, s[0] / self.total
+        vx, vy = runner.reduce(runner.map(
+            _block_centred, Xb, yb, swb, mean_x=mean_x, mean_y=mean_y
+        ))
+        var_y = vy[0] / self.total
+        scale_y = var_y if var_y > 0 else max(mean_y * mean_y, 1.0)
+        likelihood.variance_floor_ = likelihood.reg_variance * scale_y
+        likelihood.target_variance_ = scale_y
+        scale = np.sqrt(np.maximum(vx / self.total, 0.0))
+        scale[scale <= 1e-12 * np.maximum(np.abs(mean_x), 1.0)] = 1.0
+        self.mean, self.scale = mean_x, scale
+        self.shift = np.concatenate([mean_x, [mean_y]])
+
+    def total_weight(self, sample_weight):
+        """The total sample weight (summed by :meth:`prepare`)."""
+        return float(self.total)
+
+    def prepare_gate(self, gate, n_outputs):
+        """The gate's standardisation from the columns' sums."""
+        return gate.prepare_statistics(self.mean, self.scale)
+
+    def initial_responsibilities(self, data, init, n_experts, rng, i_init):
+        """The in-memory k-means start, per block."""
+        return _start(self.runner, data, self.blocks, n_experts, rng)
+
+    def uniform_responsibilities(self, data, n_experts):
+        """Responsibilities ``1 / n_experts`` on every row, per block."""
+        bounds = data.X.chunks[0]
+        parts = [np.full((n, n_experts), 1.0 / n_experts) for n in bounds]
+        return parts if self.runner.client is None else self.runner.client.scatter(parts)
+
+    def stats_pass(self, data, resp):
+        """The experts' moments for ``resp``, tree-reduced."""
+        Xb, yb, swb = self.blocks
+        parts = self.runner.map(_block_moments, Xb, yb, swb, resp, shift=self.shift)
+        return _chunked.LinearStats(self.runner.reduce(parts), self.shift)
+
+    def m_step(self, data, state, stats, resp, keep_empty):
+        """The experts and the noise variances from the moments."""
+        ok, theta, not_fitted = _chunked.m_step_stats(
+            state.experts, state.theta, stats, self.shape[0], self.total, data.likelihood
+        )
+        if not ok or not_fitted:
+            raise ValueError(
+                "An expert lost its training weight (or its normal equations are too "
+                "ill-conditioned) during EM on the dask collection, which has no "
+                "collapse repair; use fewer experts, or fit in memory."
+            )
+        state.theta = theta
+        return True
+
+    def m_step_gate(self, data, state, resp, stats, max_iter):
+        """The SoftmaxGate's M-step with its sums taken over the blocks."""
+        Xb, _, swb = self.blocks
+        sums = BlockGateData(self.runner, Xb, resp, swb, self.shape)
+        state.gate.fit_soft_sums(
+            sums, self.total, len(state.experts), lambda: self.usage(data, resp),
+            max_iter=max_iter,
+        )
+        return True
+
+    def e_pass(self, data, state, out, gate_sums=True):
+        """E-steps per block with the next moments; ``out``'s blocks released."""
+        Xb, yb, swb = self.blocks
+        arrays = _chunked.model_arrays(state.experts, state.gate, state.theta)
+        done = self.runner.map(_block_e_step, Xb, yb, swb, arrays=arrays, shift=self.shift)
+        if out is not None:
+            self.runner.release(out)
+        resp = self.runner.pick(done, 0)
+        packed, ll = self.runner.reduce(_pair(self.runner, done))
+        self.runner.release(done)
+        return resp, _chunked.LinearStats(packed, self.shift), float(ll[0]) / self.total
+
+    def same_experts(self, state):
+        """Whether every expert is the same linear model."""
+        return _chunked.same_experts(state)
+
+    def usage(self, data, resp):
+        """The experts' shares of the training weight, tree-reduced."""
+        Rb, swb = resp, self.blocks[2]
+        return self.runner.reduce(self.runner.map(_block_usage, Rb, swb)) / self.total
 
 
 def _pair(runner, out):
@@ -395,8 +471,10 @@ def _block_usage(resp, sw):
     return _c(sw) @ resp
 
 
-def _start(runner, X, y, sw, Xb, yb, swb, lik, K, rng):
+def _start(runner, data, blocks, K, rng):
     """Initial responsibilities per block: the in-memory k-means start."""
+    Xb, yb, swb = blocks
+    X, y, sw, lik = data.X, data.y, data.sample_weight, data.likelihood
     n = X.shape[0]
     if n <= 2 * _init._INIT_SUBSAMPLE:
         # Small data: the in-memory start on every row, read here.
@@ -420,22 +498,11 @@ def _start(runner, X, y, sw, Xb, yb, swb, lik, K, rng):
     )
 
 
-def _gate_m_step(gate, blocks, total, K, max_iter):
-    """The SoftmaxGate's M-step with its sums taken over the blocks."""
-
-    def freq():
-        runner = blocks.runner
-        return runner.reduce(runner.map(_block_usage, blocks.Rb, blocks.swb)) / total
-
-    gate.fit_soft_sums(blocks, total, K, freq, max_iter=max_iter)
-
-
 def predict(est, X, return_std=False):
     """``est.predict`` block by block: lazy dask arrays (``map_blocks``)."""
     import dask.array as da
 
-    X, _ = _as_dask_array(X, "X")
-    X = X.rechunk({1: -1})
+    X = _as_dask_array(X, "X").rechunk({1: -1})
 
     def block(b, i):
         out = est.predict(np.asarray(b), return_std=return_std)

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import _chunked, _repair, _routing
+from . import _repair, _routing
+from ._backends import choose_passes
 from ._experts import ExpertPool, assignments, expert_weights, refit_experts
 from ._frames import take_rows
-from ._init import LazyInitColumns
+from ._gating import prepare_gate
+from ._init import LazyInitColumns, initial_responsibilities
 
 
 @dataclass
@@ -52,14 +54,14 @@ class EMData:
     likelihood: object
     init_columns: object = None
     numeric: object = None
-    #: The chunked passes of an array API fit
-    #: (:class:`skmoe._array_api.ArrayAPIPasses`); None: NumPy.
+    #: The passes of rows that are not in memory as NumPy (an array
+    #: namespace, dask blocks; :mod:`skmoe._backends`); None: NumPy.
     passes: object = None
     total: float = field(init=False)
 
     def __post_init__(self):
         if self.passes is not None:
-            self.total = float(self.passes.xp.sum(self.sample_weight))
+            self.total = self.passes.total_weight(self.sample_weight)
             return
         self.total = self.sample_weight.sum()
         if self.init_columns is None:
@@ -79,6 +81,29 @@ class EMData:
     def init_X(self):
         """The columns that ``init="kmeans"`` clusters (with ``y``)."""
         return self.X if self.numeric is None else self.numeric
+
+    def start(self, init, n_experts, rng, i_init):
+        """The initial responsibilities of ``init`` (restart ``i_init``):
+        on rows in memory, :func:`skmoe._init.initial_responsibilities`;
+        elsewhere, the passes' own (dask blocks)."""
+        if self.passes is not None:
+            return self.passes.initial_responsibilities(self, init, n_experts, rng, i_init)
+        return initial_responsibilities(
+            init, self.likelihood, self.init_X, self.y, self.sample_weight,
+            n_experts, rng, i_init,
+        )
+
+    def uniform_responsibilities(self, n_experts):
+        """Responsibilities ``1 / n_experts`` on every row."""
+        if self.passes is not None:
+            return self.passes.uniform_responsibilities(self, n_experts)
+        return np.full((self.y.shape[0], n_experts), 1.0 / n_experts)
+
+    def prepare_gate(self, gate, n_outputs):
+        """``gate`` prepared on the gate's input (its standardisation)."""
+        if self.passes is not None:
+            return self.passes.prepare_gate(gate, n_outputs)
+        return prepare_gate(gate, self.Z, self.sample_weight, n_outputs)
 
 
 def settings_from(settings_class, estimator):
@@ -203,19 +228,34 @@ def m_step_likelihood(data, state, outputs, assign):
     state.theta = theta
 
 
-def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sums, times):
-    """One EM iteration by the chunked passes (:mod:`skmoe._chunked`, or
-    ``data.passes``: the same passes in an array API namespace).
+@dataclass
+class _Run:
+    """What one EM run's iterations share: the data, the state, the settings,
+    the passes chosen for the run (:func:`skmoe._backends.choose_passes`;
+    None: the general path), the expert pool, the result being filled and
+    ``sums``, the next M-step's sums for the current responsibilities when
+    the last pass computed them (None: not computed)."""
 
-    ``sums`` is a one-element list holding the M-step's sums for ``resp``
-    (None: not yet computed); it receives those of the new responsibilities.
-    Returns None, having changed nothing, where the general M-step is needed
-    (an empty expert).
+    data: EMData
+    state: EMState
+    config: EMConfig
+    rng: object
+    pool: object
+    passes: object
+    result: object
+    sums: object = None
+
+
+def _passes_iteration(run, resp, keep_empty, gate_max_iter, times):
+    """One EM iteration by the run's passes (:mod:`skmoe._backends`).
+
+    Returns None, having changed nothing, where the passes decline the
+    M-step (an empty expert) and the general M-step can take it.
     """
-    passes = _chunked if data.passes is None else data.passes  # one interface
+    data, state, passes = run.data, run.state, run.passes
     tic = time.perf_counter()
-    stats = sums[0] if sums[0] is not None else passes.stats_pass(data, resp)
-    sums[0] = None
+    stats = run.sums if run.sums is not None else passes.stats_pass(data, resp)
+    run.sums = None
     if not passes.m_step(data, state, stats, resp, keep_empty):
         return None
     toc = time.perf_counter()
@@ -224,40 +264,32 @@ def _chunked_iteration(data, state, config, resp, keep_empty, gate_max_iter, sum
         m_step_gate(data, state, resp, gate_max_iter)
     tic, toc = toc, time.perf_counter()
     times["gate"] = toc - tic
-    resp, sums[0], log_lik = passes.e_pass(data, state, out=resp)
+    resp, run.sums, log_lik = passes.e_pass(data, state, out=resp)
     times["E-step"] = time.perf_counter() - toc
     # The gate's log-probabilities and the outputs are not kept (a repair
     # computes them when it needs them).
     return resp, None, None, log_lik, passes.same_experts(state)
 
 
-def _iteration(
-    data, state, config, rng, resp, keep_empty, gate_max_iter, empty, times, pool,
-    sums=None,
-):
+def _iteration(run, resp, keep_empty, gate_max_iter, times):
     """One EM iteration; returns ``(resp, log_gate, outputs, log_lik, indistinct)``.
 
     ``times`` receives the seconds of its steps (experts, gate, E-step).
     ``indistinct``: every expert gives every row the same likelihood (e.g. a
     constant ``y`` that every expert fits exactly), so the data hold
-    nothing that could separate the experts. ``sums``: see
-    :func:`_chunked_iteration` (None: the general path only).
+    nothing that could separate the experts.
     """
-    if data.passes is not None:  # an array API fit: its passes or nothing
-        return _chunked_iteration(
-            data, state, config, resp, keep_empty, gate_max_iter, sums, times
-        )
-    if sums is not None and _chunked.applicable(data, state, config):
-        done = _chunked_iteration(
-            data, state, config, resp, keep_empty, gate_max_iter, sums, times
-        )
-        if done is not None:
+    if run.passes is not None:
+        done = _passes_iteration(run, resp, keep_empty, gate_max_iter, times)
+        if done is not None or not run.passes.falls_back:
             return done
-    if sums is not None:
-        sums[0] = None
+    data, state, config, rng = run.data, run.state, run.config, run.rng
+    run.sums = None
     tic = time.perf_counter()
     assign = assignments(resp, rng, config.assignment)
-    empty |= m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool)
+    run.result.empty |= m_step_experts(
+        data, state, resp, assign, rng, config, keep_empty, run.pool
+    )
     toc = time.perf_counter()
     times["experts"] = toc - tic
     m_step_gate(data, state, assign, gate_max_iter)
@@ -270,7 +302,7 @@ def _iteration(
     # every row.
     candidates = _routing.candidates(log_gate, resp, config.top_k)
     rows = None if candidates is None else _routing.rows_per_expert(candidates)
-    outputs = data.likelihood.outputs(state.experts, data.X, rows, pool)
+    outputs = data.likelihood.outputs(state.experts, data.X, rows, run.pool)
     m_step_likelihood(data, state, outputs, assign)
     log_lik = data.likelihood.log_lik(outputs, data.y, state.theta)
     indistinct = candidates is None and _indistinct(log_lik)
@@ -311,8 +343,8 @@ def run_em(data, state, config, rng, resp=None, sums=None):
 
     ``resp`` may be a one-element list, emptied here: no reference to the
     initial responsibilities then outlives their first use (peak memory).
-    ``sums``: the chunked M-step's sums for ``resp`` when the pass that
-    made ``resp`` computed them (:func:`skmoe._chunked.e_pass`), which
+    ``sums``: the passes' M-step sums for ``resp`` when the pass that
+    made ``resp`` computed them (``e_pass`` of :mod:`skmoe._backends`), which
     spares the first iteration a pass over the rows.
     The expert fits of every iteration share one
     :class:`~skmoe._experts.ExpertPool` (``config.n_jobs``).
@@ -334,6 +366,8 @@ def _run_em(data, state, config, rng, resp, pool, repairs=(), sums=None):
     """
     result = EMResult(state, [], False, 0, -np.inf, -np.inf, resp)
     result.repairs = list(repairs)
+    run = _Run(data, state, config, rng, pool, choose_passes(data, state, config),
+               result, sums)
     snapshot = None
     keep_empty = resp is None
     prev = -np.inf
@@ -342,7 +376,6 @@ def _run_em(data, state, config, rng, resp, pool, repairs=(), sums=None):
         resp, log_norm = e_step(data, state, config.top_k)
         prev = (data.sample_weight @ log_norm - state.gate.penalty()) / data.total
     exact_gate = False
-    sums = [sums]  # the chunked M-step's sums for resp (skmoe._chunked)
     for n_iter in range(1, config.max_iter + 1):
         tic = time.perf_counter()
         # A generalised M-step: a few gate iterations from the previous gate.
@@ -352,9 +385,7 @@ def _run_em(data, state, config, rng, resp, pool, repairs=(), sums=None):
         log_gate = outputs = None  # drop the last iteration's arrays (peak memory)
         times = {}
         resp, log_gate, outputs, log_lik, indistinct = _iteration(
-            data, state, config, rng, resp, keep_empty,
-            None if step_exact else config.gate_max_iter, result.empty, times, pool,
-            sums,
+            run, resp, keep_empty, None if step_exact else config.gate_max_iter, times
         )
         keep_empty, exact_gate = True, False
         objective = log_lik - state.gate.penalty() / data.total
@@ -366,8 +397,8 @@ def _run_em(data, state, config, rng, resp, pool, repairs=(), sums=None):
                 time.perf_counter() - tic, times,
             )
         # A repair needs an M-step after it: none at the last iteration (nor
-        # under the array API, whose collapsed experts raise in the M-step).
-        last = n_iter == config.max_iter or data.passes is not None
+        # on rows that the repair cannot split: see the passes' ``repairs``).
+        last = n_iter == config.max_iter or not getattr(run.passes, "repairs", True)
         repaired = None if last else _repair.repair_collapse(
             data, state, config, resp, log_gate, outputs, result, n_iter
         )
@@ -375,7 +406,10 @@ def _run_em(data, state, config, rng, resp, pool, repairs=(), sums=None):
             if snapshot is None and config.on_collapse == "reseed":
                 snapshot = (copy.deepcopy(state), n_iter, list(result.history))
             resp, prev, exact_gate = repaired, -np.inf, True  # EM restarts from it
-            sums[0] = None
+            run.sums = None
+            if config.on_collapse == "drop":
+                # A dropped expert may turn top_k into the dense model.
+                run.passes = choose_passes(data, state, config)
             continue
         # Converged once the objective stops rising by tol; a small change
         # after a partial gate step is confirmed by an exact one. Experts
@@ -387,9 +421,7 @@ def _run_em(data, state, config, rng, resp, pool, repairs=(), sums=None):
             break
         exact_gate = change < config.tol or indistinct
         prev = objective
-    result = _finish(
-        data, state, config, result, resp, log_gate, outputs, log_lik, n_iter
-    )
+    result = _finish(run, resp, log_gate, outputs, log_lik, n_iter)
     if snapshot is None:
         return result
     return _keep_better(data, config, rng, pool, result, snapshot)
@@ -425,12 +457,13 @@ def _keep_better(data, config, rng, pool, result, snapshot):
     return alt
 
 
-def _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_iter):
-    """Fill ``result``. Under ``top_k``, one full E-step at the end: the
+def _finish(run, resp, log_gate, outputs, log_lik, n_iter):
+    """Fill the run's result. Under ``top_k``, one full E-step at the end: the
     iterations evaluated each expert on its candidate rows only; the fitted
     model's responsibilities and log-likelihood take each row's ``top_k``
     posteriors among all the experts (``log_gate`` is the last iteration's:
     a repair is always followed by another iteration)."""
+    data, state, config, result = run.data, run.state, run.config, run.result
     if _routing.effective_k(config.top_k, len(state.experts)) is not None:
         resp, log_norm = e_step(data, state, config.top_k, log_gate=log_gate)
         log_lik = data.sample_weight @ log_norm / data.total
@@ -447,5 +480,8 @@ def _finish(data, state, config, result, resp, log_gate, outputs, log_lik, n_ite
     result.n_iter = n_iter
     result.objective = result.history[-1]
     result.log_likelihood = log_lik
-    result.usage = data.sample_weight @ resp / data.total
+    result.usage = (
+        data.sample_weight @ resp / data.total if run.passes is None
+        else run.passes.usage(data, resp)
+    )
     return result

@@ -38,7 +38,8 @@ from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.utils.parallel import Parallel, delayed
 
-from . import _chunked, _linear, _polish
+from . import _linear, _polish
+from ._backends import choose_passes
 from ._em import EMState, e_step, run_em
 from ._experts import count_parameters, make_experts
 from ._frames import numeric_array
@@ -259,11 +260,12 @@ def run_pool(data, prototypes, gate, config, rng, pool):
 def _winner_responsibilities(data, state, config):
     """The responsibilities of the subsample's winner ``state`` on every
     row, and the chunked M-step's sums for them: one fused pass on the
-    threads (:func:`skmoe._chunked.e_pass`) where the chunked passes apply,
+    threads (the ``e_pass`` of :mod:`skmoe._backends`) where the passes apply,
     which spares the full-data run its first pass; else the general E-step
     (no sums)."""
-    if _chunked.applicable(data, state, config):
-        resp, stats, _ = _chunked.e_pass(data, state, None, gate_sums=False)
+    passes = choose_passes(data, state, config)
+    if passes is not None:
+        resp, stats, _ = passes.e_pass(data, state, None, gate_sums=False)
         return resp, stats
     return e_step(data, state, None)[0], None
 

@@ -346,8 +346,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         DataFrame: EM then runs block by block on the dask workers (see the
         user guide, "Scaling"), for LinearRegression and Ridge experts.
         """
-        if _dask.is_dask_collection(X):
-            return _dask.fit(self, X, y, sample_weight)
         return self._fit(X, y, sample_weight)
 
     # -- hooks ---------------------------------------------------------

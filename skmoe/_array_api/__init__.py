@@ -20,7 +20,7 @@ The EM loop is the engine's own (:func:`skmoe._em.run_em`); the modules:
 - ``_arrays``: row chunks and small array helpers;
 - ``_gate``: the softmax gate's objective, Hessian and Newton steps;
 - ``_passes``: the chunked passes of linear Gaussian experts
-  (``ArrayAPIPasses``, which :func:`skmoe._em._iteration` uses in place of
+  (``ArrayAPIPasses``, the passes protocol of :mod:`skmoe._backends`, used in place of
   :mod:`skmoe._chunked` when the data carry a namespace);
 - ``_logistic``: the batched logistic experts (``LogisticPasses``);
 - ``_starts``: the initial responsibilities, ``init="auto"``'s pool;

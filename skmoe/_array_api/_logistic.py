@@ -371,7 +371,7 @@ class LogisticPasses(ArrayAPIPasses):
         )
         return True
 
-    def e_pass(self, data, state, out=None):
+    def e_pass(self, data, state, out=None, gate_sums=True):
         xp = self.xp
         X, sw = data.X, data.sample_weight
         resp, ll = [], 0.0

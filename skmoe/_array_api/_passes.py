@@ -2,7 +2,7 @@
 in the namespace: the sufficient statistics (per expert, the weighted
 moments of ``[x - c_x, y - c_y, 1]``), the experts' weighted normal
 equations solved from them, the noise variances, and the fused E-step, as
-:class:`ArrayAPIPasses` (what :func:`skmoe._em._chunked_iteration` calls
+:class:`ArrayAPIPasses` (the passes of :mod:`skmoe._backends`
 when the data carry a namespace); the regressor's prediction and
 posterior."""
 
@@ -220,10 +220,23 @@ def predict(xp, estimator, X):
 
 class ArrayAPIPasses:
     """The chunked passes of :mod:`skmoe._chunked`, in the namespace ``xp``:
-    what :func:`skmoe._em._chunked_iteration` calls."""
+    the passes protocol of :mod:`skmoe._backends`."""
+
+    #: No collapse repair in the namespace (it splits rows by 2-means on the host).
+    repairs = False
+    #: A declined M-step has no general fallback here.
+    falls_back = False
 
     def __init__(self, xp):
         self.xp = xp
+
+    def usage(self, data, resp):
+        """The experts' shares of the training weight."""
+        return data.sample_weight @ resp / data.total
+
+    def total_weight(self, sample_weight):
+        """The total sample weight."""
+        return float(self.xp.sum(sample_weight))
 
     def stats_pass(self, data, resp):
         xp = self.xp
@@ -251,7 +264,7 @@ class ArrayAPIPasses:
         )
         return True
 
-    def e_pass(self, data, state, out=None):
+    def e_pass(self, data, state, out=None, gate_sums=True):
         xp = self.xp
         shift = _shift(xp, data)
         coef, icpt = expert_matrix(xp, state.experts, data.X)
