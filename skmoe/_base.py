@@ -183,7 +183,7 @@ def _warn_repairs(result, min_expert_weight, solver):
             f"Expert {r.expert} ({r.name}) collapsed at {step} {r.iteration}: its "
             f"share of the training weight fell to {r.share:.3g}, below "
             f"min_expert_weight={min_expert_weight}; it was {what}.",
-            UserWarning, stacklevel=4,
+            UserWarning,
         )
 
 
@@ -196,7 +196,7 @@ def _warn_usage(result, min_expert_weight):
             "kept its previous fit (at the first M-step, a fit on all the "
             "data; with init='auto', its fit at the best optimum, where it "
             "collapsed). Consider fewer experts or another init.",
-            UserWarning, stacklevel=4,
+            UserWarning,
         )
     for k in np.flatnonzero(result.usage < min_expert_weight):
         if k not in result.empty and len(experts) > 1:
@@ -208,7 +208,7 @@ def _warn_usage(result, min_expert_weight):
                 "iteration left, or its repair ended at a lower penalised "
                 "objective and was undone; with init='auto', every start that "
                 "gave it rows of its own ended lower); consider fewer experts.",
-                UserWarning, stacklevel=4,
+                UserWarning,
             )
 
 
@@ -232,7 +232,7 @@ def _warn_weak(result):
             f"their variance {var:.4g}).{why} Standardise y (e.g. "
             "sklearn.compose.TransformedTargetRegressor with StandardScaler), "
             "or change the expert's settings.",
-            ConvergenceWarning, stacklevel=4,
+            ConvergenceWarning,
             )
 
 
@@ -342,7 +342,7 @@ def _warn_degenerate(experts, degenerate):
             f"{_pool.FLOOR_MULTIPLE:g}x of its floor (it fits a handful of "
             "rows exactly). Its likelihood is spurious; consider fewer "
             "experts, another random_state or a larger reg_variance.",
-            UserWarning, stacklevel=5,
+            UserWarning,
         )
 
 
