@@ -1107,7 +1107,9 @@ class _BaseMixtureOfExperts(
         state = dict(state)
         gate_in = state.get("_gate_in")
         if isinstance(gate_in, dict):
-            state["_gate_in"] = _frames.GateInput(gate_in["columns"], gate_in["transformer"])
+            state["_gate_in"] = _frames.GateInput(
+                gate_in["columns"], gate_in["transformer"]
+            )
         super().__setstate__(state)
         if isinstance(state.get("_likelihood"), dict):
             likelihood = self._make_likelihood()

@@ -294,7 +294,8 @@ def _candidate_config(config):
     at ``verbose >= 2`` its iterations print, labelled as the pool's."""
     if config.verbose < 2:
         return dataclasses.replace(config, verbose=0, n_jobs=1)
-    return dataclasses.replace(config, n_jobs=1, label=f"{config.label}[pool candidate] ")
+    label = f"{config.label}[pool candidate] "
+    return dataclasses.replace(config, n_jobs=1, label=label)
 
 
 def _continued(sub, config, task):

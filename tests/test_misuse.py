@@ -47,7 +47,8 @@ def test_repeated_and_weighted_rows_start_in_the_same_cluster():
 
     def start(X, y, weight):  # the fit's k-means start (skmoe._init)
         D = np.column_stack([X, y])
-        return quantile_init_labels(D / _weighted_standardization(D, weight)[1], weight, 4)
+        scale = _weighted_standardization(D, weight)[1]
+        return quantile_init_labels(D / scale, weight, 4)
 
     copies = X.repeat(sw, axis=0)
     repeated = start(copies, y.repeat(sw), np.ones(sw.sum()))
@@ -89,10 +90,12 @@ def test_weighted_squares_of_X_overflowing_are_refused():
 def test_constant_huge_y_is_refused_at_the_one_limit(init, value):
     X, _ = _two_regimes(50)
     limit = f"{skmoe._magnitude.MAX_ABS_VALUE:.0e}"
-    with pytest.raises(ValueError, match=rf"y holds values up to .* accepts values up to {re.escape(limit)}"):
+    message = rf"y holds values up to .* accepts values up to {re.escape(limit)}"
+    with pytest.raises(ValueError, match=message):
         MixtureOfExpertsRegressor(init=init, random_state=0).fit(X, np.full(50, value))
     # At the limit itself: a finite fit and finite predictions.
-    moe = MixtureOfExpertsRegressor(init=init, random_state=0).fit(X, np.full(50, 1e150))
+    moe = MixtureOfExpertsRegressor(init=init, random_state=0)
+    moe.fit(X, np.full(50, 1e150))
     mean, std = moe.predict(X, return_std=True)
     assert np.isfinite(mean).all() and np.isfinite(std).all()
 
@@ -135,7 +138,9 @@ def test_partial_fit_honours_parameters_set_since_the_last_batch():
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_two_threads_fitting_one_estimator():
     X, y = _two_regimes(300)
-    est = MixtureOfExpertsRegressor(n_experts=2, init="kmeans", max_iter=30, random_state=0)
+    est = MixtureOfExpertsRegressor(
+        n_experts=2, init="kmeans", max_iter=30, random_state=0
+    )
     alone = clone(est).fit(X, y).predict(X)
     errors = []
 
@@ -181,14 +186,18 @@ def test_constant_gate_on_a_dataframe_equals_the_array_fit():
     frame = pd.DataFrame(X, columns=["u", "v"])
     on_array = MixtureOfExpertsRegressor(gate_features=[], random_state=0).fit(X, y)
     on_frame = MixtureOfExpertsRegressor(gate_features=[], random_state=0).fit(frame, y)
-    assert_allclose(on_frame.predict(frame), on_array.predict(X), rtol=1e-10, atol=1e-12)
+    assert_allclose(
+        on_frame.predict(frame), on_array.predict(X), rtol=1e-10, atol=1e-12
+    )
     assert len(on_frame.gate_features_) == 0
 
 
 # ----------------------------------------------------------------------
 # 10. skops
 # ----------------------------------------------------------------------
-@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings(
+    "ignore::UserWarning", "ignore::sklearn.exceptions.ConvergenceWarning"
+)
 @pytest.mark.parametrize("kind", ["default", "hierarchical", "classifier"])
 def test_skops_round_trip_with_public_types_only(kind):
     sio = pytest.importorskip("skops.io")
@@ -212,7 +221,8 @@ def test_skops_round_trip_with_public_types_only(kind):
     if kind == "hierarchical":
         assert_allclose(loaded.gate_.predict_proba(X), est.gate_.predict_proba(X))
         # The tree's gates are the node gates (one object each).
-        assert all(a is b for a, b in zip(loaded.gate_.node_gates_, [n.gate for n in loaded.gate_._nodes()]))
+        tree_gates = [node.gate for node in loaded.gate_._nodes()]
+        assert all(a is b for a, b in zip(loaded.gate_.node_gates_, tree_gates))
 
 
 # ----------------------------------------------------------------------
@@ -239,5 +249,6 @@ def test_verbose_1_summarises_and_2_prints_every_iteration(capsys):
     two = capsys.readouterr().out.splitlines()
     assert any(line.startswith("init='auto':") for line in one)
     assert not any("Iteration" in line for line in one)
-    assert any(re.match(r"\[pool candidate\] Iteration +1: log-likelihood", ln) for ln in two)
+    line = r"\[pool candidate\] Iteration +1: log-likelihood"
+    assert any(re.match(line, ln) for ln in two)
     assert set(one) <= set(two)
