@@ -45,6 +45,7 @@ from ._experts import (
 )
 from ._gating import SoftmaxGate, supports_gradient
 from ._init import initial_responsibilities
+from ._magnitude import check_magnitude, check_weighted_magnitude
 from ._messages import convergence_message, warn_disagreement
 from ._ridge import StandardizedRidge, column_scale, with_data_scale
 from ._sgd import (
@@ -58,12 +59,6 @@ from ._sgd import (
 
 #: Fitted attributes that only ``solver="gd"`` sets; an EM fit removes them.
 _GD_ATTRIBUTES = ("_gd_state", "validation_scores_", "best_validation_score_")
-
-
-#: Largest absolute value accepted in X or y: skmoe squares them (variances,
-#: Gram matrices, weighted standardisation) and float64 overflows above about
-#: 1.3e154; 1e150 leaves room for sums over up to 1e8 rows.
-MAX_ABS_VALUE = 1e150
 
 
 _NAMED = re.compile(r"\b(X|y|sample_weight)\b")
@@ -117,23 +112,6 @@ def check_target_dims(y):
         raise ValueError(
             f"y must be 1-dimensional (one target per sample); got an array "
             f"with {ndim} dimensions."
-        )
-
-
-def check_magnitude(a, name):
-    """Refuse values whose squares (summed over rows) would overflow."""
-    values = a.data if sp.issparse(a) else a
-    if values.size == 0:
-        return
-    # Two reductions, no temporary of the size of ``a`` (np.abs would copy
-    # it: 1.6 GB for a 10,000,000 x 20 memmap).
-    largest = max(float(np.max(values)), -float(np.min(values)))
-    if largest > MAX_ABS_VALUE:
-        raise ValueError(
-            f"{name} holds values up to {largest:.3g} in absolute value; skmoe "
-            "squares them (variances, Gram matrices) and float64 overflows above "
-            f"about 1e154. Rescale {name} (e.g. divide it by a constant or use "
-            "sklearn.preprocessing.StandardScaler)."
         )
 
 
@@ -205,7 +183,7 @@ def _warn_repairs(result, min_expert_weight, solver):
             f"Expert {r.expert} ({r.name}) collapsed at {step} {r.iteration}: its "
             f"share of the training weight fell to {r.share:.3g}, below "
             f"min_expert_weight={min_expert_weight}; it was {what}.",
-            UserWarning, stacklevel=4,
+            UserWarning,
         )
 
 
@@ -218,7 +196,7 @@ def _warn_usage(result, min_expert_weight):
             "kept its previous fit (at the first M-step, a fit on all the "
             "data; with init='auto', its fit at the best optimum, where it "
             "collapsed). Consider fewer experts or another init.",
-            UserWarning, stacklevel=4,
+            UserWarning,
         )
     for k in np.flatnonzero(result.usage < min_expert_weight):
         if k not in result.empty and len(experts) > 1:
@@ -230,7 +208,7 @@ def _warn_usage(result, min_expert_weight):
                 "iteration left, or its repair ended at a lower penalised "
                 "objective and was undone; with init='auto', every start that "
                 "gave it rows of its own ended lower); consider fewer experts.",
-                UserWarning, stacklevel=4,
+                UserWarning,
             )
 
 
@@ -254,7 +232,7 @@ def _warn_weak(result):
             f"their variance {var:.4g}).{why} Standardise y (e.g. "
             "sklearn.compose.TransformedTargetRegressor with StandardScaler), "
             "or change the expert's settings.",
-            ConvergenceWarning, stacklevel=4,
+            ConvergenceWarning,
             )
 
 
@@ -364,7 +342,7 @@ def _warn_degenerate(experts, degenerate):
             f"{_pool.FLOOR_MULTIPLE:g}x of its floor (it fits a handful of "
             "rows exactly). Its likelihood is spurious; consider fewer "
             "experts, another random_state or a larger reg_variance.",
-            UserWarning, stacklevel=5,
+            UserWarning,
         )
 
 
@@ -670,7 +648,9 @@ class _PartialFitMixin:
             )
         first = not hasattr(self, "experts_")
         with _restore_on_error(self):
-            data = self._validate_partial_data(X, y, sample_weight, classes, first)
+            data, gate_in = self._validate_partial_data(
+                X, y, sample_weight, classes, first
+            )
             config = SGDConfig.from_estimator(self)
             classes = getattr(data.likelihood, "classes_", None)
             if first:
@@ -680,7 +660,7 @@ class _PartialFitMixin:
             n_iter = 0 if first else self.n_iter_
             sgd.weight_seen += float(data.sample_weight.sum())
             result = run_sgd(data, state, sgd, config, 1, sgd.weight_seen, None, classes)
-            self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
+            self._set_fitted(result, data, gate_in, t_start)
             self._gd_state = sgd
             self.converged_ = False
             self.n_iter_ = n_iter + 1
@@ -714,6 +694,7 @@ class _PartialFitMixin:
                 f"{X.shape[0]}. Collect single rows into mini-batches."
             )
         sample_weight = check_weights(sample_weight, X)
+        self._check_weighted_squares(sample_weight, X, y)
         # What the first batch fixed (the classes, the regressor's variance
         # floor) stays fixed.
         likelihood = self._make_likelihood() if first else copy.deepcopy(self._likelihood)
@@ -743,9 +724,8 @@ class _PartialFitMixin:
         """Copies of the fitted mixture and of its gradient state (a mixture
         fitted by EM continues from its experts and gate)."""
         check_sample_weight_support(self.experts_, data.sample_weight, "partial_fit")
-        state = EMState(
-            copy.deepcopy(self.experts_), copy.deepcopy(self.gate_), self._fitted_theta()
-        )
+        gate, experts = self._fitted_copies(self._expert_prototypes())
+        state = EMState(experts, gate, self._fitted_theta())
         if getattr(self, "_gd_state", None) is not None:
             return state, copy.deepcopy(self._gd_state)
         check_partial_fit_experts(state.experts, isinstance(self.experts, list))
@@ -985,12 +965,17 @@ class _BaseMixtureOfExperts(
         return X, y
 
     def _data(self, X, y, sample_weight, likelihood, first=True):
-        """The EMData of a fit or a batch; keeps the gate input to store."""
-        self._gate_in_fit, Z = self._fit_gate_input(X, y, first)
+        """``(EMData, gate input)`` of a fit or a batch.
+
+        The gate input is returned, not stored on the estimator: nothing of
+        one fit lives on the estimator before it ends, so two fits of one
+        object (two threads) cannot take each other's.
+        """
+        gate_in, Z = self._fit_gate_input(X, y, first)
         # A DataFrame: the numeric columns that the initialisation and the
         # repairs cluster (skmoe/_frames.py).
         numeric = _frames.numeric_columns(X, Z)
-        return EMData(X, y, sample_weight, Z, likelihood, numeric=numeric)
+        return EMData(X, y, sample_weight, Z, likelihood, numeric=numeric), gate_in
 
     # ------------------------------------------------------------------
     # The fit template
@@ -1017,7 +1002,7 @@ class _BaseMixtureOfExperts(
         return X, y
 
     def _validate_block_data(self, X, y, sample_weight):
-        """Validated ``(prototypes, EMData)`` of a fit on dask collections:
+        """Validated ``(prototypes, EMData, gate input)`` of a fit on dask collections:
         the rows stay in their blocks (:mod:`skmoe._dask`), checked there by
         the in-memory checks."""
         prototypes = self._expert_prototypes()
@@ -1034,11 +1019,19 @@ class _BaseMixtureOfExperts(
                 f"Expected n_samples >= n_experts, got n_samples={n_pos} "
                 f"(with positive sample_weight) and n_experts={len(prototypes)}."
             )
-        self._gate_in_fit = _frames.GateInput(None, None)
-        return with_data_scale(prototypes, data.passes.scale), data
+        return with_data_scale(prototypes, data.passes.scale), data, _frames.GateInput(None, None)
+
+    def _check_weighted_squares(self, sample_weight, X, y):
+        """Refuse weights whose weighted sums of squares of X (an array) or
+        of a regression y overflow (:mod:`skmoe._magnitude`)."""
+        arrays = {} if _frames.is_dataframe(X) else {"X": X}
+        if not is_classifier(self) and np.issubdtype(np.asarray(y).dtype, np.number):
+            arrays["y"] = np.asarray(y, dtype=np.float64)
+            check_magnitude(arrays["y"], "y")  # before blaming the weights
+        check_weighted_magnitude(sample_weight, arrays)
 
     def _validate_fit_data(self, X, y, sample_weight):
-        """Validated ``(prototypes, EMData)`` of a fit, or a clear error."""
+        """Validated ``(prototypes, EMData, gate input)`` of a fit, or a clear error."""
         if _dask.is_dask_collection(X):
             return self._validate_block_data(X, y, sample_weight)
         prototypes = self._expert_prototypes()
@@ -1060,6 +1053,7 @@ class _BaseMixtureOfExperts(
                         "experts that accept sparse matrices."
                     )
         sample_weight = check_weights(sample_weight, X)
+        self._check_weighted_squares(sample_weight, X, y)
         likelihood = self._make_likelihood()
         y, _ = likelihood.validate_targets(y, sample_weight)
         n_pos = int(np.count_nonzero(sample_weight))
@@ -1071,7 +1065,7 @@ class _BaseMixtureOfExperts(
         if self.solver == "em":
             check_sample_weight_support(prototypes, sample_weight)
         prototypes = _fix_scales(prototypes, X, sample_weight)
-        return prototypes, self._data(X, y, sample_weight, likelihood)
+        return (prototypes, *self._data(X, y, sample_weight, likelihood))
 
     def _fit(self, X, y, sample_weight):
         """The fit template shared by the regressor and the classifier."""
@@ -1081,7 +1075,7 @@ class _BaseMixtureOfExperts(
                 return _array_api.fit(self, X, y, sample_weight, xp)
         t_start = time.perf_counter()
         with _restore_on_error(self):
-            prototypes, data = self._validate_fit_data(X, y, sample_weight)
+            prototypes, data, gate_in = self._validate_fit_data(X, y, sample_weight)
             rng = check_random_state(self.random_state)
             # The warnings of the experts (every iteration) and of the
             # restarts (maybe in worker processes) are raised once each, with
@@ -1102,8 +1096,40 @@ class _BaseMixtureOfExperts(
             self._check_optimum(result, data)
             for name in _GD_ATTRIBUTES:  # the state of an earlier solver="gd" fit
                 self.__dict__.pop(name, None)
-        self._set_fitted(result, data, self.__dict__.pop("_gate_in_fit"), t_start)
+        self._set_fitted(result, data, gate_in, t_start)
         return self
+
+    def __getstate__(self):
+        """The estimator's state with its private helpers as plain data.
+
+        The gate input and the likelihood are stored as dicts and rebuilt
+        by :meth:`__setstate__`, so that a fitted mixture saved with skops
+        holds no private skmoe type (pickle round-trips the same way).
+        """
+        state = dict(super().__getstate__())  # object.__getstate__: __dict__ itself
+        gate_in = state.get("_gate_in")
+        if isinstance(gate_in, _frames.GateInput):
+            state["_gate_in"] = {
+                "columns": gate_in.columns, "transformer": gate_in.transformer
+            }
+        likelihood = state.get("_likelihood")
+        if likelihood is not None and not isinstance(likelihood, dict):
+            state["_likelihood"] = dict(vars(likelihood))
+        return state
+
+    def __setstate__(self, state):
+        """Rebuild what :meth:`__getstate__` stored as plain data."""
+        state = dict(state)
+        gate_in = state.get("_gate_in")
+        if isinstance(gate_in, dict):
+            state["_gate_in"] = _frames.GateInput(
+                gate_in["columns"], gate_in["transformer"]
+            )
+        super().__setstate__(state)
+        if isinstance(state.get("_likelihood"), dict):
+            likelihood = self._make_likelihood()
+            vars(likelihood).update(state["_likelihood"])
+            self._likelihood = likelihood
 
     def _set_fitted(self, result, data, gate_in, t_start):
         """Store a run's result as the fitted attributes (both solvers)."""
@@ -1149,9 +1175,16 @@ class _BaseMixtureOfExperts(
         ones untouched), with the current parameters (e.g. ``experts__alpha``
         or ``gate__alpha`` set since; the experts keep their seeds), the gate
         prepared on ``data``."""
+        gate, experts = self._fitted_copies(prototypes)
+        gate.prepare(data.Z, data.sample_weight)
+        return EMState(experts, gate, self._fitted_theta())
+
+    def _fitted_copies(self, prototypes):
+        """Copies of the fitted gate and experts with the current parameters
+        (``gate__alpha``, ``experts__alpha`` set since the fit; the experts
+        keep their seeds): what a warm start and ``partial_fit`` continue."""
         gate = copy.deepcopy(self.gate_)
         gate.set_params(**leaf_params(self._gate_parts()[1]))
-        gate.prepare(data.Z, data.sample_weight)
         experts = copy.deepcopy(self.experts_)
         for expert, proto in zip(experts, prototypes):
             params = leaf_params(proto)
@@ -1162,7 +1195,7 @@ class _BaseMixtureOfExperts(
             expert.set_params(
                 **{k: v for k, v in params.items() if not k.endswith("random_state")}
             )
-        return EMState(experts, gate, self._fitted_theta())
+        return gate, experts
 
     def _fit_em(self, data, prototypes, rng):
         """EM from the fitted state (warm start, growing it if ``n_experts``

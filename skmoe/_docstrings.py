@@ -224,11 +224,14 @@ random_state : int, RandomState instance or None, default=None
 """,
     "verbose": """\
 verbose : int, default=0
-    If positive, print one line per EM iteration (iteration,
-    log-likelihood, objective, change, seconds) or epoch; with
-    ``n_init > 1`` the lines of every restart start with
-    ``[init i/n_init]``. From 2, every EM line also gives the seconds of
-    the experts' M-step, the gate's M-step and the E-step. Warnings
+    As in scikit-learn: 1 prints a summary line per stage of the fit
+    (the initialisation pool's stages, every restart's objective,
+    iterations and convergence) and, with ``solver="gd"``, one line per
+    epoch; 2 adds one line per EM iteration (iteration, log-likelihood,
+    objective, change, seconds), those of the pool's continued
+    candidates included; with ``n_init > 1`` the lines of every restart
+    start with ``[init i/n_init]``. From 3, every EM line also gives the
+    seconds of the experts' M-step, the gate's M-step and the E-step. Warnings
     raised during a fit, by the experts or by restarts in worker
     processes, are raised once each at its end, with their count.
 """,

@@ -327,13 +327,13 @@ def _indistinct(log_lik):
 
 
 def _progress(config, n_iter, log_lik, objective, change, seconds, times):
-    """The line that ``verbose`` prints after an iteration (with the time of
-    every step at ``verbose >= 2``)."""
+    """The line that ``verbose >= 2`` prints after an iteration (with the
+    time of every step at ``verbose >= 3``)."""
     line = (
         f"{config.label}Iteration {n_iter:4d}: log-likelihood {log_lik:.6f}, "
         f"objective {objective:.6f}, change {change:.3e}, {seconds:.3f}s"
     )
-    if config.verbose >= 2:
+    if config.verbose >= 3:
         line += " (" + ", ".join(f"{k} {v:.3f}s" for k, v in times.items()) + ")"
     print(line, flush=True)
 
@@ -391,7 +391,7 @@ def _run_em(data, state, config, rng, resp, pool, repairs=(), sums=None):
         objective = log_lik - state.gate.penalty() / data.total
         change = objective - prev
         result.history.append(objective)
-        if config.verbose:
+        if config.verbose >= 2:
             _progress(
                 config, n_iter, log_lik, objective, change,
                 time.perf_counter() - tic, times,

@@ -17,7 +17,7 @@ Every rule about the experts is written here once:
 
 import inspect
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +30,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _get_feature_names, has_fit_parameter
 
 from . import _glm, _linear
-from ._frames import numeric_array, take_rows
+from ._frames import non_numeric_columns, numeric_array, take_rows
 
 #: Share of the total training weight under which an expert counts as empty.
 EMPTY_EXPERT_SHARE = 1e-10
@@ -232,6 +232,25 @@ def expert_weights(
     return columns, empty
 
 
+@contextmanager
+def naming_text_columns(expert, X):
+    """Name the expert and the columns when an expert fails on a frame
+    with non-numeric columns (scikit-learn's "could not convert string to
+    float: 'Rome'" names neither)."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        bad = non_numeric_columns(X)
+        if not bad:
+            raise
+        raise ValueError(
+            f"The expert {estimator_name(expert)} failed on X's non-numeric "
+            f"columns {bad}: {exc}. Encode them for the experts, for example "
+            "experts=make_pipeline(make_column_transformer((OneHotEncoder(), "
+            f"{bad}), remainder='passthrough'), Ridge()), or drop them from X."
+        ) from exc
+
+
 def fit_expert(expert, X, y, weight, subset_rows):
     """Fit one expert on the rows that carry weight for it.
 
@@ -249,10 +268,11 @@ def fit_expert(expert, X, y, weight, subset_rows):
         if not rows.all():
             X, y, weight = take_rows(X, np.flatnonzero(rows)), y[rows], weight[rows]
             params = _sample_weight_fit_params(expert, weight)
-    if params is None:
-        expert.fit(X, y)
-    else:
-        expert.fit(X, y, **params)
+    with naming_text_columns(expert, X):
+        if params is None:
+            expert.fit(X, y)
+        else:
+            expert.fit(X, y, **params)
     return expert
 
 
@@ -284,7 +304,8 @@ def partial_fit_expert(expert, X, y, weight, classes, subset_rows):
                 step.partial_fit(X)
             X = step.transform(X)
         expert = final
-    expert.partial_fit(X, y, **kwargs)
+    with naming_text_columns(expert, X):
+        expert.partial_fit(X, y, **kwargs)
 
 
 #: Mean seconds per expert fit above which fits are worth dispatching to

@@ -66,6 +66,14 @@ def numeric_positions(X):
     return np.flatnonzero(np.isin(kinds, list(_NUMERIC_KINDS)))
 
 
+def non_numeric_columns(X):
+    """Names of the columns of a frame that are not numeric ([] for an array)."""
+    if not is_dataframe(X):
+        return []
+    numeric = set(numeric_positions(X))
+    return [str(c) for i, c in enumerate(X.columns) if i not in numeric]
+
+
 def _to_float(X):
     return np.ascontiguousarray(check_array(X, dtype=np.float64, ensure_all_finite=False))
 
@@ -177,22 +185,25 @@ class GateInput:
     def _select(self, X):
         if self.columns is None:
             return X
+        if len(self.columns) == 0:  # gate_features=[]: the constant gate
+            return np.zeros((X.shape[0], 0))
         if is_dataframe(X):
             return _safe_indexing(X, self.columns, axis=1)
         Z = X[:, self.columns]
         return Z if sp.issparse(Z) else np.ascontiguousarray(Z)
 
     def _check(self, Z, X):
-        if not is_dataframe(Z) and self.transformer is None and not is_dataframe(X):
-            return Z  # an array already validated with X
+        if not is_dataframe(Z) and self.transformer is None and (
+            not is_dataframe(X) or Z.shape[1] == 0
+        ):
+            return Z  # an array already validated with X, or no column
         try:
             return check_array(
                 Z, accept_sparse=["csr", "csc"], dtype=np.float64, order="C"
             )
         except (TypeError, ValueError) as exc:
-            if is_dataframe(Z) and numeric_positions(Z).size != Z.shape[1]:
-                bad = [str(c) for i, c in enumerate(Z.columns)
-                       if i not in set(numeric_positions(Z))]
+            bad = non_numeric_columns(Z)
+            if bad:
                 raise ValueError(
                     f"The gate needs numeric input, but its columns {bad} are not "
                     "numeric. Select numeric columns with gate_features, or "

@@ -488,6 +488,25 @@ class _Node:
         return out
 
 
+def _tree_as_dict(node):
+    """A :class:`_Node` tree as nested dicts (its gates kept as they are)."""
+    return {
+        "gate": node.gate,
+        "children": [
+            ["leaf", int(c)] if kind == "leaf" else ["node", _tree_as_dict(c)]
+            for kind, c in node.children
+        ],
+    }
+
+
+def _tree_from_dict(tree):
+    """The :class:`_Node` tree of :func:`_tree_as_dict` (leaf sets unset)."""
+    return _Node(tree["gate"], [
+        ("leaf", int(c)) if kind == "leaf" else ("node", _tree_from_dict(c))
+        for kind, c in tree["children"]
+    ])
+
+
 class HierarchicalGate(_StandaloneGateMixin, BaseEstimator):
     """Gate of the hierarchical mixture of experts (Jordan & Jacobs, 1994).
 
@@ -594,6 +613,28 @@ class HierarchicalGate(_StandaloneGateMixin, BaseEstimator):
 
         self.tree_ = make(0)
         self._refresh()
+
+    def __getstate__(self):
+        """The state with the tree as nested dicts of plain data.
+
+        ``_Node`` (with ``__slots__``) is private: skops would neither save
+        it nor trust it. The derived ``node_gates_`` and leaf sets are
+        rebuilt by :meth:`__setstate__` (sharing the tree's gates).
+        """
+        state = dict(super().__getstate__())  # object.__getstate__: __dict__ itself
+        if "tree_" in state:
+            state["tree_"] = _tree_as_dict(state["tree_"])
+            state.pop("node_gates_", None)
+        return state
+
+    def __setstate__(self, state):
+        """Rebuild the tree that :meth:`__getstate__` stored as dicts."""
+        state = dict(state)
+        tree = state.get("tree_")
+        super().__setstate__(state)
+        if isinstance(tree, dict):
+            self.tree_ = _tree_from_dict(tree)
+            self._refresh()
 
     def _nodes(self):
         """Internal nodes, breadth first."""

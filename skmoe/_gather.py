@@ -19,20 +19,51 @@ warnings registry at every task, so a warning that Python would show once
 came back from every fit of the search.
 """
 
+import contextlib
 import multiprocessing
+import os
+import sys
 import warnings
 from contextlib import contextmanager
+
+import sklearn
 
 #: (category, message) already raised by this worker process.
 _RAISED_IN_WORKER = set()
 
+#: Files whose frames a warning skips to reach the user's line: skmoe,
+#: scikit-learn (its fit wrappers, a grid search), contextlib (the exit of
+#: :func:`gathered`).
+_LIBRARY_FILES = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,
+    os.path.abspath(contextlib.__file__),
+)
 
-def warn(message, category, stacklevel=3):
-    """``warnings.warn``, but once per distinct warning in a worker process."""
+
+def _user_stacklevel():
+    """The ``stacklevel`` for ``warnings.warn`` in :func:`warn` that points
+    at the first frame outside skmoe and scikit-learn: the user's line."""
+    frame, level = sys._getframe(2), 2  # the caller of warn()
+    while frame.f_back is not None and os.path.abspath(
+        frame.f_code.co_filename
+    ).startswith(_LIBRARY_FILES):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn(message, category, stacklevel=None):
+    """``warnings.warn``, but once per distinct warning in a worker process.
+
+    The warning points at the user's line (the first frame outside skmoe
+    and scikit-learn) unless ``stacklevel`` is given.
+    """
     if multiprocessing.parent_process() is not None:
         if (category, message) in _RAISED_IN_WORKER:
             return
         _RAISED_IN_WORKER.add((category, message))
+    if stacklevel is None:
+        stacklevel = _user_stacklevel()
     warnings.warn(message, category, stacklevel=stacklevel)
 
 
@@ -71,4 +102,4 @@ def gathered():
         finally:
             records = [(w.category, str(w.message)) for w in caught]
     for category, message in summary(records):
-        warn(message, category, stacklevel=4)
+        warn(message, category)

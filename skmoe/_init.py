@@ -48,6 +48,23 @@ def _first_principal_axis(D, mean, sample_weight, total, n_iter=100):
     return axis
 
 
+def _row_projections(D, axis):
+    """``D @ axis``, each row summed on its own in a fixed order.
+
+    A BLAS matrix-vector product may round equal rows differently (a block
+    of rows and the remainder take different kernels, which differ between
+    CPUs): a repeated row would then fall on both sides of a quantile cut
+    that is its own value. Row sums in NumPy's fixed order give equal rows
+    equal projections on every machine.
+    """
+    if sp.issparse(D):
+        return np.asarray(sp.csr_matrix(D).multiply(axis).sum(axis=1)).ravel()
+    t = np.empty(D.shape[0])
+    for c0 in range(0, D.shape[0], _CHUNK_ROWS):
+        t[c0 : c0 + _CHUNK_ROWS] = np.sum(D[c0 : c0 + _CHUNK_ROWS] * axis, axis=1)
+    return t
+
+
 # Lloyd iterations of the deterministic k-means start (it rarely needs more;
 # at a million rows each one costs about 0.1 s).
 _INIT_LLOYD_ITER = 30
@@ -68,7 +85,7 @@ def quantile_init_labels(D, sample_weight, n_experts):
     # Fix the sign so the result does not depend on the eigen-solver.
     if axis[np.argmax(np.abs(axis))] < 0:
         axis = -axis
-    t = np.asarray(D @ axis).ravel() - mean @ axis
+    t = _row_projections(D, axis) - mean @ axis
     # Cut at weighted quantile *values* (inverted CDF), so that equal rows
     # always land in the same slice whether repeated or weighted.
     order = np.argsort(t, kind="stable")

@@ -39,11 +39,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from . import _kernels, _linear, _threaded
 from ._experts import checked_output, expert_predictions
 from ._frames import numeric_array, take_rows
-
-#: Largest ``|y - mean(y)|`` accepted: the variances square it (see
-#: ``skmoe._base.MAX_ABS_VALUE``).
-_MAX_ABS_DEVIATION = 1e150
-
+from ._magnitude import check_magnitude
 
 #: An expert whose weighted squared error exceeds this many times the
 #: weighted variance of its rows' targets fits them worse than their mean.
@@ -139,14 +135,9 @@ class GaussianLikelihood:
 
     def validate_targets(self, y, sample_weight):
         y = _check_numeric_y(y)
+        # The variances square y, and a constant y falls back to mean ** 2.
+        check_magnitude(y, "y")
         mean = np.average(y, weights=sample_weight)
-        deviation = float(np.max(np.abs(y - mean))) if y.size else 0.0
-        if not deviation <= _MAX_ABS_DEVIATION:
-            raise ValueError(
-                f"y deviates from its mean by up to {deviation:.3g}; skmoe squares "
-                "the residuals (noise variances) and float64 overflows above about "
-                "1e154. Rescale y (e.g. divide it by a constant)."
-            )
         scale = np.average((y - mean) ** 2, weights=sample_weight)
         if not scale > 0:  # constant y: fall back to its magnitude
             scale = max(mean * mean, 1.0)

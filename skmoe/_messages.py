@@ -30,5 +30,5 @@ def warn_disagreement(candidates, total):
         + ", ".join(f"{v:.2f}" for v in c[1:])
         + "); a better optimum may exist. n_init=3 explores more; the "
         "candidates' objectives are in init_candidates_.",
-        UserWarning, stacklevel=5,
+        UserWarning,
     )

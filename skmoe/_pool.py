@@ -291,6 +291,15 @@ def _short_run(sub, prototypes, sub_gate, short, task):
         return exc
 
 
+def _candidate_config(config):
+    """The settings of a candidate continued to convergence: on one job;
+    at ``verbose >= 2`` its iterations print, labelled as the pool's."""
+    if config.verbose < 2:
+        return dataclasses.replace(config, verbose=0, n_jobs=1)
+    label = f"{config.label}[pool candidate] "
+    return dataclasses.replace(config, n_jobs=1, label=label)
+
+
 def _continued(sub, config, task):
     """EM to convergence from the state of a short run: ``task = (run, seed)``."""
     run, seed = task
@@ -387,7 +396,7 @@ def _short_runs(sub, prototypes, sub_gate, config, rng, starts, short_iter, n_co
         return _in_jobs(config.n_jobs, _continued, (sub, run_config), tasks)
 
     chosen = race(runs, sub, short, n_continue, advance)
-    finals = advance(chosen, dataclasses.replace(config, verbose=0, n_jobs=1))
+    finals = advance(chosen, _candidate_config(config))
     best, disagree = kept_run(finals, sub)
     if config.verbose:
         print(
@@ -469,7 +478,7 @@ def _confirmed(data, state, config, rng, collapsed=False):
     The gate's M-steps are exact (``gate_max_iter=None``): at an optimum
     EM's convergence test needs an exact step, which then comes first and
     one iteration confirms."""
-    config = dataclasses.replace(config, verbose=0, gate_max_iter=None)
+    config = dataclasses.replace(config, gate_max_iter=None)
     if collapsed and config.on_collapse == "reseed":
         config = dataclasses.replace(config, min_expert_weight=0.0)
     return _run(data, state, config, rng, None)

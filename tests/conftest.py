@@ -39,7 +39,10 @@ def three_class():
 
 @pytest.fixture
 def two_threads(monkeypatch):
-    """Let the kernels split rows over 2 threads even on small arrays."""
+    """Let the kernels split rows over 2 threads even on small arrays
+    (skipped where numba has one thread: ``NUMBA_NUM_THREADS=1``)."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba runs on one thread here (NUMBA_NUM_THREADS=1)")
     monkeypatch.setattr(_threaded, "_MIN_ROWS", 300)
     old = numba.get_num_threads()
     yield

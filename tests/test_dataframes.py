@@ -358,13 +358,13 @@ def test_default_gate_and_expert_are_tunable_in_a_grid_search():
 # ---------------------------------------------------------------------------
 # Progress lines and warnings
 # ---------------------------------------------------------------------------
-def test_verbose_2_times_the_steps_and_restarts_are_labelled(capsys):
+def test_verbose_3_times_the_steps_and_restarts_are_labelled(capsys):
     frame, y = mixed_frame(200)
     X = frame[["x"]].to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         MixtureOfExpertsRegressor(
-            n_init=2, max_iter=3, verbose=2, random_state=0, init="kmeans"
+            n_init=2, max_iter=3, verbose=3, random_state=0, init="kmeans"
         ).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     step = r"\(experts [\d.]+s, gate [\d.]+s, E-step [\d.]+s\)"
@@ -377,7 +377,7 @@ def test_verbose_2_times_the_steps_and_restarts_are_labelled(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         MixtureOfExpertsRegressor(
-            max_iter=2, verbose=1, random_state=0, init="kmeans"
+            max_iter=2, verbose=2, random_state=0, init="kmeans"
         ).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Iteration    1:") and "experts" not in lines[0]

@@ -274,7 +274,7 @@ def test_convergence_warning_and_verbose(capsys):
     X, y = make_piecewise()
     with pytest.warns(ConvergenceWarning, match="EM did not converge in max_iter=2"):
         MixtureOfExpertsRegressor(
-            n_experts=3, max_iter=2, tol=0, verbose=1, init="kmeans"
+            n_experts=3, max_iter=2, tol=0, verbose=2, init="kmeans"
         ).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3  # two iterations and the restart summary

@@ -108,7 +108,7 @@ def _warn_collapsed(result, min_expert_weight):
                 f"fitting, below min_expert_weight={min_expert_weight}; collapse "
                 "repair does not run under array API dispatch (it does on NumPy "
                 "arrays); consider fewer experts or another random_state.",
-                UserWarning, stacklevel=4,
+                UserWarning,
             )
 
 
