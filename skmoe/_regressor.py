@@ -2,7 +2,7 @@
 
 import inspect
 import copy
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
@@ -21,6 +21,7 @@ from ._docstrings import fill_doc
 from ._experts import estimator_name
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 from ._likelihood import GaussianLikelihood
+from ._predictive import MixtureDistribution, check_alpha, check_probabilities
 from ._ridge import StandardizedRidge
 
 #: The likelihoods named by a string, and the fitted attribute that holds
@@ -514,4 +515,119 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             ``f_k(x)`` for every expert ``k``.
         """
         return self._likelihood.outputs(self.experts_, self._check_X(X))
+
+    # -- the predictive distribution (skmoe/_predictive.py) --------------
+    def _predictive_mixture(self, X):
+        """The predictive mixture at the rows of ``X``: routed gate weights
+        and every expert's ``expert_distribution``."""
+        X = self._check_X(X)
+        likelihood = self._likelihood
+        if not hasattr(likelihood, "expert_distribution"):
+            raise TypeError(
+                f"The likelihood {type(likelihood).__name__} has no "
+                "expert_distribution method; quantiles, intervals and samples "
+                "need it (see the user guide, 'Write your own likelihood')."
+            )
+        gate = self._routed_gate(X)
+        outputs = likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
+        # Experts not routed to a row (top_k) carry no weight: give them the
+        # row's mean, a valid parameter for every likelihood.
+        outputs = np.where(gate > 0, outputs, likelihood.mean(gate, outputs)[:, None])
+        components = likelihood.expert_distribution(outputs, self._fitted_theta())
+        return MixtureDistribution(gate, components, getattr(likelihood, "discrete", False))
+
+    def predict_quantiles(self, X, quantiles):
+        """Quantiles of the predictive mixture.
+
+        The ``q``-quantile of ``p(y | x) = sum_k pi_k(x) p_k(y | x)`` is the
+        root of the mixture CDF ``sum_k pi_k(x) F_k(y) = q``, found per row
+        inside the bracket of the experts' own ``q``-quantiles (to a relative
+        1e-12); for a discrete likelihood (``"poisson"``), the smallest
+        integer ``y`` with ``F(y) >= q``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        quantiles : float or array-like of shape (n_quantiles,)
+            Probabilities, each strictly between 0 and 1.
+
+        Returns
+        -------
+        y_quantiles : ndarray of shape (n_samples, n_quantiles)
+            ``y_quantiles[i, j]`` is row ``i``'s ``quantiles[j]``-quantile.
+        """
+        q = check_probabilities(quantiles, "quantiles")
+        return self._predictive_mixture(X).quantiles(q)
+
+    def predict_interval(self, X, alpha=0.1, kind="equal-tailed"):
+        """Prediction intervals of probability ``1 - alpha`` under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        alpha : float, default=0.1
+            Miscoverage level in (0, 1): the interval holds ``1 - alpha`` of
+            the predictive probability.
+
+        kind : {"equal-tailed", "hdr"}, default="equal-tailed"
+            ``"equal-tailed"``: the ``alpha / 2`` and ``1 - alpha / 2``
+            quantiles. ``"hdr"``: the highest predictive density region, the
+            smallest set of probability ``1 - alpha``; for a bimodal mixture
+            it is two (or more) intervals. It is found with a density
+            threshold on a grid refined around every expert, the threshold
+            solved by bisection so that the set's probability (from the CDF
+            at its endpoints) is ``1 - alpha``; the achieved probability is
+            returned in the set's ``mass``.
+
+        Returns
+        -------
+        interval : ndarray of shape (n_samples, 2) or PredictionSet
+            ``"equal-tailed"``: ``[lower, upper]`` per row. ``"hdr"``: a
+            :class:`PredictionSet`, whose ``intervals[i]`` holds row ``i``'s
+            intervals, ``to_array()`` pads them with NaN into an array of
+            shape ``(n_samples, max_intervals, 2)``, and ``contains(y)``,
+            ``size()`` and ``hull()`` answer the usual questions.
+        """
+        alpha = check_alpha(alpha)
+        if kind not in ("equal-tailed", "hdr"):
+            raise ValueError(f"kind must be 'equal-tailed' or 'hdr'; got {kind!r}.")
+        mixture = self._predictive_mixture(X)
+        if kind == "hdr":
+            return mixture.highest_density_set(alpha)
+        return mixture.quantiles([alpha / 2, 1 - alpha / 2])
+
+    def sample_y(self, X, n_samples=1, random_state=None):
+        """Draw targets from the predictive mixture.
+
+        For every row and draw, an expert is drawn from the (routed) gate
+        probabilities, then ``y`` from that expert's distribution, as
+        :meth:`sklearn.gaussian_process.GaussianProcessRegressor.sample_y`
+        draws from its posterior.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+            Input samples.
+
+        n_samples : int, default=1
+            Number of draws per row.
+
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws (``None``: fresh entropy, as in scikit-learn).
+
+        Returns
+        -------
+        y_samples : ndarray of shape (n_samples_X, n_samples)
+            The draws; integers (as floats) for a discrete likelihood.
+        """
+        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(
+            n_samples, Integral
+        ) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        mixture = self._predictive_mixture(X)
+        return mixture.sample(int(n_samples), random_state).astype(np.float64)
 
