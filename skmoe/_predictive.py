@@ -18,6 +18,8 @@ Nothing here knows about estimators: the regressor builds the mixture
 (``MixtureOfExpertsRegressor._predictive_mixture``).
 """
 
+from numbers import Real
+
 import numpy as np
 from scipy import stats
 from sklearn.utils import check_random_state
@@ -47,7 +49,7 @@ def check_probabilities(values, name):
 
 def check_alpha(alpha):
     """The miscoverage level ``alpha`` as a float in (0, 1)."""
-    if isinstance(alpha, (bool, np.bool_)) or not np.isscalar(alpha):
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, Real):
         raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}.")
     return float(check_probabilities(alpha, "alpha")[0])
 
