@@ -135,7 +135,11 @@ class DensityConformalRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
         self : DensityConformalRegressor
             The calibrated estimator.
         """
-        estimator = MixtureOfExpertsRegressor() if self.estimator is None else self.estimator
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        estimator = self._estimator()
         if isinstance(estimator, FrozenEstimator):
             self.estimator_ = estimator
             X_cal, y_cal = X, y
@@ -151,6 +155,18 @@ class DensityConformalRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
         if hasattr(self.estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.estimator_.feature_names_in_
         return self
+
+    def _estimator(self):
+        if self.estimator is None:
+            return MixtureOfExpertsRegressor()
+        return self.estimator
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = self._estimator().__sklearn_tags__()
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.target_tags.positive_only = inner.target_tags.positive_only
+        return tags
 
     def _density(self, X, y):
         mixture = self.estimator_._predictive_mixture(X)
@@ -170,7 +186,7 @@ class DensityConformalRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
         return float(self.calibration_scores_[rank - 1])
 
     def predict(self, X):
-        """The mixture's mean prediction.
+        """Predict the mixture's mean.
 
         Parameters
         ----------
@@ -186,7 +202,7 @@ class DensityConformalRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
         return self.estimator_.predict(X)
 
     def predict_set(self, X, alpha=None):
-        """The conformal set of every row: ``{y : p(y | x) >= t}``.
+        """Predict every row's conformal set, ``{y : p(y | x) >= t}``.
 
         Parameters
         ----------
@@ -209,7 +225,7 @@ class DensityConformalRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
         return self.estimator_._predictive_mixture(X).superlevel_set(t)
 
     def predict_interval(self, X, alpha=None):
-        """The smallest interval enclosing every row's conformal set.
+        """Predict the smallest interval enclosing every row's conformal set.
 
         Parameters
         ----------

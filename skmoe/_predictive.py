@@ -376,7 +376,7 @@ class PredictionSet:
         return np.array([len(iv) for iv in self.intervals], dtype=np.intp)
 
     def to_array(self):
-        """The intervals padded with NaN into one array.
+        """Pad the intervals with NaN into one array.
 
         Returns
         -------
@@ -391,7 +391,7 @@ class PredictionSet:
         return out
 
     def contains(self, y):
-        """Whether every row's set contains its ``y``.
+        """Tell whether every row's set contains its ``y``.
 
         Parameters
         ----------
@@ -412,7 +412,7 @@ class PredictionSet:
         ])
 
     def size(self):
-        """The size of every row's set.
+        """Measure every row's set.
 
         Returns
         -------
@@ -424,7 +424,7 @@ class PredictionSet:
         return np.array([float(np.sum(iv[:, 1] - iv[:, 0] + extra)) for iv in self.intervals])
 
     def hull(self):
-        """Every row's smallest enclosing interval.
+        """Compute every row's smallest enclosing interval.
 
         Returns
         -------

@@ -537,7 +537,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return MixtureDistribution(gate, components, getattr(likelihood, "discrete", False))
 
     def predict_quantiles(self, X, quantiles):
-        """Quantiles of the predictive mixture.
+        """Compute quantiles of the predictive mixture.
 
         The ``q``-quantile of ``p(y | x) = sum_k pi_k(x) p_k(y | x)`` is the
         root of the mixture CDF ``sum_k pi_k(x) F_k(y) = q``, found per row
@@ -562,7 +562,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return self._predictive_mixture(X).quantiles(q)
 
     def predict_interval(self, X, alpha=0.1, kind="equal-tailed"):
-        """Prediction intervals of probability ``1 - alpha`` under the model.
+        """Predict intervals of probability ``1 - alpha`` under the model.
 
         Parameters
         ----------
