@@ -22,6 +22,7 @@ from numbers import Real
 
 import numpy as np
 from scipy import stats
+from scipy.special import logsumexp
 from sklearn.utils import check_random_state
 
 #: Probability left out in each tail by the grids of the density-based sets.
@@ -95,6 +96,16 @@ class MixtureDistribution:
         w = self.weights[rows]
         return np.sum(np.where(w > 0, w * np.nan_to_num(values), 0.0), axis=1)
 
+    def logpdf_at(self, rows, y):
+        """The log of the mixture density (pmf) at ``(rows[j], y[j])``,
+        by a log-sum-exp over the experts (no underflow in the tails)."""
+        comps = self._components(lambda a: a[rows])
+        y = np.asarray(y, dtype=np.float64)[:, None]
+        log_k = comps.logpmf(y) if self.discrete else comps.logpdf(y)
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights[rows])
+        return logsumexp(np.where(log_w > -np.inf, log_w + log_k, -np.inf), axis=1)
+
     def cdf_at(self, rows, y):
         """The mixture CDF ``P(Y <= y)`` at the pairs ``(rows[j], y[j])``."""
         return self._mix("cdf", rows, y)
@@ -143,7 +154,7 @@ class MixtureDistribution:
             dens = self.pdf_at(r, x[r])
             lo[r] = np.where(excess < 0, x[r], lo[r])
             hi[r] = np.where(excess >= 0, x[r], hi[r])
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 newton = x[r] - excess / dens
             ok = (dens > 0) & (newton > lo[r]) & (newton < hi[r])
             step = np.where(ok, newton, 0.5 * (lo[r] + hi[r]))

@@ -20,6 +20,8 @@ _SHARED_PARAMS = frozenset(
 from ._docstrings import fill_doc
 from ._experts import estimator_name
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
+from ._frames import numeric_array
+from ._leverage import MAX_FEATURES, ExpertLeverage
 from ._likelihood import GaussianLikelihood
 from ._predictive import MixtureDistribution, check_alpha, check_probabilities
 from ._ridge import StandardizedRidge
@@ -177,6 +179,22 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         the likelihood protocol (user guide, "Write your own likelihood") is
         deep-copied at fit and never modified.
 
+    predictive_variance : {"plugin", "leverage"}, default="plugin"
+        The experts' variance in the predictive distribution. ``"plugin"``:
+        the fitted ``sigma_k^2``, the model that EM maximises. ``"leverage"``
+        (``likelihood="gaussian"`` with numeric ``X``): ``sigma_k^2 (1 +
+        h_k(x))`` with ``h_k(x)`` the row's leverage under expert ``k``
+        (computed from its responsibility-weighted Gram matrix of the
+        standardised training inputs), as a linear model's prediction
+        interval widens away from its data; a row far outside the region an
+        expert was fitted on then gets a wide density instead of a confident
+        wrong one. It changes :meth:`log_prob` (and so :meth:`bic`,
+        :meth:`aic` on new data), ``predict(return_std=True)``,
+        :meth:`predict_quantiles`, :meth:`predict_interval` and
+        :meth:`sample_y`; never the fit, its ``log_likelihood_`` or the
+        criterion that chooses ``n_experts``. See the user guide,
+        "Predictive distributions".
+
     %(n_jobs)s
 
     %(random_state)s
@@ -274,6 +292,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         "likelihood": [
             StrOptions(set(_LIKELIHOODS)), HasMethods(_LIKELIHOOD_METHODS)
         ],
+        "predictive_variance": [StrOptions({"plugin", "leverage"})],
     }
 
     def __init__(
@@ -302,6 +321,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         validation_fraction=0.1,
         reg_variance=1e-6,
         likelihood="gaussian",
+        predictive_variance="plugin",
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -316,6 +336,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         super().__init__(experts, **shared)
         self.reg_variance = reg_variance
         self.likelihood = likelihood
+        self.predictive_variance = predictive_variance
 
     @_fit_context(
         # the experts and the gate are not validated yet
@@ -347,9 +368,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         DataFrame: EM then runs block by block on the dask workers (see the
         user guide, "Scaling"), for LinearRegression and Ridge experts.
         """
+        self._check_predictive_variance(X)
         if _dask.is_dask_collection(X):
             return _dask.fit(self, X, y, sample_weight)
-        return self._fit(X, y, sample_weight)
+        self._fit(X, y, sample_weight)
+        self._leverage = self._fit_leverage(X, y, sample_weight)
+        return self
 
     # -- hooks ---------------------------------------------------------
     @available_if(_BaseMixtureOfExperts._check_gd_solver)
@@ -391,6 +415,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         self : MixtureOfExpertsRegressor
             The updated mixture.
         """
+        if self.predictive_variance == "leverage":
+            raise ValueError(
+                "predictive_variance='leverage' needs every training row at "
+                "once (the experts' weighted Gram matrices); partial_fit sees "
+                "batches. Use fit, or predictive_variance='plugin'."
+            )
         return self._partial_fit(X, y, sample_weight)
 
     #: The pool of ``init="auto"`` (skmoe/_pool.py).
@@ -498,7 +528,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
         if not return_std:
             return self._likelihood.mean(gate, pred)
-        mean, var = self._likelihood.mean_var(gate, pred, self.likelihood_params_)
+        theta = self.likelihood_params_
+        if self._uses_leverage():
+            theta = theta * (1.0 + self._leverage(numeric_array(X)))
+            mean = self._likelihood.mean(gate, pred)
+            var = np.einsum("ik,ik->i", gate, theta + (pred - mean[:, None]) ** 2)
+            return mean, np.sqrt(var)
+        mean, var = self._likelihood.mean_var(gate, pred, theta)
         return mean, np.sqrt(np.maximum(var, 0.0))
 
     def predict_experts(self, X):
@@ -533,7 +569,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         # Experts not routed to a row (top_k) carry no weight: give them the
         # row's mean, a valid parameter for every likelihood.
         outputs = np.where(gate > 0, outputs, likelihood.mean(gate, outputs)[:, None])
-        components = likelihood.expert_distribution(outputs, self._fitted_theta())
+        theta = self._fitted_theta()
+        if self._uses_leverage():
+            theta = theta * (1.0 + self._leverage(numeric_array(X)))
+        components = likelihood.expert_distribution(outputs, theta)
         return MixtureDistribution(gate, components, getattr(likelihood, "discrete", False))
 
     def predict_quantiles(self, X, quantiles):
@@ -630,4 +669,72 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         mixture = self._predictive_mixture(X)
         return mixture.sample(int(n_samples), random_state).astype(np.float64)
+
+    # -- predictive_variance="leverage" (skmoe/_leverage.py) ---------------
+    def _check_predictive_variance(self, X):
+        if self.predictive_variance != "leverage":
+            return
+        if not isinstance(self.likelihood, str) or self.likelihood != "gaussian":
+            raise ValueError(
+                "predictive_variance='leverage' widens Gaussian experts' "
+                f"variances; likelihood={self.likelihood!r} is not supported. "
+                "Use predictive_variance='plugin'."
+            )
+        if _dask.is_dask_collection(X):
+            raise ValueError(
+                "predictive_variance='leverage' is not supported for dask "
+                "inputs; use predictive_variance='plugin'."
+            )
+
+    def _fit_leverage(self, X, y, sample_weight):
+        """The experts' leverage model (None for ``"plugin"``)."""
+        if self.predictive_variance != "leverage":
+            return None
+        X_checked = self._check_X(X)
+        X_num = numeric_array(X_checked)
+        if X_num is None or not isinstance(X_num, np.ndarray) or (
+            X_num.shape[1] > MAX_FEATURES
+        ):
+            raise ValueError(
+                "predictive_variance='leverage' needs dense numeric X of at most "
+                f"{MAX_FEATURES} columns; got {type(X_checked).__name__} with "
+                f"{X_checked.shape[1]} columns. Use predictive_variance='plugin'."
+            )
+        weights = self.responsibilities(X_checked, y)
+        if sample_weight is not None:
+            weights = weights * np.asarray(sample_weight, dtype=np.float64)[:, None]
+        return ExpertLeverage.fit(X_num, weights)
+
+    def _uses_leverage(self):
+        return (
+            self.predictive_variance == "leverage"
+            and getattr(self, "_leverage", None) is not None
+        )
+
+    def log_prob(self, X, y):
+        """Log-density of the mixture, ``log p(y | x)``, per sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        y : array-like of shape (n_samples,)
+            Targets.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            ``log sum_k pi_k(x) p_k(y | x)``. Under ``top_k``, the sum runs over each
+            row's ``top_k`` most probable experts (by posterior): the
+            sparse-EM bound that fitting maximises, never above the dense
+            value. With ``predictive_variance="leverage"``, the experts'
+            variances are ``sigma_k^2 (1 + h_k(x))`` and, under ``top_k``,
+            the gate is routed as in :meth:`predict`.
+        """
+        if not self._uses_leverage():
+            return super().log_prob(X, y)
+        mixture = self._predictive_mixture(X)
+        y = self._likelihood.encode_targets(y, mixture.n_rows)
+        return mixture.logpdf_at(np.arange(mixture.n_rows), y)
 

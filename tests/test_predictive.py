@@ -314,3 +314,79 @@ def test_works_with_mapie_split_and_cross_conformal():
     point, interval = cross.fit_conformalize(X, y).predict_interval(X_test)
     covered = (interval[:, 0, 0] <= y_test) & (y_test <= interval[:, 1, 0])
     assert 0.72 < covered.mean() < 0.95
+
+
+# -- predictive_variance="leverage" -------------------------------------------
+def _linear_data(n=120, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 2))
+    return X, X @ [1.5, -1.0] + 0.5 + 0.3 * rng.randn(n)
+
+
+def test_leverage_of_one_linear_expert_is_the_hat_value():
+    from sklearn.linear_model import LinearRegression
+
+    X, y = _linear_data()
+    moe = MixtureOfExpertsRegressor(
+        LinearRegression(), n_experts=1, predictive_variance="leverage"
+    ).fit(X, y)
+    X_new = np.array([[0.0, 0.0], [3.0, -2.0], [10.0, 10.0]])
+    design = np.column_stack([np.ones(len(X)), X])
+    new = np.column_stack([np.ones(3), X_new])
+    hat = np.einsum("ij,jk,ik->i", new, np.linalg.inv(design.T @ design), new)
+    sigma2 = moe.noise_variance_[0]
+    # the prediction interval of a linear model (normal quantile, MLE variance)
+    half = stats.norm.ppf(0.95) * np.sqrt(sigma2 * (1 + hat))
+    centre = moe.predict(X_new)
+    expected = np.column_stack([centre - half, centre + half])
+    np.testing.assert_allclose(moe.predict_interval(X_new, alpha=0.1), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        moe.log_prob(X_new, centre + 1.0),
+        stats.norm.logpdf(1.0, scale=np.sqrt(sigma2 * (1 + hat))), rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        moe.predict(X_new, return_std=True)[1], np.sqrt(sigma2 * (1 + hat)), rtol=1e-6
+    )
+
+
+def test_leverage_leaves_the_fit_alone_and_widens_far_rows(bimodal):
+    moe, X, y = bimodal
+    wide = MixtureOfExpertsRegressor(
+        n_experts=2, init="kmeans", random_state=0, predictive_variance="leverage"
+    ).fit(X, y)
+    assert wide.log_likelihood_ == moe.log_likelihood_
+    np.testing.assert_array_equal(wide.noise_variance_, moe.noise_variance_)
+    far = np.array([[15.0], [-15.0]])  # 26 SD of x beyond its range
+    size_plugin = moe.predict_interval(far, kind="hdr").size()
+    size_wide = wide.predict_interval(far, kind="hdr").size()
+    assert np.all(size_wide > 1.5 * size_plugin)
+    _, std_wide = wide.predict(far, return_std=True)
+    near = X[:50]
+    np.testing.assert_allclose(
+        wide.predict(near, return_std=True)[1], moe.predict(near, return_std=True)[1],
+        rtol=0.05,
+    )
+    draws = wide.sample_y(far, 40_000, random_state=0)
+    np.testing.assert_allclose(draws.std(axis=1), std_wide, rtol=0.03)
+    # switching the parameter back gives the plug-in density
+    wide.set_params(predictive_variance="plugin")
+    np.testing.assert_allclose(wide.log_prob(far, [0.0, 0.0]), moe.log_prob(far, [0.0, 0.0]))
+
+
+def test_leverage_refuses_what_it_cannot_do():
+    import scipy.sparse as sp
+
+    X, y = _linear_data()
+    with pytest.raises(ValueError, match="predictive_variance"):
+        MixtureOfExpertsRegressor(
+            likelihood="poisson", predictive_variance="leverage"
+        ).fit(X, np.round(np.abs(y)))
+    with pytest.raises(ValueError, match="dense numeric X"):
+        MixtureOfExpertsRegressor(
+            n_experts=1, predictive_variance="leverage"
+        ).fit(sp.csr_matrix(X), y)
+    moe = MixtureOfExpertsRegressor(
+        n_experts=1, solver="gd", predictive_variance="leverage", max_iter=5
+    )
+    with pytest.raises(ValueError, match="partial_fit"):
+        moe.partial_fit(X, y)
