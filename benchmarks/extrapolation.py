@@ -14,6 +14,8 @@ log density of
   the default),
 - the same fitted mixture with ``predictive_variance="leverage"`` (each
   expert's variance ``sigma_k^2 (1 + h_k(x))``),
+- and with ``clip_inputs=True`` as well (experts and gate see the row
+  clipped to the training range; the leverage is that of the raw row),
 
 and the summary: the mean over cases of (mixture - single), and the cases
 where the mixture loses more than 1 nat per row. The issue asks that rows
@@ -73,15 +75,17 @@ def single_model_log_density(X_train, y_train, X_test, y_test):
 
 def run_case(X, y, train, test, n_experts):
     moe = MixtureOfExpertsRegressor(
-        n_experts=n_experts, predictive_variance="leverage", random_state=0
+        n_experts=n_experts, predictive_variance="leverage", clip_inputs=True,
+        random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         moe.fit(X[train], y[train])
-    leverage = moe.log_prob(X[test], y[test]).mean()
-    plugin = moe.set_params(predictive_variance="plugin").log_prob(X[test], y[test]).mean()
-    single = single_model_log_density(X[train], y[train], X[test], y[test])
-    return single, plugin, leverage
+    out = [single_model_log_density(X[train], y[train], X[test], y[test])]
+    for variance, clip in (("plugin", False), ("leverage", False), ("leverage", True)):
+        moe.set_params(predictive_variance=variance, clip_inputs=clip)
+        out.append(moe.log_prob(X[test], y[test]).mean())
+    return out
 
 
 def main():
@@ -89,26 +93,25 @@ def main():
     parser.add_argument("--experts", type=int, nargs="+", default=[2, 3])
     args = parser.parse_args()
     results = {k: [] for k in args.experts}
-    print(f"{'case':36s} {'rows':>5s} {'K':>2s} {'single':>8s} {'plugin':>8s} {'leverage':>9s}")
+    print(f"{'case':36s} {'rows':>5s} {'K':>2s} {'single':>8s} {'plugin':>8s} "
+          f"{'leverage':>9s} {'clip+lev':>9s}")
     for name, X, y in data_sets():
         columns = list(X.columns)
         X, y = X.to_numpy(float), np.asarray(y, dtype=float)
         for j, side, train, test in extrapolation_cases(X):
             for k in args.experts:
-                single, plugin, leverage = run_case(X, y, train, test, k)
-                results[k].append((single, plugin, leverage))
+                single, plugin, leverage, clipped = run_case(X, y, train, test, k)
+                results[k].append((single, plugin, leverage, clipped))
                 case = f"{name}: {columns[j]} {'above' if side > 0 else 'below'}"
                 print(f"{case:36s} {test.sum():5d} {k:2d} {single:8.2f} {plugin:8.2f} "
-                      f"{leverage:9.2f}", flush=True)
+                      f"{leverage:9.2f} {clipped:9.2f}", flush=True)
     for k, rows in results.items():
         rows = np.array(rows)
-        gap_plugin = rows[:, 1] - rows[:, 0]
-        gap_leverage = rows[:, 2] - rows[:, 0]
-        print(f"\n{k} experts, {len(rows)} cases: mean (mixture - single) log density per row "
-              f"plugin {gap_plugin.mean():+.2f} nats (worst {gap_plugin.min():+.2f}), "
-              f"leverage {gap_leverage.mean():+.2f} nats (worst {gap_leverage.min():+.2f})")
-        print(f"  cases losing more than 1 nat per row: plugin {np.sum(gap_plugin < -1)}, "
-              f"leverage {np.sum(gap_leverage < -1)}")
+        print(f"\n{k} experts, {len(rows)} cases: (mixture - single) mean log density per row")
+        for column, label in ((1, "plugin"), (2, "leverage"), (3, "clip_inputs + leverage")):
+            gap = rows[:, column] - rows[:, 0]
+            print(f"  {label:24s} mean {gap.mean():+.2f} nats, worst {gap.min():+.2f}, "
+                  f"cases losing more than 1 nat: {np.sum(gap < -1)} of {len(gap)}")
 
 
 if __name__ == "__main__":

@@ -195,6 +195,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         criterion that chooses ``n_experts``. See the user guide,
         "Predictive distributions".
 
+    clip_inputs : bool, default=False
+        At prediction, clip every input column to its training range
+        ``[min, max]`` before the experts and the gate see it: beyond the
+        data, the mixture holds the experts' and the gate's values at the
+        edge of the training range instead of extrapolating a local
+        expert's slope (which can send two experts far apart with tight
+        noise). Rows inside the training range are unchanged, and so is the
+        fit. Dense numeric ``X`` only. With ``predictive_variance="leverage"``
+        (whose leverage is computed on the unclipped row) the predictive
+        density of a row far outside the data is wide and centred near the
+        edge's values (see the user guide, "Predictive distributions").
+
     %(n_jobs)s
 
     %(random_state)s
@@ -293,6 +305,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             StrOptions(set(_LIKELIHOODS)), HasMethods(_LIKELIHOOD_METHODS)
         ],
         "predictive_variance": [StrOptions({"plugin", "leverage"})],
+        "clip_inputs": ["boolean"],
     }
 
     def __init__(
@@ -322,6 +335,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         reg_variance=1e-6,
         likelihood="gaussian",
         predictive_variance="plugin",
+        clip_inputs=False,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -337,6 +351,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         self.reg_variance = reg_variance
         self.likelihood = likelihood
         self.predictive_variance = predictive_variance
+        self.clip_inputs = clip_inputs
 
     @_fit_context(
         # the experts and the gate are not validated yet
@@ -371,7 +386,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         self._check_predictive_variance(X)
         if _dask.is_dask_collection(X):
             return _dask.fit(self, X, y, sample_weight)
+        self._input_range = None
         self._fit(X, y, sample_weight)
+        self._input_range = self._fit_input_range(X)
         self._leverage = self._fit_leverage(X, y, sample_weight)
         return self
 
@@ -415,11 +432,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         self : MixtureOfExpertsRegressor
             The updated mixture.
         """
-        if self.predictive_variance == "leverage":
+        if self.predictive_variance == "leverage" or self.clip_inputs:
             raise ValueError(
-                "predictive_variance='leverage' needs every training row at "
-                "once (the experts' weighted Gram matrices); partial_fit sees "
-                "batches. Use fit, or predictive_variance='plugin'."
+                "predictive_variance='leverage' and clip_inputs=True need every "
+                "training row at once (the experts' weighted Gram matrices, the "
+                "training range); partial_fit sees batches. Use fit, or "
+                "predictive_variance='plugin' and clip_inputs=False."
             )
         return self._partial_fit(X, y, sample_weight)
 
@@ -523,14 +541,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             if return_std:
                 raise _array_api.unsupported("predict(return_std=True)")
             return _array_api.predict(xp, self, _array_api.check_X(self, xp, X)[0])
-        X = self._check_X(X)
+        X_raw, X = self._inputs(X)
         gate = self._routed_gate(X)
         pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
         if not return_std:
             return self._likelihood.mean(gate, pred)
         theta = self.likelihood_params_
         if self._uses_leverage():
-            theta = theta * (1.0 + self._leverage(numeric_array(X)))
+            theta = theta * (1.0 + self._leverage(numeric_array(X_raw)))
             mean = self._likelihood.mean(gate, pred)
             var = np.einsum("ik,ik->i", gate, theta + (pred - mean[:, None]) ** 2)
             return mean, np.sqrt(var)
@@ -556,7 +574,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def _predictive_mixture(self, X):
         """The predictive mixture at the rows of ``X``: routed gate weights
         and every expert's ``expert_distribution``."""
-        X = self._check_X(X)
+        X_raw, X = self._inputs(X)
         likelihood = self._likelihood
         if not hasattr(likelihood, "expert_distribution"):
             raise TypeError(
@@ -571,7 +589,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         outputs = np.where(gate > 0, outputs, likelihood.mean(gate, outputs)[:, None])
         theta = self._fitted_theta()
         if self._uses_leverage():
-            theta = theta * (1.0 + self._leverage(numeric_array(X)))
+            theta = theta * (1.0 + self._leverage(numeric_array(X_raw)))
         components = likelihood.expert_distribution(outputs, theta)
         return MixtureDistribution(gate, components, getattr(likelihood, "discrete", False))
 
@@ -672,6 +690,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     # -- predictive_variance="leverage" (skmoe/_leverage.py) ---------------
     def _check_predictive_variance(self, X):
+        if self.clip_inputs and _dask.is_dask_collection(X):
+            raise ValueError(
+                "clip_inputs=True is not supported for dask inputs; use "
+                "clip_inputs=False."
+            )
         if self.predictive_variance != "leverage":
             return
         if not isinstance(self.likelihood, str) or self.likelihood != "gaussian":
@@ -704,6 +727,30 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         if sample_weight is not None:
             weights = weights * np.asarray(sample_weight, dtype=np.float64)[:, None]
         return ExpertLeverage.fit(X_num, weights)
+
+    def _fit_input_range(self, X):
+        """Every column's training ``(min, max)`` (None unless ``clip_inputs``)."""
+        if not self.clip_inputs:
+            return None
+        X_checked = super()._check_X(X)
+        if not isinstance(X_checked, np.ndarray):
+            raise ValueError(
+                "clip_inputs=True needs dense numeric X (an array); got "
+                f"{type(X_checked).__name__}. Use clip_inputs=False."
+            )
+        return X_checked.min(axis=0), X_checked.max(axis=0)
+
+    def _inputs(self, X):
+        """``(X checked, X as the experts and the gate see it)``: clipped to
+        the training range under ``clip_inputs``."""
+        X = super()._check_X(X)
+        bounds = getattr(self, "_input_range", None)
+        if not self.clip_inputs or bounds is None:
+            return X, X
+        return X, np.clip(X, bounds[0], bounds[1])
+
+    def _check_X(self, X):
+        return self._inputs(X)[1]
 
     def _uses_leverage(self):
         return (

@@ -390,3 +390,21 @@ def test_leverage_refuses_what_it_cannot_do():
     )
     with pytest.raises(ValueError, match="partial_fit"):
         moe.partial_fit(X, y)
+
+
+def test_clip_inputs_holds_the_edge_values_beyond_the_training_range(bimodal):
+    moe, X, y = bimodal
+    clipped = MixtureOfExpertsRegressor(
+        n_experts=2, init="kmeans", random_state=0, clip_inputs=True
+    ).fit(X, y)
+    assert clipped.log_likelihood_ == moe.log_likelihood_
+    np.testing.assert_allclose(clipped.predict(X), moe.predict(X))
+    far = np.array([[7.0], [-9.0], [0.2]])
+    edge = np.array([[X.max()], [X.min()], [0.2]])
+    np.testing.assert_allclose(clipped.predict(far), moe.predict(edge))
+    np.testing.assert_allclose(clipped.predict_gate(far), moe.predict_gate(edge))
+    np.testing.assert_allclose(
+        clipped.predict_quantiles(far, [0.3, 0.8]), moe.predict_quantiles(edge, [0.3, 0.8])
+    )
+    with pytest.raises(ValueError, match="clip_inputs"):
+        MixtureOfExpertsRegressor(n_experts=1, clip_inputs=True, solver="gd").partial_fit(X, y)
