@@ -16,7 +16,8 @@ For three real regression sets (MASS mcycle and modeldata concrete from
    residual score), on the three sets and on two bimodal ones (MASS geyser:
    eruption duration given the waiting time; simulated two-branch data).
 
-Run: ``python benchmarks/predictive_calibration.py [--repeats 2] [--splits 20]``.
+Run: ``python benchmarks/predictive_calibration.py [--repeats 2] [--splits 20]
+[--predictive-variance leverage] [--sets diabetes]``.
 """
 
 import argparse
@@ -147,10 +148,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="repeats of 5-fold CV")
     parser.add_argument("--splits", type=int, default=20, help="conformal random splits")
+    parser.add_argument("--predictive-variance", default="plugin",
+                        choices=["plugin", "leverage"])
+    parser.add_argument("--sets", nargs="+", default=None, help="only these sets")
     args = parser.parse_args()
     sets = load_sets()
+    for _, _, model in sets.values():
+        model.set_params(predictive_variance=args.predictive_variance)
+    if args.sets:
+        sets = {name: sets[name] for name in args.sets}
+    print(f"predictive_variance={args.predictive_variance!r}")
     print("== Held-out calibration (repeated 5-fold CV), nominal 90% and deciles ==")
-    for name in ("mcycle", "concrete", "diabetes"):
+    for name in [n for n in ("mcycle", "concrete", "diabetes") if n in sets]:
         X, y, model = sets[name]
         tic = time.perf_counter()
         r = cross_validated_calibration(X, y, model, args.repeats)
