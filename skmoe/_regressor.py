@@ -5,6 +5,7 @@ import copy
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
 from sklearn.linear_model import SGDRegressor
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -20,7 +21,7 @@ _SHARED_PARAMS = frozenset(
 from ._docstrings import fill_doc
 from ._experts import estimator_name
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
-from ._frames import numeric_array
+from ._frames import is_dataframe, numeric_array
 from ._leverage import MAX_FEATURES, ExpertLeverage
 from ._likelihood import GaussianLikelihood
 from ._predictive import MixtureDistribution, check_alpha, check_probabilities
@@ -388,7 +389,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             return _dask.fit(self, X, y, sample_weight)
         self._input_range = None
         self._fit(X, y, sample_weight)
-        self._input_range = self._fit_input_range(X)
+        self._input_range = self._fit_input_range(X, sample_weight)
         self._leverage = self._fit_leverage(X, y, sample_weight)
         return self
 
@@ -503,6 +504,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         tags = super().__sklearn_tags__()
         # Poisson and Gamma likelihoods need y >= 0 (counts) or y > 0.
         tags.target_tags.positive_only = self.likelihood in ("poisson", "gamma")
+        if self.clip_inputs or self.predictive_variance == "leverage":
+            tags.input_tags.sparse = False
         return tags
 
     # -- inference -----------------------------------------------------
@@ -690,13 +693,31 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     # -- predictive_variance="leverage" (skmoe/_leverage.py) ---------------
     def _check_predictive_variance(self, X):
-        if self.clip_inputs and _dask.is_dask_collection(X):
+        """Refuse, before fitting, what ``predictive_variance="leverage"``
+        and ``clip_inputs=True`` cannot do."""
+        leverage = self.predictive_variance == "leverage"
+        if not (leverage or self.clip_inputs):
+            return
+        options = "predictive_variance='leverage' and clip_inputs=True"
+        if _dask.is_dask_collection(X) or sp.issparse(X):
             raise ValueError(
-                "clip_inputs=True is not supported for dask inputs; use "
+                f"{options} need dense numeric X; sparse and dask inputs are "
+                "not supported. Use predictive_variance='plugin' and "
                 "clip_inputs=False."
             )
-        if self.predictive_variance != "leverage":
+        if is_dataframe(X) and numeric_array(X) is None:
+            raise ValueError(
+                f"{options} need numeric X; the DataFrame has non-numeric "
+                "columns. Use predictive_variance='plugin' and clip_inputs=False."
+            )
+        if not leverage:
             return
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) == 2 and shape[1] > MAX_FEATURES:
+            raise ValueError(
+                f"predictive_variance='leverage' supports at most {MAX_FEATURES} "
+                f"columns; X has {shape[1]}. Use predictive_variance='plugin'."
+            )
         if not isinstance(self.likelihood, str) or self.likelihood != "gaussian":
             raise ValueError(
                 "predictive_variance='leverage' widens Gaussian experts' "
@@ -715,30 +736,20 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             return None
         X_checked = self._check_X(X)
         X_num = numeric_array(X_checked)
-        if X_num is None or not isinstance(X_num, np.ndarray) or (
-            X_num.shape[1] > MAX_FEATURES
-        ):
-            raise ValueError(
-                "predictive_variance='leverage' needs dense numeric X of at most "
-                f"{MAX_FEATURES} columns; got {type(X_checked).__name__} with "
-                f"{X_checked.shape[1]} columns. Use predictive_variance='plugin'."
-            )
         weights = self.responsibilities(X_checked, y)
         if sample_weight is not None:
             weights = weights * np.asarray(sample_weight, dtype=np.float64)[:, None]
         return ExpertLeverage.fit(X_num, weights)
 
-    def _fit_input_range(self, X):
-        """Every column's training ``(min, max)`` (None unless ``clip_inputs``)."""
+    def _fit_input_range(self, X, sample_weight):
+        """Every column's ``(min, max)`` over the training rows of positive
+        weight (None unless ``clip_inputs``)."""
         if not self.clip_inputs:
             return None
-        X_checked = super()._check_X(X)
-        if not isinstance(X_checked, np.ndarray):
-            raise ValueError(
-                "clip_inputs=True needs dense numeric X (an array); got "
-                f"{type(X_checked).__name__}. Use clip_inputs=False."
-            )
-        return X_checked.min(axis=0), X_checked.max(axis=0)
+        X_num = numeric_array(super()._check_X(X))
+        if sample_weight is not None:
+            X_num = X_num[np.asarray(sample_weight, dtype=np.float64) > 0]
+        return X_num.min(axis=0), X_num.max(axis=0)
 
     def _inputs(self, X):
         """``(X checked, X as the experts and the gate see it)``: clipped to
@@ -747,6 +758,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         bounds = getattr(self, "_input_range", None)
         if not self.clip_inputs or bounds is None:
             return X, X
+        if is_dataframe(X):
+            return X, X.clip(lower=bounds[0], upper=bounds[1], axis=1)
         return X, np.clip(X, bounds[0], bounds[1])
 
     def _check_X(self, X):

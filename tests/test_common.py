@@ -61,6 +61,9 @@ ESTIMATORS = [
         gate=ClassifierGate(LogisticRegression()), n_experts=2, **FAST
     ),
     MixtureOfExpertsRegressor(gate=HierarchicalGate((2, 2)), n_experts=4, **FAST),
+    MixtureOfExpertsRegressor(
+        init="kmeans", predictive_variance="leverage", clip_inputs=True, **FAST
+    ),
     DensityConformalRegressor(
         MixtureOfExpertsRegressor(n_experts=2, init="kmeans", **FAST), alpha=0.5,
         random_state=0,

@@ -381,7 +381,7 @@ def test_leverage_refuses_what_it_cannot_do():
         MixtureOfExpertsRegressor(
             likelihood="poisson", predictive_variance="leverage"
         ).fit(X, np.round(np.abs(y)))
-    with pytest.raises(ValueError, match="dense numeric X"):
+    with pytest.raises(ValueError, match="sparse"):
         MixtureOfExpertsRegressor(
             n_experts=1, predictive_variance="leverage"
         ).fit(sp.csr_matrix(X), y)
@@ -408,3 +408,19 @@ def test_clip_inputs_holds_the_edge_values_beyond_the_training_range(bimodal):
     )
     with pytest.raises(ValueError, match="clip_inputs"):
         MixtureOfExpertsRegressor(n_experts=1, clip_inputs=True, solver="gd").partial_fit(X, y)
+
+
+def test_clip_inputs_on_a_dataframe(bimodal):
+    pd = pytest.importorskip("pandas")
+    moe, X, y = bimodal
+    frame = pd.DataFrame({"x": X[:, 0]})
+    clipped = MixtureOfExpertsRegressor(
+        n_experts=2, init="kmeans", random_state=0, clip_inputs=True,
+        predictive_variance="leverage",
+    ).fit(frame, y)
+    far = pd.DataFrame({"x": [7.0, -9.0]})
+    edge = np.array([[X.max()], [X.min()]])
+    np.testing.assert_allclose(clipped.predict(far), moe.predict(edge))
+    # the leverage is that of the unclipped row: wider than at the edge
+    assert np.all(clipped.predict_interval(far, kind="hdr").size()
+                  > clipped.predict_interval(pd.DataFrame({"x": edge[:, 0]}), kind="hdr").size())
