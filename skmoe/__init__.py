@@ -9,6 +9,10 @@ The public API:
   standardised scale, the regressor's default expert;
 - :class:`SoftmaxGate`: the softmax gating network, a soft-target
   multinomial logistic regression usable on its own;
+- :class:`DensityConformalRegressor`: highest-density split conformal
+  sets around a regressor's predictive mixture, and :class:`PredictionSet`,
+  the sets (unions of intervals) it and ``predict_interval(kind="hdr")``
+  return;
 - :class:`ClassifierGate`: any scikit-learn classifier as the gate;
 - :class:`HierarchicalGate`: the tree of gates of the hierarchical mixture
   of experts;
@@ -18,17 +22,21 @@ The public API:
 
 from ._array_api import to_numpy
 from ._classifier import MixtureOfExpertsClassifier
+from ._conformal import DensityConformalRegressor
 from ._gates import ClassifierGate, HierarchicalGate
 from ._gating import SoftmaxGate
+from ._predictive import PredictionSet
 from ._regressor import MixtureOfExpertsRegressor
 from ._ridge import StandardizedRidge
 from ._version import __version__
 
 __all__ = [
     "ClassifierGate",
+    "DensityConformalRegressor",
     "HierarchicalGate",
     "MixtureOfExpertsClassifier",
     "MixtureOfExpertsRegressor",
+    "PredictionSet",
     "SoftmaxGate",
     "StandardizedRidge",
     "__version__",

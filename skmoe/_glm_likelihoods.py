@@ -31,6 +31,7 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import stats
 from scipy.special import digamma, gammaln, polygamma, xlogy
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import GammaRegressor, PoissonRegressor
@@ -237,6 +238,7 @@ class PoissonLikelihood(_PositiveMeanLikelihood):
     """
 
     n_parameters_per_expert = 0
+    discrete = True
     _name = "poisson"
     _suggestion = (
         "PoissonRegressor, HistGradientBoostingRegressor(loss='poisson')"
@@ -297,6 +299,24 @@ class PoissonLikelihood(_PositiveMeanLikelihood):
     @staticmethod
     def _expert_var(mu, theta):
         return mu
+
+    def expert_distribution(self, outputs, theta):
+        """Every expert's Poisson distribution on every row.
+
+        Parameters
+        ----------
+        outputs : ndarray of shape (n_samples, n_experts)
+            The experts' means ``mu_k(x)`` (positive).
+        theta : None
+            The likelihood has no parameter.
+
+        Returns
+        -------
+        distribution : scipy.stats frozen distribution
+            ``poisson(mu_k(x))`` of shape ``(n_samples, n_experts)``; its
+            ``logpmf`` is :meth:`log_lik`.
+        """
+        return stats.poisson(np.asarray(outputs, dtype=np.float64))
 
 
 def gamma_shape_mle(c, max_shape=1e6, tol=1e-12, max_iter=100):
@@ -387,6 +407,7 @@ class GammaLikelihood(_PositiveMeanLikelihood):
     """
 
     n_parameters_per_expert = 1
+    discrete = False
     _name = "gamma"
     _suggestion = "GammaRegressor, HistGradientBoostingRegressor(loss='gamma')"
 
@@ -482,3 +503,23 @@ class GammaLikelihood(_PositiveMeanLikelihood):
     @staticmethod
     def _expert_var(mu, theta):
         return mu * mu / np.asarray(theta, dtype=np.float64)
+
+    def expert_distribution(self, outputs, theta):
+        """Every expert's Gamma distribution on every row.
+
+        Parameters
+        ----------
+        outputs : ndarray of shape (n_samples, n_experts)
+            The experts' means ``mu_k(x)`` (positive).
+        theta : ndarray of shape (n_experts,)
+            The shapes ``nu_k``.
+
+        Returns
+        -------
+        distribution : scipy.stats frozen distribution
+            ``gamma(a=nu_k, scale=mu_k(x) / nu_k)`` of shape
+            ``(n_samples, n_experts)``; its ``logpdf`` is :meth:`log_lik`.
+        """
+        mu = np.asarray(outputs, dtype=np.float64)
+        nu = np.broadcast_to(np.asarray(theta, dtype=np.float64), mu.shape)
+        return stats.gamma(a=nu, scale=mu / nu)

@@ -29,10 +29,20 @@ methods below, so a new noise model is one small class (see the user guide,
 ``n_parameters_per_expert``, ``subset_rows``
     The parameters in ``theta`` per expert (for BIC); whether an expert is
     fit only on the rows that carry weight for it.
+
+Regression likelihoods also describe each expert's whole predictive
+distribution (for quantiles, intervals and sampling, ``skmoe/_predictive.py``):
+
+``expert_distribution(outputs, theta) -> frozen scipy.stats distribution``
+    Its parameters broadcast to ``(n, K)``; its ``logpdf`` (``logpmf``)
+    equals ``log_lik``.
+``discrete``
+    True when that distribution is a pmf over the integers.
 """
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import stats
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
@@ -127,6 +137,7 @@ class GaussianLikelihood:
     n_parameters_per_expert = 1
     subset_rows = True
     n_classes = None
+    discrete = False
 
     def __init__(self, reg_variance=1e-6):
         self.reg_variance = reg_variance
@@ -216,6 +227,26 @@ class GaussianLikelihood:
     def row_loss(self, outputs, y):
         r = y[:, None] - outputs
         return r * r
+
+    def expert_distribution(self, outputs, theta):
+        """Every expert's predictive distribution on every row.
+
+        Parameters
+        ----------
+        outputs : ndarray of shape (n_samples, n_experts)
+            The experts' predictions ``f_k(x)``.
+        theta : ndarray of shape (n_experts,)
+            The noise variances ``sigma_k^2``.
+
+        Returns
+        -------
+        distribution : scipy.stats frozen distribution
+            ``norm(loc=f_k(x), scale=sigma_k)``, parameters of shape
+            ``(n_samples, n_experts)``; its ``logpdf`` is :meth:`log_lik`.
+        """
+        scale = np.sqrt(np.asarray(theta, dtype=np.float64))
+        loc = np.asarray(outputs, dtype=np.float64)
+        return stats.norm(loc=loc, scale=np.broadcast_to(scale, loc.shape))
 
     def weak_experts(self, outputs, y, weights, min_share):
         """The experts that fit their own rows worse than those rows' mean.
