@@ -18,6 +18,7 @@ _SHARED_PARAMS = frozenset(
     inspect.signature(_BaseMixtureOfExperts.__init__).parameters
 ) - {"self", "experts"}
 from ._docstrings import fill_doc
+from ._inference import StandardErrorsMixin
 from ._experts import estimator_name
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 from ._likelihood import GaussianLikelihood
@@ -40,7 +41,7 @@ _LIKELIHOOD_METHODS = [
 @fill_doc(
     sgd_expert=":class:`~sklearn.linear_model.SGDRegressor`", sgd_name="SGDRegressor"
 )
-class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
+class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtureOfExperts):
     """Mixture of experts regressor (Jordan & Jacobs, 1991).
 
     Gaussian, Poisson or Gamma experts (``likelihood``) under a gate. A

@@ -1,0 +1,352 @@
+"""The observed information of a mixture of linear experts under a softmax gate.
+
+The model, for row ``i`` with gate design ``z_i = [z, 1]`` and expert design
+``x_i`` (``[x, 1]`` when the experts fit an intercept)::
+
+    log p(y_i | x_i) = logsumexp_k a_ik,   a_ik = log pi_k(z_i) + log f_k(y_i | x_i)
+
+The gate is parametrised against a **reference expert 0**: ``log pi_k`` is
+the log-softmax of the logits ``(0, z_i . v_1, ..., z_i . v_{K-1})``, so that
+``v_k`` is ``coef_[k] - coef_[0]`` of :class:`~skmoe.SoftmaxGate` (which
+stores one redundant row). Expert ``k`` has ``L`` linear predictors
+``eta_il = x_i . b_kl`` (``L = 1``, or ``C - 1`` class logits against class
+0 for a logistic expert) and ``T`` parameters of its likelihood (the
+Gaussian variance, the Gamma shape).
+
+The flat parameter vector is ``[v_1, ..., v_{K-1}, expert 0, ..., expert
+K-1]``, an expert block being ``[b_k1, ..., b_kL, theta_k]``.
+
+Exact derivatives (Louis' identity row by row): with ``g_ik = d a_ik /
+d params`` and the posteriors ``r_ik``, the score of row ``i`` is ``s_i =
+sum_k r_ik g_ik`` and its Hessian is ``sum_k r_ik d^2 a_ik + sum_k r_ik g_ik
+g_ik^T - s_i s_i^T``: the complete-data information minus the missing
+information.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import digamma, gammaln, log_softmax, polygamma, softmax
+
+#: The expert likelihoods with an exact information.
+FAMILIES = ("gaussian", "poisson", "gamma", "logistic")
+
+#: Rows per block when the information is accumulated (bounds the memory of
+#: the ``(rows, K, P)`` gradient array).
+_CHUNK_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter sits in the flat vector.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    n_experts : int
+        ``K``.
+    gate_width : int
+        Columns of the gate design (its inputs + the intercept).
+    expert_width : int
+        Columns of the expert design (inputs, + 1 with an intercept).
+    n_links : int
+        Linear predictors per expert (``C - 1`` for a logistic expert).
+    """
+
+    family: str
+    n_experts: int
+    gate_width: int
+    expert_width: int
+    n_links: int = 1
+
+    @property
+    def n_theta(self):
+        """Parameters of the likelihood per expert (variance, shape)."""
+        return 1 if self.family in ("gaussian", "gamma") else 0
+
+    @property
+    def gate_size(self):
+        """Length of the gate's block."""
+        return (self.n_experts - 1) * self.gate_width
+
+    @property
+    def expert_size(self):
+        """Length of one expert's block."""
+        return self.n_links * self.expert_width + self.n_theta
+
+    @property
+    def size(self):
+        """Length of the whole vector."""
+        return self.gate_size + self.n_experts * self.expert_size
+
+    def expert_slice(self, k):
+        """The slice of expert ``k``'s block."""
+        start = self.gate_size + k * self.expert_size
+        return slice(start, start + self.expert_size)
+
+    def unpack(self, params):
+        """``(V, B, theta)``: gate ``(K-1, q)``, coefficients ``(K, L, p)``,
+        likelihood parameters ``(K, T)``."""
+        params = np.asarray(params, dtype=np.float64)
+        V = params[: self.gate_size].reshape(self.n_experts - 1, self.gate_width)
+        blocks = params[self.gate_size:].reshape(self.n_experts, self.expert_size)
+        n_coef = self.n_links * self.expert_width
+        B = blocks[:, :n_coef].reshape(self.n_experts, self.n_links, self.expert_width)
+        return V, B, blocks[:, n_coef:]
+
+
+def gate_log_proba(V, Zd):
+    """``log pi`` of every expert, ``(n, K)``, expert 0 the reference."""
+    logits = np.column_stack([np.zeros(Zd.shape[0]), Zd @ V.T])
+    return log_softmax(logits, axis=1)
+
+
+def _gaussian(eta, y, theta):
+    var = theta[0]
+    e = y - eta[:, 0]
+    logf = -0.5 * np.log(2 * np.pi * var) - 0.5 * e * e / var
+    d_eta = (e / var)[:, None]
+    d_theta = (-0.5 / var + 0.5 * e * e / var**2)[:, None]
+    h_ee = np.full((len(y), 1, 1), -1.0 / var)
+    h_et = (-e / var**2)[:, None, None]
+    h_tt = (0.5 / var**2 - e * e / var**3)[:, None, None]
+    return logf, d_eta, d_theta, h_ee, h_et, h_tt
+
+
+def _poisson(eta, y, theta):
+    mu = np.exp(eta[:, 0])
+    logf = y * eta[:, 0] - mu - gammaln(y + 1.0)
+    n = len(y)
+    empty = np.zeros((n, 1, 0))
+    return logf, (y - mu)[:, None], np.zeros((n, 0)), -mu[:, None, None], empty, \
+        np.zeros((n, 0, 0))
+
+
+def _gamma(eta, y, theta):
+    nu = theta[0]
+    ratio = y * np.exp(-eta[:, 0])  # y / mu
+    logf = nu * np.log(nu * ratio) - nu * ratio - np.log(y) - gammaln(nu)
+    d_eta = (nu * (ratio - 1.0))[:, None]
+    d_theta = (np.log(nu * ratio) + 1.0 - ratio - digamma(nu))[:, None]
+    h_ee = (-nu * ratio)[:, None, None]
+    h_et = (ratio - 1.0)[:, None, None]
+    h_tt = np.full((len(y), 1, 1), 1.0 / nu - float(polygamma(1, nu)))
+    return logf, d_eta, d_theta, h_ee, h_et, h_tt
+
+
+def _logistic(eta, y, theta):
+    n, L = eta.shape
+    logp = log_softmax(np.column_stack([np.zeros(n), eta]), axis=1)
+    y = y.astype(np.intp)
+    logf = logp[np.arange(n), y]
+    p = np.exp(logp[:, 1:])
+    onehot = np.zeros((n, L))
+    rows = np.flatnonzero(y > 0)
+    onehot[rows, y[rows] - 1] = 1.0
+    h_ee = p[:, :, None] * p[:, None, :]
+    h_ee[:, np.arange(L), np.arange(L)] -= p
+    return logf, onehot - p, np.zeros((n, 0)), h_ee, np.zeros((n, L, 0)), \
+        np.zeros((n, 0, 0))
+
+
+_EXPERT_TERMS = {
+    "gaussian": _gaussian, "poisson": _poisson, "gamma": _gamma, "logistic": _logistic,
+}
+
+
+def expert_terms(family, eta, y, theta):
+    """``log f`` of one expert on every row and its derivatives.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    eta : ndarray of shape (n, L)
+        The expert's linear predictors.
+    y : ndarray of shape (n,)
+        Targets (class indices for ``"logistic"``).
+    theta : ndarray of shape (T,)
+        The expert's likelihood parameters.
+
+    Returns
+    -------
+    terms : tuple
+        ``(log f (n,), d/d eta (n, L), d/d theta (n, T), d2/d eta2 (n, L, L),
+        d2/d eta d theta (n, L, T), d2/d theta2 (n, T, T))``.
+    """
+    return _EXPERT_TERMS[family](eta, y, theta)
+
+
+def mixture_log_terms(layout, params, Zd, Xd, y):
+    """``a_ik = log pi_ik + log f_ik``, ``(n, K)``, and every expert's terms."""
+    V, B, theta = layout.unpack(params)
+    log_pi = gate_log_proba(V, Zd)
+    terms = [expert_terms(layout.family, Xd @ B[k].T, y, theta[k])
+             for k in range(layout.n_experts)]
+    return log_pi + np.column_stack([t[0] for t in terms]), log_pi, terms
+
+
+def _row_gradients(layout, log_pi, terms, Zd, Xd):
+    """``g_ik``: the gradient of ``a_ik`` with respect to every parameter,
+    ``(n, K, P)``."""
+    n, K = log_pi.shape
+    G = np.zeros((n, K, layout.size))
+    if K > 1:
+        pi = np.exp(log_pi[:, 1:])
+        for k in range(K):
+            d_gate = -pi.copy()
+            if k > 0:
+                d_gate[:, k - 1] += 1.0
+            G[:, k, : layout.gate_size] = (d_gate[:, :, None] * Zd[:, None, :]).reshape(n, -1)
+    n_coef = layout.n_links * layout.expert_width
+    for k, (_, d_eta, d_theta, *_rest) in enumerate(terms):
+        block = layout.expert_slice(k)
+        start = block.start
+        G[:, k, start:start + n_coef] = (d_eta[:, :, None] * Xd[:, None, :]).reshape(n, -1)
+        G[:, k, start + n_coef:block.stop] = d_theta
+    return G
+
+
+def _expert_hessian(layout, terms_k, weight, Xd):
+    """``sum_i weight_i d^2 log f_ik`` over expert ``k``'s block."""
+    _, _, _, h_ee, h_et, h_tt = terms_k
+    L, p, T = layout.n_links, layout.expert_width, layout.n_theta
+    H = np.zeros((layout.expert_size, layout.expert_size))
+    for l in range(L):
+        for m in range(L):
+            H[l * p:(l + 1) * p, m * p:(m + 1) * p] = (Xd * (weight * h_ee[:, l, m])[:, None]).T @ Xd
+        cross = (Xd * weight[:, None]).T @ h_et[:, l, :]  # (p, T)
+        H[l * p:(l + 1) * p, L * p:] = cross
+        H[L * p:, l * p:(l + 1) * p] = cross.T
+    H[L * p:, L * p:] = np.einsum("i,ist->st", weight, h_tt)
+    return H
+
+
+def _gate_hessian(layout, log_pi, w, Zd):
+    """``sum_i w_i d^2 log pi_ik`` (the same for every ``k``) over the gate."""
+    K, q = layout.n_experts, layout.gate_width
+    pi = np.exp(log_pi[:, 1:])
+    H = np.zeros((layout.gate_size, layout.gate_size))
+    for j in range(K - 1):
+        for l in range(K - 1):
+            c = pi[:, j] * pi[:, l] - (pi[:, j] if j == l else 0.0)
+            H[j * q:(j + 1) * q, l * q:(l + 1) * q] = (Zd * (w * c)[:, None]).T @ Zd
+    return H
+
+
+def _chunk_information(layout, params, Zd, Xd, y, w):
+    """The Hessian, the score outer products and the score sum of some rows."""
+    a, log_pi, terms = mixture_log_terms(layout, params, Zd, Xd, y)
+    R = softmax(a, axis=1)
+    G = _row_gradients(layout, log_pi, terms, Zd, Xd)
+    S = np.einsum("ik,ikp->ip", R, G)
+    sqrt_wr = np.sqrt(w[:, None] * R)[:, :, None]
+    Gw = (G * sqrt_wr).reshape(-1, layout.size)
+    Sw = S * np.sqrt(w)[:, None]
+    meat = Sw.T @ Sw
+    H = Gw.T @ Gw - meat
+    H[: layout.gate_size, : layout.gate_size] += _gate_hessian(layout, log_pi, w, Zd)
+    for k in range(layout.n_experts):
+        block = layout.expert_slice(k)
+        H[block, block] += _expert_hessian(layout, terms[k], w * R[:, k], Xd)
+    return H, meat, w @ S
+
+
+def information(layout, params, Zd, Xd, y, sample_weight=None):
+    """The observed information ``-d^2 l / d params^2`` of the mixture's
+    log-likelihood, the sum of the score outer products, and the score.
+
+    Parameters
+    ----------
+    layout : Layout
+        The parametrisation.
+    params : ndarray of shape (P,)
+        The flat parameter vector.
+    Zd : ndarray of shape (n, q)
+        Gate design (inputs then a column of ones).
+    Xd : ndarray of shape (n, p)
+        Expert design.
+    y : ndarray of shape (n,)
+        Targets (class indices for a logistic expert).
+    sample_weight : ndarray of shape (n,), default=None
+        Frequency weights of the rows.
+
+    Returns
+    -------
+    info : ndarray of shape (P, P)
+        The observed information (the negative Hessian).
+    meat : ndarray of shape (P, P)
+        ``sum_i w_i s_i s_i^T``, the middle of the sandwich.
+    score : ndarray of shape (P,)
+        ``sum_i w_i s_i``, zero at the maximum.
+    """
+    n = Zd.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    info = np.zeros((layout.size, layout.size))
+    meat = np.zeros_like(info)
+    score = np.zeros(layout.size)
+    for start in range(0, n, _CHUNK_ROWS):
+        rows = slice(start, min(start + _CHUNK_ROWS, n))
+        H, m, s = _chunk_information(layout, params, Zd[rows], Xd[rows], y[rows], w[rows])
+        info -= H
+        meat += m
+        score += s
+    return (info + info.T) / 2, (meat + meat.T) / 2, score
+
+
+def log_likelihood(layout, params, Zd, Xd, y, sample_weight=None):
+    """The mixture's (weighted) log-likelihood at ``params``.
+
+    Parameters
+    ----------
+    layout : Layout
+        The parametrisation.
+    params : ndarray of shape (P,)
+        The flat parameter vector.
+    Zd, Xd : ndarray
+        Gate and expert designs.
+    y : ndarray of shape (n,)
+        Targets.
+    sample_weight : ndarray of shape (n,), default=None
+        Frequency weights.
+
+    Returns
+    -------
+    log_lik : float
+        ``sum_i w_i logsumexp_k a_ik``.
+    """
+    a = mixture_log_terms(layout, params, Zd, Xd, y)[0]
+    amax = a.max(axis=1, keepdims=True)
+    per_row = np.log(np.exp(a - amax).sum(axis=1)) + amax[:, 0]
+    w = np.ones(len(per_row)) if sample_weight is None else sample_weight
+    return float(w @ per_row)
+
+
+def covariance_from_information(info, meat=None):
+    """``info^-1``, or the sandwich ``info^-1 meat info^-1`` with ``meat``.
+
+    Parameters
+    ----------
+    info : ndarray of shape (P, P)
+        The observed information.
+    meat : ndarray of shape (P, P), default=None
+        The score outer products (robust covariance).
+
+    Returns
+    -------
+    cov : ndarray of shape (P, P)
+        The covariance, symmetric.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When the information is not positive definite (the fit is not at a
+        maximum, or a parameter is not identified).
+    """
+    L = np.linalg.cholesky(info)  # raises when not positive definite
+    inv_L = np.linalg.solve(L, np.eye(len(info)))
+    cov = inv_L.T @ inv_L
+    if meat is not None:
+        cov = cov @ meat @ cov
+    return (cov + cov.T) / 2
