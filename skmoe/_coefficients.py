@@ -67,10 +67,9 @@ def _penalty(expert):
     return float(expert.alpha)
 
 
-def check_experts(model, family, penalised_ok=False):
-    """A TypeError for experts without coefficients, a ValueError for
-    penalised ones (unless ``penalised_ok``); returns ``fit_intercept``."""
-    classes, fix = _SUPPORTED[family]
+def check_experts(model, family):
+    """A TypeError for experts without coefficients; returns ``fit_intercept``."""
+    classes = _SUPPORTED[family][0]
     for k, expert in enumerate(model.experts_):
         if type(expert) not in classes:
             raise TypeError(
@@ -78,22 +77,39 @@ def check_experts(model, family, penalised_ok=False):
                 f"coefficients need linear experts ({', '.join(c.__name__ for c in classes)}"
                 f" for likelihood {family!r}). {BOOTSTRAP_HINT}"
             )
-        if not penalised_ok and _penalty(expert) > 0:
-            raise ValueError(
-                f"Expert {k} ({estimator_name(expert)}) is penalised; the standard "
-                "errors are those of the maximum-likelihood estimate, which a "
-                f"penalty biases. Fit the experts without a penalty ({fix}), or "
-                "bootstrap the penalised fit with bootstrap(X, y)."
-            )
     intercepts = {bool(e.fit_intercept) for e in model.experts_}
     if len(intercepts) > 1:
         raise ValueError("Every expert must have the same fit_intercept.")
     return intercepts.pop()
 
 
-def check_gate(model, penalised_ok=False):
+def refuse_penalties(model, family):
+    """One ValueError naming every penalty of the fit (experts, gate) and
+    the setting that removes it."""
+    fixes = []
+    penalised = [k for k, e in enumerate(model.experts_) if _penalty(e) > 0]
+    if penalised:
+        fixes.append(
+            f"experts {penalised} ({estimator_name(model.experts_[penalised[0]])}) are "
+            f"penalised: fit them with {_SUPPORTED[family][1]}"
+        )
+    gate = model.gate_
+    if model.n_experts_ > 1 and (gate.alpha > 0 or gate.balance > 0):
+        fixes.append(
+            f"the gate is penalised (SoftmaxGate(alpha={gate.alpha}, balance="
+            f"{gate.balance})): fit it with gate=SoftmaxGate(alpha=0)"
+        )
+    if fixes:
+        raise ValueError(
+            "Standard errors are those of the maximum-likelihood estimate, which a "
+            f"penalty biases; {'; '.join(fixes)}. Or bootstrap the penalised fit "
+            "with bootstrap(X, y) (the spread of the penalised estimator)."
+        )
+
+
+def check_gate(model):
     """A TypeError unless the gate is a SoftmaxGate (after any Pipeline
-    steps), a ValueError for a penalised one (unless ``penalised_ok``)."""
+    steps); a ValueError under ``top_k``."""
     gate = model.gate_
     if not isinstance(gate, SoftmaxGate):
         raise TypeError(
@@ -105,22 +121,16 @@ def check_gate(model, penalised_ok=False):
             f"top_k={model.top_k} fits a sparse bound, not the likelihood; set "
             "top_k=None for standard errors."
         )
-    if not penalised_ok and model.n_experts_ > 1 and (gate.alpha > 0 or gate.balance > 0):
-        raise ValueError(
-            f"The gate is penalised (SoftmaxGate(alpha={gate.alpha}, balance="
-            f"{gate.balance})); the standard errors are those of the maximum-"
-            "likelihood estimate, which a penalty biases. Fit with "
-            "gate=SoftmaxGate(alpha=0), or bootstrap the penalised fit with "
-            "bootstrap(X, y)."
-        )
 
 
 def layout_of(model, penalised_ok=False):
     """The :class:`~skmoe._information.Layout` of a fitted mixture and
     whether its experts fit an intercept, after every check."""
     family = family_of(model)
-    check_gate(model, penalised_ok)
-    fit_intercept = check_experts(model, family, penalised_ok)
+    check_gate(model)
+    fit_intercept = check_experts(model, family)
+    if not penalised_ok:
+        refuse_penalties(model, family)
     n_links = len(model.classes_) - 1 if family == "logistic" else 1
     gate_width = model.gate_.coef_.shape[1] + 1
     expert_width = model.n_features_in_ + int(fit_intercept)

@@ -113,7 +113,7 @@ class StandardErrorsMixin:
             :meth:`summary`'s ``cov``.
         """
         check_is_fitted(self)
-        _coefficients.check_gate(self, penalised_ok=True)
+        _coefficients.check_gate(self)
         if statistic is None:
             layout, fit_intercept = _coefficients.layout_of(self, penalised_ok=True)
 
