@@ -35,24 +35,37 @@ def compare(k, n_boot, n_jobs):
     results = {}
     for method in ("parametric", "nonparametric"):
         t0 = time.perf_counter()
-        reps = moe.bootstrap(X, y, n_boot=n_boot, method=method, n_jobs=n_jobs,
-                             random_state=k)
+        reps = moe.bootstrap(
+            X, y, n_boot=n_boot, method=method, n_jobs=n_jobs, random_state=k
+        )
         results[method] = (reps.std(axis=0, ddof=1), len(reps))
-        print(f"  {method} bootstrap: {len(reps)} refits kept, "
-              f"{time.perf_counter() - t0:.0f} s")
-    print(f"  {'parameter':<34}{'observed':>9}{'par.boot':>9}{'ratio':>7}"
-          f"{'robust':>9}{'np.boot':>9}{'ratio':>7}")
+        print(
+            f"  {method} bootstrap: {len(reps)} refits kept, "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
+    print(
+        f"  {'parameter':<34}{'observed':>9}{'par.boot':>9}{'ratio':>7}"
+        f"{'robust':>9}{'np.boot':>9}{'ratio':>7}"
+    )
     se = frame["std err"].to_numpy()
     par, npb = results["parametric"][0], results["nonparametric"][0]
     for j, (block, term) in enumerate(frame.index):
-        print(f"  {block + ': ' + term:<34}{se[j]:>9.4f}{par[j]:>9.4f}"
-              f"{se[j] / par[j]:>7.3f}{robust[j]:>9.4f}{npb[j]:>9.4f}"
-              f"{robust[j] / npb[j]:>7.3f}")
+        print(
+            f"  {block + ': ' + term:<34}{se[j]:>9.4f}{par[j]:>9.4f}"
+            f"{se[j] / par[j]:>7.3f}{robust[j]:>9.4f}{npb[j]:>9.4f}"
+            f"{robust[j] / npb[j]:>7.3f}"
+        )
     r1, r2 = se / par, robust / npb
-    print(f"  observed / parametric: median {np.median(r1):.3f}, range "
-          f"[{r1.min():.3f}, {r1.max():.3f}], within 10%: {np.mean(np.abs(r1 - 1) <= 0.1):.0%}")
-    print(f"  robust / nonparametric: median {np.median(r2):.3f}, range "
-          f"[{r2.min():.3f}, {r2.max():.3f}], within 10%: {np.mean(np.abs(r2 - 1) <= 0.1):.0%}")
+    print(
+        f"  observed / parametric: median {np.median(r1):.3f}, range "
+        f"[{r1.min():.3f}, {r1.max():.3f}], within 10%: "
+        f"{np.mean(np.abs(r1 - 1) <= 0.1):.0%}"
+    )
+    print(
+        f"  robust / nonparametric: median {np.median(r2):.3f}, range "
+        f"[{r2.min():.3f}, {r2.max():.3f}], within 10%: "
+        f"{np.mean(np.abs(r2 - 1) <= 0.1):.0%}"
+    )
 
 
 def main():

@@ -56,8 +56,12 @@ def main():
 
     def model(**kw):
         return MixtureOfExpertsRegressor(
-            LinearRegression(), n_experts=args.k, gate=SoftmaxGate(alpha=0), n_init=1,
-            init=resp, **kw,
+            LinearRegression(),
+            n_experts=args.k,
+            gate=SoftmaxGate(alpha=0),
+            n_init=1,
+            init=resp,
+            **kw,
         )
 
     converged = model(tol=1e-10, max_iter=2000).fit(X, y)
@@ -70,13 +74,19 @@ def main():
     t_rob, _ = best_time(
         lambda: converged.covariance(X, y, covariance_type="robust"), args.repeat
     )
-    print(f"n={args.n}, d={args.d}, K={args.k}: {cov.shape[0]} parameters; "
-          f"converged fit: {converged.n_iter_} EM iterations")
+    print(
+        f"n={args.n}, d={args.d}, K={args.k}: {cov.shape[0]} parameters; "
+        f"converged fit: {converged.n_iter_} EM iterations"
+    )
     print(f"  fit, {fit5.n_iter_} EM iterations (max_iter=5, tol=0): {t_em:.3f} s")
-    print(f"  covariance(X, y), observed:           {t_cov:.3f} s  "
-          f"({t_cov / t_em:.2f} x the 5 iterations)")
-    print(f"  covariance(X, y), robust:             {t_rob:.3f} s  "
-          f"({t_rob / t_em:.2f} x the 5 iterations)")
+    print(
+        f"  covariance(X, y), observed:           {t_cov:.3f} s  "
+        f"({t_cov / t_em:.2f} x the 5 iterations)"
+    )
+    print(
+        f"  covariance(X, y), robust:             {t_rob:.3f} s  "
+        f"({t_rob / t_em:.2f} x the 5 iterations)"
+    )
 
 
 if __name__ == "__main__":

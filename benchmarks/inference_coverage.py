@@ -29,11 +29,20 @@ from skmoe import MixtureOfExpertsRegressor, SoftmaxGate
 #: The true models: gate rows (coef, intercept) per expert, expert
 #: (slope, intercept, variance) per expert, input range and rows.
 DESIGNS = {
-    2: dict(gate=[[0.0, 0.0], [2.0, 0.3]], experts=[[-1.0, -1.0, 0.25], [2.0, 1.0, 0.25]],
-            low=-2.0, high=2.0, n=500),
-    3: dict(gate=[[-2.0, 0.0], [0.0, 1.0], [2.0, 0.0]],
-            experts=[[1.0, 2.0, 0.3], [-1.0, 0.0, 0.5], [2.0, -1.0, 0.4]],
-            low=-3.0, high=3.0, n=1000),
+    2: dict(
+        gate=[[0.0, 0.0], [2.0, 0.3]],
+        experts=[[-1.0, -1.0, 0.25], [2.0, 1.0, 0.25]],
+        low=-2.0,
+        high=2.0,
+        n=500,
+    ),
+    3: dict(
+        gate=[[-2.0, 0.0], [0.0, 1.0], [2.0, 0.0]],
+        experts=[[1.0, 2.0, 0.3], [-1.0, 0.0, 0.5], [2.0, -1.0, 0.4]],
+        low=-3.0,
+        high=3.0,
+        n=1000,
+    ),
 }
 
 
@@ -63,8 +72,14 @@ def simulate(design, rng, n=None):
 def fit_from_truth(design, X, y, resp):
     """The mixture fitted by EM from the true responsibilities."""
     return MixtureOfExpertsRegressor(
-        LinearRegression(), n_experts=len(design["gate"]), gate=SoftmaxGate(alpha=0),
-        init=resp, n_init=1, tol=1e-10, max_iter=5000, min_expert_weight=0,
+        LinearRegression(),
+        n_experts=len(design["gate"]),
+        gate=SoftmaxGate(alpha=0),
+        init=resp,
+        n_init=1,
+        tol=1e-10,
+        max_iter=5000,
+        min_expert_weight=0,
     ).fit(X, y)
 
 
@@ -88,7 +103,8 @@ def coverage(k, reps, n_jobs, covariance_type):
     truth = true_vector(design)
     t0 = time.perf_counter()
     out = Parallel(n_jobs=n_jobs)(
-        delayed(one_replication)(design, 1000 * k + r, covariance_type) for r in range(reps)
+        delayed(one_replication)(design, 1000 * k + r, covariance_type)
+        for r in range(reps)
     )
     ok = [o for o in out if o[0] is not None]
     failed = [o[2] for o in out if o[0] is None]
@@ -96,20 +112,29 @@ def coverage(k, reps, n_jobs, covariance_type):
     est = np.array([o[0] for o in ok])
     se = np.array([o[1] for o in ok])
     covered = np.abs(est - truth) <= 1.959964 * se
-    print(f"\n{k} experts, n={design['n']}, {len(ok)} of {reps} replications kept "
-          f"({covariance_type}), {time.perf_counter() - t0:.0f} s")
+    print(
+        f"\n{k} experts, n={design['n']}, {len(ok)} of {reps} replications kept "
+        f"({covariance_type}), {time.perf_counter() - t0:.0f} s"
+    )
     for reason in sorted(set(failed)):
         print(f"  left out ({failed.count(reason)}): {reason}")
-    print(f"  {'parameter':<34}{'truth':>8}{'mean est':>10}{'sd est':>9}{'mean se':>9}"
-          f"{'coverage':>10}")
+    print(
+        f"  {'parameter':<34}{'truth':>8}{'mean est':>10}{'sd est':>9}{'mean se':>9}"
+        f"{'coverage':>10}"
+    )
     for j, (block, term) in enumerate(names):
-        print(f"  {block + ': ' + term:<34}{truth[j]:>8.3f}{est[:, j].mean():>10.3f}"
-              f"{est[:, j].std(ddof=1):>9.4f}{se[:, j].mean():>9.4f}"
-              f"{100 * covered[:, j].mean():>9.1f}%")
+        print(
+            f"  {block + ': ' + term:<34}{truth[j]:>8.3f}{est[:, j].mean():>10.3f}"
+            f"{est[:, j].std(ddof=1):>9.4f}{se[:, j].mean():>9.4f}"
+            f"{100 * covered[:, j].mean():>9.1f}%"
+        )
     gate = np.array([b.startswith("gate") for b, _ in names])
     theta = np.array([t == "variance" for _, t in names])
-    for label, mask in (("gate", gate), ("expert coefficients", ~gate & ~theta),
-                        ("noise variances", theta)):
+    for label, mask in (
+        ("gate", gate),
+        ("expert coefficients", ~gate & ~theta),
+        ("noise variances", theta),
+    ):
         print(f"  pooled {label:<27}{100 * covered[:, mask].mean():>37.1f}%")
 
 

