@@ -40,9 +40,12 @@ def coefficient_table(names, coef, se, alpha=0.05):
 
 
 def _fmt(value, width=10):
+    """One cell: a space, then the number in ``width - 1`` characters."""
     if not np.isfinite(value):
         return " " * width
-    return f"{value:>{width}.4f}" if abs(value) < 1e5 else f"{value:>{width}.3e}"
+    if abs(value) < 1e4:
+        return f" {value:>{width - 1}.4f}"
+    return f" {value:>{width - 1}.2e}"
 
 
 def format_table(rows, title, alpha=0.05):
