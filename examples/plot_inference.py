@@ -70,7 +70,7 @@ print(frame[["coef", "std err", "robust std err"]].round(3))
 # noise).
 cv = KFold(5, shuffle=True, random_state=0)
 X2 = X.assign(eruptions_sq=X["eruptions"] ** 2)
-one = MixtureOfExpertsRegressor(LinearRegression(), n_experts=1)
+one = MixtureOfExpertsRegressor(LinearRegression(), n_experts=1, init="kmeans")
 
 
 def log_density(model, X, y):
