@@ -35,7 +35,7 @@ FAMILIES = ("gaussian", "poisson", "gamma", "logistic")
 
 #: Rows per block when the information is accumulated (bounds the memory of
 #: the ``(rows, K, P)`` gradient array).
-_CHUNK_ROWS = 50_000
+_CHUNK_ROWS = 16_384
 
 
 @dataclass(frozen=True)
@@ -353,16 +353,26 @@ def information(layout, params, Zd, Xd, y, sample_weight=None):
     """
     n = Zd.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    parts = {}
+
+    def block(start, stop):
+        # whole chunks of _CHUNK_ROWS, however the rows were shared out:
+        # the same sums in the same order on any number of threads
+        for a in range(start, stop, _CHUNK_ROWS):
+            b = min(a + _CHUNK_ROWS, stop)
+            parts[a] = _chunk_information(
+                layout, params, Zd[a:b], Xd[a:b], y[a:b], w[a:b]
+            )
+
+    # blocks of rows on the module's threads; thin products: threaded BLAS
+    # only synchronises (as in EM)
+    with _threaded.single_threaded_blas():
+        _threaded.run_chunks(block, n, _CHUNK_ROWS)
     info = np.zeros((layout.size, layout.size))
     meat = np.zeros_like(info)
     score = np.zeros(layout.size)
-    for start in range(0, n, _CHUNK_ROWS):
-        rows = slice(start, min(start + _CHUNK_ROWS, n))
-        # thin products: threaded BLAS only synchronises (as in EM)
-        with _threaded.single_threaded_blas():
-            H, m, s = _chunk_information(
-                layout, params, Zd[rows], Xd[rows], y[rows], w[rows]
-            )
+    for start in sorted(parts):  # a fixed order of summation
+        H, m, s = parts[start]
         info -= H
         meat += m
         score += s
