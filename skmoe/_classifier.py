@@ -12,6 +12,7 @@ from ._base import _BaseMixtureOfExperts
 from ._docstrings import fill_doc
 from ._experts import estimator_name
 from ._gating import SoftmaxGate
+from ._inference import StandardErrorsMixin
 from ._likelihood import CategoricalLikelihood
 
 
@@ -21,7 +22,7 @@ from ._likelihood import CategoricalLikelihood
     ),
     sgd_name="SGDClassifier",
 )
-class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
+class MixtureOfExpertsClassifier(ClassifierMixin, StandardErrorsMixin, _BaseMixtureOfExperts):
     """Mixture of experts classifier (Jordan & Jacobs, 1991).
 
     A softmax gating network ``pi(x) = softmax(V^T [z, 1])`` mixes the class

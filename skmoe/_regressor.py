@@ -23,6 +23,7 @@ from ._experts import estimator_name
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 from ._frames import is_dataframe, numeric_array
 from ._leverage import MAX_FEATURES, ExpertLeverage
+from ._inference import StandardErrorsMixin
 from ._likelihood import GaussianLikelihood
 from ._predictive import MixtureDistribution, check_alpha, check_probabilities
 from ._ridge import StandardizedRidge
@@ -44,7 +45,7 @@ _LIKELIHOOD_METHODS = [
 @fill_doc(
     sgd_expert=":class:`~sklearn.linear_model.SGDRegressor`", sgd_name="SGDRegressor"
 )
-class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
+class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtureOfExperts):
     """Mixture of experts regressor (Jordan & Jacobs, 1991).
 
     Gaussian, Poisson or Gamma experts (``likelihood``) under a gate. A
