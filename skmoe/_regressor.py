@@ -21,15 +21,23 @@ from ._docstrings import fill_doc
 from ._experts import estimator_name
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 from ._likelihood import GaussianLikelihood
+from ._negbin import NegativeBinomialLikelihood
+from ._student_t import StudentTLikelihood
 from ._ridge import StandardizedRidge
 
 #: The likelihoods named by a string, and the fitted attribute that holds
-#: their own parameters (``theta``) under a readable name.
+#: their own parameters (``theta``) under a readable name (the Student-t's
+#: records become ``scale_`` and ``df_``).
 _LIKELIHOODS = {
     "gaussian": (GaussianLikelihood, "noise_variance_"),
     "poisson": (PoissonLikelihood, None),
     "gamma": (GammaLikelihood, "shape_"),
+    "negbin": (NegativeBinomialLikelihood, "shape_"),
+    "student_t": (StudentTLikelihood, ("scale_", "df_")),
 }
+#: The likelihoods whose experts are refitted with weights that depend on
+#: the likelihood's parameters (EM only: the gradient solver has no such step).
+_EM_ONLY = ("negbin", "student_t")
 #: What a likelihood instance must implement (the protocol of skmoe/_likelihood.py).
 _LIKELIHOOD_METHODS = [
     "validate_targets", "encode_targets", "init_columns", "outputs", "log_lik",
@@ -397,14 +405,22 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     def _make_likelihood(self):
         if isinstance(self.likelihood, str):
+            if self.likelihood in _EM_ONLY and self.solver == "gd":
+                raise ValueError(
+                    f"likelihood={self.likelihood!r} is fitted by EM only (its "
+                    "experts are refitted with weights that depend on its "
+                    "parameters); use solver='em'."
+                )
             cls = _LIKELIHOODS[self.likelihood][0]
-            return cls(self.reg_variance) if cls is GaussianLikelihood else cls()
+            if cls in (GaussianLikelihood, StudentTLikelihood):
+                return cls(reg_variance=self.reg_variance)
+            return cls()
         # A likelihood object: a copy per fit, the parameter is never mutated.
         return copy.deepcopy(self.likelihood)
 
     def _default_expert(self, solver):
         name = self.likelihood if isinstance(self.likelihood, str) else None
-        if name in ("poisson", "gamma"):
+        if name in ("poisson", "gamma", "negbin"):
             if solver == "gd":
                 raise ValueError(
                     f"solver='gd' with likelihood={name!r} needs experts with "
@@ -430,12 +446,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def _likelihood_attributes(self, likelihood, theta):
         # Attributes of an earlier fit with another likelihood go.
         for _, alias in _LIKELIHOODS.values():
-            if alias is not None:
-                self.__dict__.pop(alias, None)
+            for name in (alias,) if isinstance(alias, str) else alias or ():
+                self.__dict__.pop(name, None)
         out = {"likelihood_params_": theta}
         if isinstance(self.likelihood, str):
             alias = _LIKELIHOODS[self.likelihood][1]
-            if alias is not None:
+            if isinstance(alias, tuple):  # a record per expert: one array per field
+                out.update({name: np.array(theta[name[:-1]]) for name in alias})
+            elif alias is not None:
                 out[alias] = theta
         return out
 
@@ -453,7 +471,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Poisson and Gamma likelihoods need y >= 0 (counts) or y > 0.
-        tags.target_tags.positive_only = self.likelihood in ("poisson", "gamma")
+        tags.target_tags.positive_only = self.likelihood in ("poisson", "gamma", "negbin")
         return tags
 
     # -- inference -----------------------------------------------------
