@@ -5,6 +5,9 @@ The public API:
 - :class:`MixtureOfExpertsRegressor`: a gated mixture of regression experts
   (Gaussian, Poisson or Gamma);
 - :class:`MixtureOfExpertsClassifier`: a gated mixture of classifiers;
+- :class:`StudentTLikelihood`: Student-t expert noise (robust regression
+  experts) with fixed or estimated degrees of freedom, the regressor's
+  ``likelihood="student_t"``;
 - :class:`StandardizedRidge`: a ridge regression penalised on the
   standardised scale, the regressor's default expert;
 - :class:`SoftmaxGate`: the softmax gating network, a soft-target
@@ -22,6 +25,7 @@ from ._gates import ClassifierGate, HierarchicalGate
 from ._gating import SoftmaxGate
 from ._regressor import MixtureOfExpertsRegressor
 from ._ridge import StandardizedRidge
+from ._student_t import StudentTLikelihood
 from ._version import __version__
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "MixtureOfExpertsRegressor",
     "SoftmaxGate",
     "StandardizedRidge",
+    "StudentTLikelihood",
     "__version__",
     "to_numpy",
 ]

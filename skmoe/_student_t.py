@@ -198,7 +198,7 @@ class StudentTLikelihood(BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from skmoe._student_t import StudentTLikelihood
+    >>> from skmoe import StudentTLikelihood
     >>> lik = StudentTLikelihood(df=4)
     >>> y, _ = lik.validate_targets([-1.0, 0.0, 0.5, 1.0, 20.0], None)
     >>> theta = lik.m_step(lik.stats(np.zeros((5, 1)), y, np.ones((5, 1))), None)
@@ -228,17 +228,22 @@ class StudentTLikelihood(BaseEstimator):
         return GaussianLikelihood(self.reg_variance)
 
     def validate_targets(self, y, sample_weight):
-        """Fit-time check of ``y`` (finite real numbers, as the Gaussian
-        likelihood's) and of the parameters; fixes ``variance_floor_``.
+        """Check ``y`` at fit time and fix ``variance_floor_``.
+
+        ``y`` must hold finite real numbers (the Gaussian likelihood's
+        check); the parameters are validated too.
 
         Parameters
         ----------
         y : array-like of shape (n_samples,)
-        sample_weight : ndarray of shape (n_samples,)
+            The targets.
+        sample_weight : ndarray of shape (n_samples,) or None
+            The sample weights (for the variance of ``y``).
 
         Returns
         -------
-        y : ndarray of shape (n_samples,), float64
+        y : ndarray of shape (n_samples,)
+            ``y`` as float64.
         info : dict
             ``{"variance_floor": ...}``.
         """
@@ -250,26 +255,94 @@ class StudentTLikelihood(BaseEstimator):
         return y, info
 
     def encode_targets(self, y, n_samples):
-        """Inference-time check of ``y``: as the Gaussian likelihood's."""
+        """Check ``y`` at inference time, as the Gaussian likelihood does.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,)
+            The targets.
+        n_samples : int
+            The number of rows of ``X``.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            ``y`` as float64.
+        """
         return self._gaussian().encode_targets(y, n_samples)
 
     def init_columns(self, X, y):
-        """``[X, y]``, as the Gaussian likelihood's."""
+        """Give the columns that ``init="kmeans"`` clusters: ``[X, y]``.
+
+        Parameters
+        ----------
+        X : ndarray or sparse matrix of shape (n_samples, n_features)
+            The inputs.
+        y : ndarray of shape (n_samples,)
+            The targets.
+
+        Returns
+        -------
+        columns : ndarray or sparse matrix of shape (n_samples, n_features + 1)
+            ``X`` and ``y`` side by side.
+        """
         return self._gaussian().init_columns(X, y)
 
     def outputs(self, experts, X, rows=None, pool=None):
-        """Every expert's predicted location, ``(n, K)`` (see
-        :meth:`GaussianLikelihood.outputs <skmoe._likelihood.GaussianLikelihood.outputs>`)."""
+        """Predict every expert's location, as the Gaussian likelihood does.
+
+        Parameters
+        ----------
+        experts : list of fitted regressors
+            The experts.
+        X : ndarray, sparse matrix or DataFrame of shape (n_samples, n_features)
+            The inputs.
+        rows : list or None, default=None
+            ``rows[k]``: None (expert ``k`` runs on every row) or the rows it
+            runs on (its other entries are 0).
+        pool : ExpertPool or None, default=None
+            The run's pool of workers.
+
+        Returns
+        -------
+        locations : ndarray of shape (n_samples, n_experts)
+            The experts' predictions.
+        """
         return self._gaussian().outputs(experts, X, rows, pool)
 
     @staticmethod
     def noise_variances(theta):
-        """``sigma_k^2`` of every expert (what a collapse check compares
-        with ``variance_floor_``)."""
+        """Give ``sigma_k^2`` of every expert (for the collapse check).
+
+        Parameters
+        ----------
+        theta : structured ndarray of shape (n_experts,)
+            The ``(scale, df)`` records.
+
+        Returns
+        -------
+        variances : ndarray of shape (n_experts,)
+            The squared scales.
+        """
         return np.asarray(theta["scale"], dtype=np.float64) ** 2
 
     def log_lik(self, outputs, y, theta):
-        """Student-t log-densities, (n_samples, n_experts)."""
+        """Compute the Student-t log-densities of every row under every expert.
+
+        Parameters
+        ----------
+        outputs : ndarray of shape (n_samples, n_experts)
+            The experts' locations.
+        y : ndarray of shape (n_samples,)
+            The targets.
+        theta : structured ndarray of shape (n_experts,)
+            The ``(scale, df)`` records.
+
+        Returns
+        -------
+        log_lik : ndarray of shape (n_samples, n_experts)
+            ``log t_{nu_k}(y_i; f_k(x_i), sigma_k)``.
+        """
         if theta is None:
             raise ValueError(
                 "StudentTLikelihood.log_lik needs theta (scales and degrees of "
@@ -281,20 +354,48 @@ class StudentTLikelihood(BaseEstimator):
         return t_log_pdf(z2, scale, df)
 
     def stats(self, outputs, y, weights):
-        """The rows the scales are estimated from: ``(residuals, weights)``.
+        """Collect the rows that the scales are estimated from.
 
         The t scale has no finite sufficient statistics, so these are the
         rows themselves (not sums): the likelihood works with EM on the rows
         in memory, not with the gradient solver's decayed sums.
+
+        Parameters
+        ----------
+        outputs : ndarray of shape (n_samples, n_experts)
+            The experts' locations.
+        y : ndarray of shape (n_samples,)
+            The targets.
+        weights : ndarray of shape (n_samples, n_experts)
+            EM's weights.
+
+        Returns
+        -------
+        stats : tuple of two ndarrays of shape (n_samples, n_experts)
+            The residuals and the weights.
         """
         return y[:, None] - outputs, np.asarray(weights, dtype=np.float64)
 
     def m_step(self, stats, theta):
-        """Maximum-likelihood ``(scale, df)`` per expert given the predictions
-        (:func:`t_scale_df_mle`), started from ``theta`` (at the first
-        M-step: the weighted standard deviation and ``df``, or 10). An expert
-        without weight keeps its parameters (at the first M-step: it is
-        estimated from every row)."""
+        """Estimate ``(scale, df)`` per expert by maximum likelihood.
+
+        :func:`t_scale_df_mle` given the predictions, started from ``theta``
+        (at the first M-step: the weighted standard deviation and ``df``, or
+        10). An expert without weight keeps its parameters (at the first
+        M-step: it is estimated from every row).
+
+        Parameters
+        ----------
+        stats : tuple
+            What :meth:`stats` returned.
+        theta : structured ndarray of shape (n_experts,) or None
+            The current records (None at the first M-step).
+
+        Returns
+        -------
+        theta : structured ndarray of shape (n_experts,)
+            The new ``(scale, df)`` records.
+        """
         residuals, w = stats
         owned = w.sum(axis=0) > 0
         if theta is None:
@@ -321,19 +422,23 @@ class StudentTLikelihood(BaseEstimator):
         return out
 
     def expert_fit_weights(self, outputs, y, weights, theta):
-        """EM's weights times the latent scales ``(nu + 1) / (nu + z^2)``.
+        """Multiply EM's weights by the latent scales ``(nu + 1) / (nu + z^2)``.
 
         Parameters
         ----------
         outputs : ndarray of shape (n_samples, n_experts)
             The experts' current predictions.
         y : ndarray of shape (n_samples,)
+            The targets.
         weights : ndarray of shape (n_samples, n_experts)
+            EM's weights (sample weights times assignments).
         theta : structured ndarray of shape (n_experts,)
+            The current ``(scale, df)`` records.
 
         Returns
         -------
         weights : ndarray of shape (n_samples, n_experts)
+            The experts' fit weights.
         """
         scale = np.asarray(theta["scale"], dtype=np.float64)[None, :]
         df = np.asarray(theta["df"], dtype=np.float64)[None, :]
@@ -341,19 +446,65 @@ class StudentTLikelihood(BaseEstimator):
         return weights * ((df + 1.0) / (df + z2))
 
     def row_loss(self, outputs, y):
-        """Squared residuals (which expert fits a row worst)."""
+        """Give the squared residuals (which expert fits a row worst).
+
+        Parameters
+        ----------
+        outputs : ndarray of shape (n_samples, n_experts)
+            The experts' locations.
+        y : ndarray of shape (n_samples,)
+            The targets.
+
+        Returns
+        -------
+        loss : ndarray of shape (n_samples, n_experts)
+            ``(y - f_k)^2``.
+        """
         r = y[:, None] - outputs
         return r * r
 
     def mean(self, gate_w, outputs):
-        """Predictive mean ``sum_k pi_k f_k`` (the t's centre; its mean when
-        ``nu_k > 1``)."""
+        """Compute the predictive mean ``sum_k pi_k f_k``.
+
+        The centre of every t; its mean where ``nu_k > 1``.
+
+        Parameters
+        ----------
+        gate_w : ndarray of shape (n_samples, n_experts)
+            The gate's probabilities.
+        outputs : ndarray of shape (n_samples, n_experts)
+            The experts' locations.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples,)
+            The mixture's mean.
+        """
         return self._gaussian().mean(gate_w, outputs)
 
     def mean_var(self, gate_w, outputs, theta):
-        """Predictive mean and variance (law of total variance, with the t
-        variances ``sigma^2 nu / (nu - 2)``; infinite where an expert with
-        weight has ``nu <= 2``)."""
+        """Compute the predictive mean and variance (law of total variance).
+
+        Each expert's variance is ``sigma^2 nu / (nu - 2)``, infinite where
+        ``nu <= 2``: the mixture's variance is then infinite on the rows
+        where such an expert has weight.
+
+        Parameters
+        ----------
+        gate_w : ndarray of shape (n_samples, n_experts)
+            The gate's probabilities.
+        outputs : ndarray of shape (n_samples, n_experts)
+            The experts' locations.
+        theta : structured ndarray of shape (n_experts,)
+            The ``(scale, df)`` records.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples,)
+            The mixture's mean.
+        var : ndarray of shape (n_samples,)
+            The mixture's variance (``inf`` where it does not exist).
+        """
         df = np.asarray(theta["df"], dtype=np.float64)
         with np.errstate(divide="ignore"):
             var = np.where(df > 2, self.noise_variances(theta) * df / (df - 2.0), np.inf)
@@ -367,13 +518,14 @@ class StudentTLikelihood(BaseEstimator):
         return mean, np.where(np.isinf(second), np.inf, np.maximum(total, 0.0))
 
     def expert_distribution(self, outputs, theta):
-        """Every expert's predictive distribution, frozen, ``(n, K)``.
+        """Give every expert's predictive distribution, frozen, ``(n, K)``.
 
         Parameters
         ----------
         outputs : ndarray of shape (n_samples, n_experts)
             The experts' locations.
         theta : structured ndarray of shape (n_experts,)
+            The ``(scale, df)`` records.
 
         Returns
         -------
