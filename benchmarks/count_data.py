@@ -177,7 +177,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
-    parser.add_argument("--reference", default="medpar")
+    parser.add_argument("--reference", default="medpar",
+                        help="data set of the direct-maximisation check ('' to skip)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     results = {"loadavg_start": os.getloadavg()}
@@ -189,7 +190,8 @@ def main():
         summarise(name, len(y), X.shape[1], scores, kept)
         results[name] = {"scores": scores, "kept": kept}
     results["loadavg_end"] = os.getloadavg()
-    path = os.path.join(os.path.dirname(__file__), "results", "count_data.json")
+    suffix = "" if args.datasets == list(DATASETS) else "_" + "_".join(args.datasets)
+    path = os.path.join(os.path.dirname(__file__), "results", f"count_data{suffix}.json")
     with open(path, "w") as f:
         json.dump(results, f, indent=1, default=float)
 

@@ -3,7 +3,7 @@
 The public API:
 
 - :class:`MixtureOfExpertsRegressor`: a gated mixture of regression experts
-  (Gaussian, Poisson or Gamma);
+  (Gaussian, Poisson, Gamma, negative binomial or Student-t);
 - :class:`MixtureOfExpertsClassifier`: a gated mixture of classifiers;
 - :class:`StudentTLikelihood`: Student-t expert noise (robust regression
   experts) with fixed or estimated degrees of freedom, the regressor's

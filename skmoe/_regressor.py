@@ -51,7 +51,8 @@ _LIKELIHOOD_METHODS = [
 class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     """Mixture of experts regressor (Jordan & Jacobs, 1991).
 
-    Gaussian, Poisson or Gamma experts (``likelihood``) under a gate. A
+    Gaussian, Poisson, Gamma, negative binomial or Student-t experts
+    (``likelihood``) under a gate. A
     softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
     each expert owns each input; expert ``k`` is any scikit-learn regressor
     ``f_k`` with Gaussian noise of its own variance ``sigma_k^2``:
@@ -168,21 +169,33 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         floor does not depend on the units of ``y``. Used by
         ``likelihood="gaussian"`` only.
 
-    likelihood : {"gaussian", "poisson", "gamma"} or likelihood object, \
-            default="gaussian"
+    likelihood : {"gaussian", "poisson", "gamma", "negbin", "student_t"} or \
+            likelihood object, default="gaussian"
         The noise model of the experts. ``"gaussian"``: Gaussian noise of one
         variance per expert around its prediction (``noise_variance_``).
         ``"poisson"``: counts, ``y`` non-negative integers, each expert
         predicting a Poisson mean. ``"gamma"``: positive ``y``, each expert
         predicting a Gamma mean with a shape per expert (``shape_``,
-        estimated by maximum likelihood). The experts of ``"poisson"`` and
-        ``"gamma"`` must predict positive values; ``experts=None`` then
-        means :class:`~sklearn.linear_model.PoissonRegressor` or
-        :class:`~sklearn.linear_model.GammaRegressor` with
+        estimated by maximum likelihood). ``"negbin"``: overdispersed
+        counts, each expert predicting the mean ``mu`` of a negative
+        binomial (NB2: variance ``mu + mu^2 / r``) with a dispersion ``r``
+        per expert (``shape_``, estimated by maximum likelihood; large ``r``
+        is the Poisson limit); its experts are refitted with the NB2 mean
+        model's weights ``w / (1 + mu / r)``. ``"student_t"``: robust
+        regression experts, Student-t noise with a scale and degrees of
+        freedom per expert (``scale_``, ``df_``, both estimated; pass
+        :class:`StudentTLikelihood(df=4) <StudentTLikelihood>` to fix the
+        degrees of freedom), fitted by EM with latent scales that
+        down-weight the rows far from an expert's prediction. The experts of
+        ``"poisson"``, ``"gamma"`` and ``"negbin"`` must predict positive
+        values; ``experts=None`` then means
+        :class:`~sklearn.linear_model.PoissonRegressor` (Poisson and negative
+        binomial) or :class:`~sklearn.linear_model.GammaRegressor` with
         ``solver="newton-cholesky"``, ``alpha=1e-4`` and ``tol=1e-6`` (the
-        default ``alpha=1`` shrinks unscaled coefficients). An object with
-        the likelihood protocol (user guide, "Write your own likelihood") is
-        deep-copied at fit and never modified.
+        default ``alpha=1`` shrinks unscaled coefficients). ``"negbin"`` and
+        ``"student_t"`` need ``solver="em"``. An object with the likelihood
+        protocol (user guide, "Write your own likelihood") is deep-copied at
+        fit and never modified.
 
     %(n_jobs)s
 
@@ -215,11 +228,21 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     shape_ : ndarray of shape (n_experts,)
         Gamma shape ``nu_k`` of every expert (``likelihood="gamma"``): its
-        variance is ``mu_k(x)^2 / nu_k``.
+        variance is ``mu_k(x)^2 / nu_k``. Negative binomial dispersion
+        ``r_k`` (``likelihood="negbin"``): its variance is
+        ``mu_k(x) + mu_k(x)^2 / r_k``.
+
+    scale_ : ndarray of shape (n_experts,)
+        Student-t scale ``sigma_k`` of every expert (``likelihood="student_t"``).
+
+    df_ : ndarray of shape (n_experts,)
+        Student-t degrees of freedom ``nu_k`` of every expert
+        (``likelihood="student_t"``).
 
     likelihood_params_ : ndarray of shape (n_experts,) or None
         The likelihood's own fitted parameters (the variances, the shapes;
-        None for ``"poisson"``), whatever the likelihood.
+        None for ``"poisson"``; for ``"student_t"`` a structured array of
+        ``(scale, df)`` records), whatever the likelihood.
 
     %(converged_)s
 
