@@ -124,7 +124,7 @@ def summarise(name, n, p, scores, kept):
     base = np.array(scores["NB GLM"]["loglik"])
     print(f"\n{name}: {n} rows, {p} features, {len(base)} folds")
     print(f"{'model':<13} {'loglik/row':>18} {'diff vs NB GLM':>22} {'won':>6} "
-          f"{'RMSE':>16} {'Poisson dev':>16}")
+          f"{'RMSE':>16} {'Poisson dev':>16} {'median RMSE, dev':>18}")
     for label, s in scores.items():
         ll = np.array(s["loglik"])
         d = ll - base
@@ -134,6 +134,7 @@ def summarise(name, n, p, scores, kept):
             f"{d.mean():+11.4f} +- {se(d):.4f} {int(np.sum(d > 0)):3d}/{len(d)} "
             f"{np.mean(s['rmse']):8.4f} +- {se(np.array(s['rmse'])):.4f} "
             f"{np.mean(s['deviance']):8.4f} +- {se(np.array(s['deviance'])):.4f}"
+            f" {np.median(s['rmse']):8.4f} {np.median(s['deviance']):8.4f}"
         )
     print(f"n_experts=None kept 2 experts in {sum(k == 2 for k in kept)} of {len(kept)} folds")
 
@@ -180,7 +181,19 @@ def main():
     parser.add_argument("--reference", default="medpar",
                         help="data set of the direct-maximisation check ('' to skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--from-json", nargs="+", default=None,
+                        help="print the tables of saved results instead of running")
     args = parser.parse_args()
+    if args.from_json:
+        for path in args.from_json:
+            with open(path) as f:
+                saved = json.load(f)
+            for name in DATASETS:
+                if name in saved:
+                    X, y = load(name)
+                    summarise(name, len(y), X.shape[1], saved[name]["scores"],
+                              saved[name]["kept"])
+        return
     results = {"loadavg_start": os.getloadavg()}
     if args.reference:
         results["reference"] = reference(args.reference)

@@ -229,6 +229,8 @@ def _check_supported(est, prototypes):
     problems = []
     if type(gate) is not SoftmaxGate or gate.balance > 0:
         problems.append("a SoftmaxGate without balance")
+    if getattr(est, "likelihood", "gaussian") != "gaussian":  # its sums are Gaussian
+        problems.append("likelihood='gaussian'")
     for name, want in [
         ("solver", "em"), ("assignment", "soft"), ("top_k", None), ("gate_features", None),
         ("init", ("auto", "kmeans")), ("n_init", 1), ("warm_start", False),
