@@ -80,7 +80,10 @@ def nb_glm(X, y):
             disp=0, method="newton", maxiter=300
         )
     r = 1.0 / fit.params[-1]
-    return lambda Xt: (fit.predict(sm.add_constant(Xt, prepend=False, has_constant="add")), r)
+    return lambda Xt: (
+        fit.predict(sm.add_constant(Xt, prepend=False, has_constant="add")),
+        r,
+    )
 
 
 def evaluate(name, X, y, repeats, folds, seed):
@@ -94,7 +97,9 @@ def evaluate(name, X, y, repeats, folds, seed):
         predict = nb_glm(Xtr, ytr)
         mu, r = predict(Xte)
         rows["NB GLM"] = (scipy.stats.nbinom.logpmf(yte, r, r / (r + mu)), mu)
-        pois = PoissonRegressor(alpha=1e-4, solver="newton-cholesky", max_iter=300).fit(Xtr, ytr)
+        pois = PoissonRegressor(alpha=1e-4, solver="newton-cholesky", max_iter=300).fit(
+            Xtr, ytr
+        )
         mu = pois.predict(Xte)
         rows["Poisson GLM"] = (scipy.stats.poisson.logpmf(yte, mu), mu)
         for label, params in [
@@ -113,9 +118,14 @@ def evaluate(name, X, y, repeats, folds, seed):
             s = scores.setdefault(label, {"loglik": [], "rmse": [], "deviance": []})
             s["loglik"].append(float(np.mean(log_p)))
             s["rmse"].append(float(np.sqrt(np.mean((yte - mean) ** 2))))
-            s["deviance"].append(float(mean_poisson_deviance(yte, np.maximum(mean, 1e-12))))
-        print(f"  {name} fold {i + 1}: " + ", ".join(
-            f"{k} {v['loglik'][-1]:.4f}" for k, v in scores.items()), flush=True)
+            s["deviance"].append(
+                float(mean_poisson_deviance(yte, np.maximum(mean, 1e-12)))
+            )
+        print(
+            f"  {name} fold {i + 1}: "
+            + ", ".join(f"{k} {v['loglik'][-1]:.4f}" for k, v in scores.items()),
+            flush=True,
+        )
     return scores, kept
 
 
@@ -123,8 +133,10 @@ def summarise(name, n, p, scores, kept):
     """Print the table of one data set."""
     base = np.array(scores["NB GLM"]["loglik"])
     print(f"\n{name}: {n} rows, {p} features, {len(base)} folds")
-    print(f"{'model':<13} {'loglik/row':>18} {'diff vs NB GLM':>22} {'won':>6} "
-          f"{'RMSE':>16} {'Poisson dev':>16} {'median RMSE, dev':>18}")
+    print(
+        f"{'model':<13} {'loglik/row':>18} {'diff vs NB GLM':>22} {'won':>6} "
+        f"{'RMSE':>16} {'Poisson dev':>16} {'median RMSE, dev':>18}"
+    )
     for label, s in scores.items():
         ll = np.array(s["loglik"])
         d = ll - base
@@ -136,7 +148,10 @@ def summarise(name, n, p, scores, kept):
             f"{np.mean(s['deviance']):8.4f} +- {se(np.array(s['deviance'])):.4f}"
             f" {np.median(s['rmse']):8.4f} {np.median(s['deviance']):8.4f}"
         )
-    print(f"n_experts=None kept 2 experts in {sum(k == 2 for k in kept)} of {len(kept)} folds")
+    print(
+        f"n_experts=None kept 2 experts in {sum(k == 2 for k in kept)} "
+        f"of {len(kept)} folds"
+    )
 
 
 def reference(name):
@@ -144,23 +159,35 @@ def reference(name):
     ``name`` against a direct maximisation of its log-likelihood."""
     X, y = load(name)
     Xs = (X - X.mean(axis=0)) / np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
-    exact = PoissonRegressor(alpha=0.0, solver="newton-cholesky", tol=1e-10, max_iter=300)
+    exact = PoissonRegressor(
+        alpha=0.0, solver="newton-cholesky", tol=1e-10, max_iter=300
+    )
     tic = time.perf_counter()
     moe = MixtureOfExpertsRegressor(
-        exact, n_experts=2, likelihood="negbin", gate=SoftmaxGate(alpha=0.0, tol=1e-10),
-        tol=1e-12, max_iter=5000, random_state=0,
+        exact,
+        n_experts=2,
+        likelihood="negbin",
+        gate=SoftmaxGate(alpha=0.0, tol=1e-10),
+        tol=1e-12,
+        max_iter=5000,
+        random_state=0,
     ).fit(Xs, y)
     seconds = time.perf_counter() - tic
     ll = moe.log_prob(Xs, y).sum()
     coef, intercept = moe.gate_.coef_, moe.gate_.intercept_
-    start = np.concatenate([
-        np.append(coef[1] - coef[0], intercept[1] - intercept[0]),
-        *[np.append(e.coef_, e.intercept_) for e in moe.experts_],
-        np.log(moe.shape_),
-    ])
-    print(f"\nReference on {name} (standardised X, {len(y)} rows): skmoe log-likelihood "
-          f"{ll:.6f} ({moe.n_iter_} EM iterations, {seconds:.1f}s), "
-          f"max |gradient| there {np.max(np.abs(nb_mixture_loglik(start, Xs, y, 2)[1])):.2e}")
+    start = np.concatenate(
+        [
+            np.append(coef[1] - coef[0], intercept[1] - intercept[0]),
+            *[np.append(e.coef_, e.intercept_) for e in moe.experts_],
+            np.log(moe.shape_),
+        ]
+    )
+    gradient = np.abs(nb_mixture_loglik(start, Xs, y, 2)[1]).max()
+    print(
+        f"\nReference on {name} (standardised X, {len(y)} rows): skmoe log-likelihood "
+        f"{ll:.6f} ({moe.n_iter_} EM iterations, {seconds:.1f}s), "
+        f"max |gradient| there {gradient:.2e}"
+    )
     out = {"skmoe": ll}
     rng = np.random.RandomState(0)
     starts = {"skmoe's solution": start}
@@ -169,7 +196,10 @@ def reference(name):
     for label, s in starts.items():
         ll_ref, _ = nb_mixture_mle(Xs, y, 2, s)
         out[label] = ll_ref
-        print(f"  direct BFGS from {label}: {ll_ref:.6f} (skmoe - direct = {ll - ll_ref:+.2e})")
+        print(
+            f"  direct BFGS from {label}: {ll_ref:.6f} "
+            f"(skmoe - direct = {ll - ll_ref:+.2e})"
+        )
     return out
 
 
@@ -178,11 +208,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
-    parser.add_argument("--reference", default="medpar",
-                        help="data set of the direct-maximisation check ('' to skip)")
+    parser.add_argument(
+        "--reference",
+        default="medpar",
+        help="data set of the direct-maximisation check ('' to skip)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--from-json", nargs="+", default=None,
-                        help="print the tables of saved results instead of running")
+    parser.add_argument(
+        "--from-json",
+        nargs="+",
+        default=None,
+        help="print the tables of saved results instead of running",
+    )
     args = parser.parse_args()
     if args.from_json:
         for path in args.from_json:
@@ -191,8 +228,13 @@ def main():
             for name in DATASETS:
                 if name in saved:
                     X, y = load(name)
-                    summarise(name, len(y), X.shape[1], saved[name]["scores"],
-                              saved[name]["kept"])
+                    summarise(
+                        name,
+                        len(y),
+                        X.shape[1],
+                        saved[name]["scores"],
+                        saved[name]["kept"],
+                    )
         return
     results = {"loadavg_start": os.getloadavg()}
     if args.reference:
@@ -204,7 +246,9 @@ def main():
         results[name] = {"scores": scores, "kept": kept}
     results["loadavg_end"] = os.getloadavg()
     suffix = "" if args.datasets == list(DATASETS) else "_" + "_".join(args.datasets)
-    path = os.path.join(os.path.dirname(__file__), "results", f"count_data{suffix}.json")
+    path = os.path.join(
+        os.path.dirname(__file__), "results", f"count_data{suffix}.json"
+    )
     with open(path, "w") as f:
         json.dump(results, f, indent=1, default=float)
 

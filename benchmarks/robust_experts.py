@@ -71,7 +71,10 @@ def run(seeds, n, outliers):
         Xt, yt = simulate(n, outliers, rng)
         for label, likelihood in MODELS.items():
             moe = MixtureOfExpertsRegressor(
-                LinearRegression(), n_experts=2, likelihood=likelihood, random_state=seed
+                LinearRegression(),
+                n_experts=2,
+                likelihood=likelihood,
+                random_state=seed,
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -86,13 +89,18 @@ def report(out, outliers):
     se = lambda a: np.std(a, ddof=1) / np.sqrt(len(a))  # noqa: E731
     base = {k: np.array(v) for k, v in out["gaussian"].items()}
     print(f"\noutliers {outliers:.0%}, {len(base['logdens'])} seeds")
-    print(f"{'model':<10} {'log density/row':>20} {'diff vs gaussian':>22} "
-          f"{'coef error':>18} {'diff vs gaussian':>22}")
+    print(
+        f"{'model':<10} {'log density/row':>20} {'diff vs gaussian':>22} "
+        f"{'coef error':>18} {'diff vs gaussian':>22}"
+    )
     for label, s in out.items():
         ld, ce = np.array(s["logdens"]), np.array(s["coef_err"])
         dl, dc = ld - base["logdens"], ce - base["coef_err"]
-        print(f"{label:<10} {ld.mean():10.4f} +- {se(ld):.4f} {dl.mean():+12.4f} +- {se(dl):.4f}"
-              f" {ce.mean():9.4f} +- {se(ce):.4f} {dc.mean():+12.4f} +- {se(dc):.4f}")
+        print(
+            f"{label:<10} {ld.mean():10.4f} +- {se(ld):.4f} "
+            f"{dl.mean():+12.4f} +- {se(dl):.4f}"
+            f" {ce.mean():9.4f} +- {se(ce):.4f} {dc.mean():+12.4f} +- {se(dc):.4f}"
+        )
 
 
 def main():

@@ -76,7 +76,10 @@ def _profile_score(y, mu, w):
         rm = r + m
         d_r = digamma(y + r) - digamma(r) + np.log(r / rm) + (m - y) / rm
         dd_r = (
-            polygamma(1, y + r) - polygamma(1, r) + 1.0 / r - 1.0 / rm
+            polygamma(1, y + r)
+            - polygamma(1, r)
+            + 1.0 / r
+            - 1.0 / rm
             - (m - y) / (rm * rm)
         )
         f = r * np.einsum("ik,ik->k", ww, d_r)
@@ -85,8 +88,9 @@ def _profile_score(y, mu, w):
     return score
 
 
-def nb_shape_mle(y, mu, weights, min_shape=1e-4, max_shape=1e6, tol=1e-10,
-                 max_iter=100):
+def nb_shape_mle(
+    y, mu, weights, min_shape=1e-4, max_shape=1e6, tol=1e-10, max_iter=100
+):
     """Maximum-likelihood NB2 dispersions ``r_k`` with the means fixed.
 
     Maximises ``sum_i w_ik log NB(y_i; mu_ik, r_k)`` over each ``r_k`` in
@@ -127,9 +131,12 @@ def nb_shape_mle(y, mu, weights, min_shape=1e-4, max_shape=1e6, tol=1e-10,
     excess = np.einsum("ik,ik->k", w, (y - mu) ** 2 - y)
     moments = np.einsum("ik,ik->k", w, mu * mu) / np.maximum(excess, 1e-300)
     t = decreasing_root(
-        _profile_score(y, mu, w), np.full(K, np.log(min_shape)),
-        np.full(K, np.log(max_shape)), np.log(np.maximum(moments, 1e-300)),
-        tol=tol, max_iter=max_iter,
+        _profile_score(y, mu, w),
+        np.full(K, np.log(min_shape)),
+        np.full(K, np.log(max_shape)),
+        np.log(np.maximum(moments, 1e-300)),
+        tol=tol,
+        max_iter=max_iter,
     )
     return np.exp(t)
 
@@ -171,9 +178,7 @@ class NegativeBinomialLikelihood(PoissonLikelihood):
     discrete = True
     _name = "negbin"
     _label = "negative binomial"
-    _suggestion = (
-        "PoissonRegressor, HistGradientBoostingRegressor(loss='poisson')"
-    )
+    _suggestion = "PoissonRegressor, HistGradientBoostingRegressor(loss='poisson')"
 
     _parameter_constraints = {
         "max_shape": [Interval(Real, 0, None, closed="neither")],
@@ -231,7 +236,11 @@ class NegativeBinomialLikelihood(PoissonLikelihood):
         the rows themselves (not sums): the likelihood works with EM on the
         rows in memory, not with the gradient solver's decayed sums.
         """
-        return (y, np.array(outputs, dtype=np.float64), np.asarray(weights, dtype=np.float64))
+        return (
+            y,
+            np.array(outputs, dtype=np.float64),
+            np.asarray(weights, dtype=np.float64),
+        )
 
     def m_step(self, stats, theta):
         """Maximum-likelihood dispersions (:func:`nb_shape_mle`). An expert
@@ -249,8 +258,10 @@ class NegativeBinomialLikelihood(PoissonLikelihood):
                 r[~owned] = np.asarray(theta, dtype=np.float64)[~owned]
             elif w.sum() > 0:
                 pooled = nb_shape_mle(
-                    np.tile(y, mu.shape[1]), mu.T.reshape(-1, 1),
-                    w.T.reshape(-1, 1), **bounds,
+                    np.tile(y, mu.shape[1]),
+                    mu.T.reshape(-1, 1),
+                    w.T.reshape(-1, 1),
+                    **bounds,
                 )
                 r[~owned] = pooled[0]
             else:

@@ -494,7 +494,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Poisson and Gamma likelihoods need y >= 0 (counts) or y > 0.
-        tags.target_tags.positive_only = self.likelihood in ("poisson", "gamma", "negbin")
+        positive = ("poisson", "gamma", "negbin")
+        tags.target_tags.positive_only = self.likelihood in positive
         return tags
 
     # -- inference -----------------------------------------------------

@@ -64,4 +64,3 @@ def decreasing_root(func, lo, hi, start, tol=1e-10, max_iter=100):
             break
     result[active] = t
     return result
-

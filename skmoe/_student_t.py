@@ -63,8 +63,11 @@ def t_log_pdf(z2, scale, df):
     """
     half = 0.5 * (df + 1.0)
     return (
-        gammaln(half) - gammaln(0.5 * df) - 0.5 * np.log(np.pi * df)
-        - np.log(scale) - half * np.log1p(z2 / df)
+        gammaln(half)
+        - gammaln(0.5 * df)
+        - 0.5 * np.log(np.pi * df)
+        - np.log(scale)
+        - half * np.log1p(z2 / df)
     )
 
 
@@ -97,16 +100,20 @@ def _df_score(z2, w):
         x, ww = z2[:, idx], w[:, idx]
         a = nu + x
         d1 = (
-            0.5 * digamma(0.5 * (nu + 1.0)) - 0.5 * digamma(0.5 * nu) - 0.5 / nu
+            0.5 * digamma(0.5 * (nu + 1.0))
+            - 0.5 * digamma(0.5 * nu)
+            - 0.5 / nu
             - 0.5 * np.einsum("ik,ik->k", ww, np.log1p(x / nu))
             + 0.5 * (nu + 1.0) * np.einsum("ik,ik->k", ww, x / (nu * a))
         )
         # d/dnu of the terms above
         d2 = (
-            0.25 * polygamma(1, 0.5 * (nu + 1.0)) - 0.25 * polygamma(1, 0.5 * nu)
+            0.25 * polygamma(1, 0.5 * (nu + 1.0))
+            - 0.25 * polygamma(1, 0.5 * nu)
             + 0.5 / (nu * nu)
             + 0.5 * np.einsum("ik,ik->k", ww, x / (nu * a))
-            + 0.5 * np.einsum(
+            + 0.5
+            * np.einsum(
                 "ik,ik->k", ww, x * (nu * a - (nu + 1.0) * (a + nu)) / (nu * a) ** 2
             )
         )
@@ -115,8 +122,9 @@ def _df_score(z2, w):
     return score
 
 
-def t_scale_df_mle(residuals, weights, start, df=None, variance_floor=0.0,
-                   n_rounds=20, tol=1e-9):
+def t_scale_df_mle(
+    residuals, weights, start, df=None, variance_floor=0.0, n_rounds=20, tol=1e-9
+):
     """Maximum-likelihood scales (and degrees of freedom) of t experts.
 
     Maximises ``sum_i w_ik log t(r_ik; sigma_k, nu_k)`` for every expert
@@ -161,14 +169,20 @@ def t_scale_df_mle(residuals, weights, start, df=None, variance_floor=0.0,
     if df is not None:
         nu = np.full(K, float(df))
     for _ in range(n_rounds):
-        new_s = decreasing_root(_scale_score(r2, w, nu), lo_s, np.maximum(hi_s, lo_s), log_s)
+        new_s = decreasing_root(
+            _scale_score(r2, w, nu), lo_s, np.maximum(hi_s, lo_s), log_s
+        )
         new_nu = nu
         if df is None:
             z2 = r2 * np.exp(-2.0 * new_s)
-            new_nu = np.exp(decreasing_root(
-                _df_score(z2, w), np.full(K, np.log(MIN_DF)),
-                np.full(K, np.log(MAX_DF)), np.log(nu),
-            ))
+            new_nu = np.exp(
+                decreasing_root(
+                    _df_score(z2, w),
+                    np.full(K, np.log(MIN_DF)),
+                    np.full(K, np.log(MAX_DF)),
+                    np.log(nu),
+                )
+            )
         moved = max(np.max(np.abs(new_s - log_s)), np.max(np.abs(np.log(new_nu / nu))))
         log_s, nu = new_s, new_nu
         if moved <= tol:
@@ -400,13 +414,17 @@ class StudentTLikelihood(BaseEstimator):
         owned = w.sum(axis=0) > 0
         if theta is None:
             w = np.where(owned, w, 1.0)
-            spread = np.sqrt(np.einsum("ik,ik->k", w, residuals ** 2) / w.sum(axis=0))
-            start = (np.maximum(spread, np.sqrt(self.variance_floor_)),
-                     np.full(w.shape[1], 10.0 if self.df is None else float(self.df)))
+            spread = np.sqrt(np.einsum("ik,ik->k", w, residuals**2) / w.sum(axis=0))
+            start = (
+                np.maximum(spread, np.sqrt(self.variance_floor_)),
+                np.full(w.shape[1], 10.0 if self.df is None else float(self.df)),
+            )
             owned = np.ones(w.shape[1], dtype=bool)
         else:
-            start = (np.array(theta["scale"], dtype=np.float64),
-                     np.array(theta["df"], dtype=np.float64))
+            start = (
+                np.array(theta["scale"], dtype=np.float64),
+                np.array(theta["df"], dtype=np.float64),
+            )
         out = np.empty(w.shape[1], dtype=THETA_DTYPE)
         if theta is not None:
             out[:] = theta
@@ -415,8 +433,12 @@ class StudentTLikelihood(BaseEstimator):
             # M-step (it raises the likelihood); EM iterates it to the joint
             # maximum.
             sigma, nu = t_scale_df_mle(
-                residuals[:, owned], w[:, owned], (start[0][owned], start[1][owned]),
-                self.df, self.variance_floor_, n_rounds=5 if theta is None else 1,
+                residuals[:, owned],
+                w[:, owned],
+                (start[0][owned], start[1][owned]),
+                self.df,
+                self.variance_floor_,
+                n_rounds=5 if theta is None else 1,
             )
             out["scale"][owned], out["df"][owned] = sigma, nu
         return out
@@ -507,7 +529,9 @@ class StudentTLikelihood(BaseEstimator):
         """
         df = np.asarray(theta["df"], dtype=np.float64)
         with np.errstate(divide="ignore"):
-            var = np.where(df > 2, self.noise_variances(theta) * df / (df - 2.0), np.inf)
+            var = np.where(
+                df > 2, self.noise_variances(theta) * df / (df - 2.0), np.inf
+            )
         gate_w = np.asarray(gate_w, dtype=np.float64)
         mean = self.mean(gate_w, outputs)
         f = np.where(gate_w > 0, outputs, 0.0)
@@ -533,6 +557,8 @@ class StudentTLikelihood(BaseEstimator):
             ``scipy.stats.t(df, loc=outputs, scale=scale)``: its ``logpdf``
             equals :meth:`log_lik`.
         """
-        scale = np.broadcast_to(np.asarray(theta["scale"], dtype=np.float64), outputs.shape)
+        scale = np.broadcast_to(
+            np.asarray(theta["scale"], dtype=np.float64), outputs.shape
+        )
         df = np.broadcast_to(np.asarray(theta["df"], dtype=np.float64), outputs.shape)
         return scipy.stats.t(df, loc=outputs, scale=scale)

@@ -230,4 +230,5 @@ def t_regression_loglik(params, X, y):
 
     n, p = X.shape
     loc = X @ params[:p] + params[p]
-    return t.logpdf(y, np.exp(params[p + 2]), loc=loc, scale=np.exp(params[p + 1])).sum()
+    scale, df = np.exp(params[p + 1]), np.exp(params[p + 2])
+    return t.logpdf(y, df, loc=loc, scale=scale).sum()

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.stats
+from naive import nb_mixture_loglik, nb_mixture_mle
 from numpy.testing import assert_allclose
 from scipy.optimize import minimize_scalar
 from sklearn.base import clone
@@ -12,8 +13,6 @@ from sklearn.linear_model import PoissonRegressor
 
 from skmoe import MixtureOfExpertsRegressor, SoftmaxGate
 from skmoe._negbin import NegativeBinomialLikelihood, nb_log_pmf, nb_shape_mle
-
-from naive import nb_mixture_loglik, nb_mixture_mle
 
 
 def _two_nb_experts(n=400, seed=0):
@@ -42,7 +41,9 @@ def test_log_lik_is_scipy_logpmf_and_expert_distribution():
     assert_allclose(lik.log_lik(mu, y, r), expected, rtol=1e-9, atol=1e-9)
     dist = lik.expert_distribution(mu, r)
     assert NegativeBinomialLikelihood.discrete
-    assert_allclose(dist.logpmf(y[:, None]), lik.log_lik(mu, y, r), rtol=1e-9, atol=1e-9)
+    assert_allclose(
+        dist.logpmf(y[:, None]), lik.log_lik(mu, y, r), rtol=1e-9, atol=1e-9
+    )
     assert_allclose(dist.mean(), mu, rtol=1e-9)
     assert_allclose(dist.var(), mu + mu**2 / r, rtol=1e-8)
 
@@ -57,7 +58,9 @@ def test_dispersion_m_step_is_the_weighted_mle():
     for k in range(3):
         res = minimize_scalar(
             lambda t: -w[:, k] @ nb_log_pmf(y, mu[:, k], np.exp(t)),
-            bounds=(-9, 14), method="bounded", options={"xatol": 1e-12},
+            bounds=(-9, 14),
+            method="bounded",
+            options={"xatol": 1e-12},
         )
         assert_allclose(r[k], np.exp(res.x), rtol=1e-6)
 
@@ -73,14 +76,20 @@ def test_dispersion_poisson_limit_and_bounds():
     poisson = scipy.stats.poisson.logpmf(y, 2.5)
     assert_allclose(lik.log_lik(mu, y_ok, r)[:, 0], poisson, atol=1e-5)
     # All zeros: the likelihood rises as r falls: the lower bound, not NaN.
-    r0 = nb_shape_mle(np.zeros(5), np.full((5, 1), 1.0), np.ones((5, 1)), min_shape=1e-4)
+    r0 = nb_shape_mle(
+        np.zeros(5), np.full((5, 1), 1.0), np.ones((5, 1)), min_shape=1e-4
+    )
     assert r0[0] == pytest.approx(1e-4)
 
 
 def test_one_expert_is_the_nb2_glm_mle():
     X, y = _two_nb_experts(n=300, seed=2)
     moe = MixtureOfExpertsRegressor(
-        _exact_glm(), n_experts=1, likelihood="negbin", tol=1e-12, max_iter=2000,
+        _exact_glm(),
+        n_experts=1,
+        likelihood="negbin",
+        tol=1e-12,
+        max_iter=2000,
         random_state=0,
     ).fit(X, y)
     expert = moe.experts_[0]
@@ -90,7 +99,9 @@ def test_one_expert_is_the_nb2_glm_mle():
     assert_allclose(start, params, atol=1e-4)
     # statsmodels' NB2 GLM, where it is installed: the same fit.
     sm = pytest.importorskip("statsmodels.api")
-    fit = sm.NegativeBinomial(y, sm.add_constant(X, prepend=False)).fit(disp=0, method="newton", maxiter=200)
+    fit = sm.NegativeBinomial(y, sm.add_constant(X, prepend=False)).fit(
+        disp=0, method="newton", maxiter=200
+    )
     assert fit.llf == pytest.approx(ll_ref, abs=1e-5)
     assert 1.0 / fit.params[-1] == pytest.approx(moe.shape_[0], rel=1e-4)
 
@@ -98,8 +109,13 @@ def test_one_expert_is_the_nb2_glm_mle():
 def test_mixture_agrees_with_direct_maximisation():
     X, y = _two_nb_experts()
     moe = MixtureOfExpertsRegressor(
-        _exact_glm(), n_experts=2, likelihood="negbin",
-        gate=SoftmaxGate(alpha=0.0, tol=1e-10), tol=1e-12, max_iter=3000, random_state=0,
+        _exact_glm(),
+        n_experts=2,
+        likelihood="negbin",
+        gate=SoftmaxGate(alpha=0.0, tol=1e-10),
+        tol=1e-12,
+        max_iter=3000,
+        random_state=0,
     ).fit(X, y)
     ll = moe.log_prob(X, y).sum()
     coef, intercept = moe.gate_.coef_, moe.gate_.intercept_
@@ -153,7 +169,11 @@ def test_predictive_moments_bic_and_top_k():
     log_lik = moe.log_prob(X, y).sum()
     assert moe.bic(X, y) == pytest.approx(-2 * log_lik + n_params * np.log(len(y)))
     top1 = MixtureOfExpertsRegressor(
-        n_experts=2, likelihood="negbin", top_k=1, max_iter=30, init="kmeans",
+        n_experts=2,
+        likelihood="negbin",
+        top_k=1,
+        max_iter=30,
+        init="kmeans",
         random_state=0,
     ).fit(X, y)
     assert np.isfinite(top1.log_prob(X, y)).all()
@@ -163,7 +183,9 @@ def test_integer_sample_weight_is_repetition():
     X, y = _two_nb_experts(n=120, seed=5)
     w = np.random.RandomState(0).randint(1, 3, size=len(y))
     params = dict(n_experts=1, likelihood="negbin", tol=1e-12, max_iter=500)
-    weighted = MixtureOfExpertsRegressor(_exact_glm(), **params).fit(X, y, sample_weight=w)
+    weighted = MixtureOfExpertsRegressor(_exact_glm(), **params).fit(
+        X, y, sample_weight=w
+    )
     repeated = MixtureOfExpertsRegressor(_exact_glm(), **params).fit(
         np.repeat(X, w, axis=0), np.repeat(y, w)
     )
@@ -189,8 +211,9 @@ def test_gd_solver_is_refused():
 
 def test_clone_and_pickle():
     X, y = _two_nb_experts(n=200, seed=6)
-    moe = MixtureOfExpertsRegressor(n_experts=2, likelihood="negbin", max_iter=30,
-                                    init="kmeans", random_state=0)
+    moe = MixtureOfExpertsRegressor(
+        n_experts=2, likelihood="negbin", max_iter=30, init="kmeans", random_state=0
+    )
     assert clone(moe).get_params()["likelihood"] == "negbin"
     moe.fit(X, y)
     again = pickle.loads(pickle.dumps(moe))

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.stats
+from naive import t_regression_loglik
 from numpy.testing import assert_allclose
 from scipy.optimize import minimize
 from sklearn.base import clone
@@ -12,8 +13,6 @@ from sklearn.linear_model import LinearRegression
 
 from skmoe import MixtureOfExpertsRegressor
 from skmoe._student_t import StudentTLikelihood, t_log_pdf, t_scale_df_mle
-
-from naive import t_regression_loglik
 
 
 def _theta(scale, df):
@@ -56,14 +55,23 @@ def test_scale_df_m_step_is_the_weighted_mle(df):
     n = 400
     R = np.column_stack([2 * rng.standard_t(3, n), rng.standard_t(1.5, n)])
     w = rng.uniform(0, 1, size=(n, 2))
-    sigma, nu = t_scale_df_mle(R, w, (np.ones(2), np.full(2, 10.0)), df, 1e-10,
-                               n_rounds=200, tol=1e-12)
+    sigma, nu = t_scale_df_mle(
+        R, w, (np.ones(2), np.full(2, 10.0)), df, 1e-10, n_rounds=200, tol=1e-12
+    )
     for k in range(2):
+
         def nll(p):
             v = np.exp(p[1]) if df is None else df
-            return -w[:, k] @ t_log_pdf(R[:, k] ** 2 / np.exp(2 * p[0]), np.exp(p[0]), v)
-        ref = minimize(nll, [0.0, 1.0], method="Nelder-Mead",
-                       options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 10000})
+            return -w[:, k] @ t_log_pdf(
+                R[:, k] ** 2 / np.exp(2 * p[0]), np.exp(p[0]), v
+            )
+
+        ref = minimize(
+            nll,
+            [0.0, 1.0],
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 10000},
+        )
         assert sigma[k] == pytest.approx(np.exp(ref.x[0]), rel=1e-5)
         if df is None:
             assert nu[k] == pytest.approx(np.exp(ref.x[1]), rel=1e-4)
@@ -75,13 +83,22 @@ def test_one_expert_is_the_t_regression_mle():
     X, y = _two_lines_with_outliers(n=300, seed=2)
     X, y = X[X[:, 0] > 0], y[X[:, 0] > 0]  # one line and its outliers
     moe = MixtureOfExpertsRegressor(
-        LinearRegression(), n_experts=1, likelihood="student_t", tol=1e-13,
+        LinearRegression(),
+        n_experts=1,
+        likelihood="student_t",
+        tol=1e-13,
         max_iter=3000,
     ).fit(X, y)
     e = moe.experts_[0]
-    fitted = np.array([e.coef_[0], e.intercept_, np.log(moe.scale_[0]), np.log(moe.df_[0])])
-    ref = minimize(lambda p: -t_regression_loglik(p, X, y), fitted + 0.2,
-                   method="BFGS", options={"gtol": 1e-7})
+    fitted = np.array(
+        [e.coef_[0], e.intercept_, np.log(moe.scale_[0]), np.log(moe.df_[0])]
+    )
+    ref = minimize(
+        lambda p: -t_regression_loglik(p, X, y),
+        fitted + 0.2,
+        method="BFGS",
+        options={"gtol": 1e-7},
+    )
     assert moe.log_prob(X, y).sum() == pytest.approx(-ref.fun, abs=1e-5)
     assert_allclose(fitted, ref.x, atol=1e-3)
     assert e.coef_[0] == pytest.approx(2.0, abs=0.1)  # the outliers do not pull it
@@ -107,7 +124,10 @@ def test_robust_mixture_beats_the_gaussian_one_with_outliers():
 def test_fixed_df_and_predictive_moments():
     X, y = _two_lines_with_outliers(n=300, seed=4)
     moe = MixtureOfExpertsRegressor(
-        n_experts=2, likelihood=StudentTLikelihood(df=4), max_iter=50, init="kmeans",
+        n_experts=2,
+        likelihood=StudentTLikelihood(df=4),
+        max_iter=50,
+        init="kmeans",
         random_state=0,
     ).fit(X, y)
     theta = moe.likelihood_params_
@@ -143,8 +163,9 @@ def test_gd_solver_and_bad_df_are_refused():
 
 def test_clone_and_pickle():
     X, y = _two_lines_with_outliers(n=200, seed=6)
-    moe = MixtureOfExpertsRegressor(n_experts=2, likelihood="student_t", max_iter=30,
-                                    init="kmeans", random_state=0)
+    moe = MixtureOfExpertsRegressor(
+        n_experts=2, likelihood="student_t", max_iter=30, init="kmeans", random_state=0
+    )
     assert clone(moe).get_params()["likelihood"] == "student_t"
     moe.fit(X, y)
     again = pickle.loads(pickle.dumps(moe))
