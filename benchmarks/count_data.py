@@ -45,6 +45,7 @@ import scipy.stats
 from sklearn.linear_model import PoissonRegressor
 from sklearn.metrics import mean_poisson_deviance
 from sklearn.model_selection import RepeatedKFold
+from sklearn.preprocessing import StandardScaler
 
 from skmoe import MixtureOfExpertsRegressor, SoftmaxGate
 
@@ -86,13 +87,20 @@ def nb_glm(X, y):
     )
 
 
-def evaluate(name, X, y, repeats, folds, seed):
-    """Per-fold scores of every model: ``{model: {metric: [values]}}``."""
+def evaluate(name, X, y, repeats, folds, seed, standardize=False):
+    """Per-fold scores of every model: ``{model: {metric: [values]}}``.
+
+    ``standardize``: every model sees the columns standardised on the
+    training fold (the GLMs are invariant to it; the mixtures' penalised
+    gate and experts, and their EM path, are not)."""
     scores = {}
     kept = []
     splits = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     for i, (tr, te) in enumerate(splits.split(X)):
         Xtr, ytr, Xte, yte = X[tr], y[tr], X[te], y[te]
+        if standardize:
+            scaler = StandardScaler().fit(Xtr)
+            Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
         rows = {}
         predict = nb_glm(Xtr, ytr)
         mu, r = predict(Xte)
@@ -215,6 +223,11 @@ def main():
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--standardize",
+        action="store_true",
+        help="standardise the columns on every training fold (all models)",
+    )
+    parser.add_argument(
         "--from-json",
         nargs="+",
         default=None,
@@ -241,11 +254,14 @@ def main():
         results["reference"] = reference(args.reference)
     for name in args.datasets:
         X, y = load(name)
-        scores, kept = evaluate(name, X, y, args.repeats, args.folds, args.seed)
+        scores, kept = evaluate(
+            name, X, y, args.repeats, args.folds, args.seed, args.standardize
+        )
         summarise(name, len(y), X.shape[1], scores, kept)
         results[name] = {"scores": scores, "kept": kept}
     results["loadavg_end"] = os.getloadavg()
     suffix = "" if args.datasets == list(DATASETS) else "_" + "_".join(args.datasets)
+    suffix += "_standardized" if args.standardize else ""
     path = os.path.join(
         os.path.dirname(__file__), "results", f"count_data{suffix}.json"
     )
