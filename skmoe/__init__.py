@@ -3,8 +3,11 @@
 The public API:
 
 - :class:`MixtureOfExpertsRegressor`: a gated mixture of regression experts
-  (Gaussian, Poisson or Gamma);
+  (Gaussian, Poisson, Gamma, negative binomial or Student-t);
 - :class:`MixtureOfExpertsClassifier`: a gated mixture of classifiers;
+- :class:`StudentTLikelihood`: Student-t expert noise (robust regression
+  experts) with fixed or estimated degrees of freedom, the regressor's
+  ``likelihood="student_t"``;
 - :class:`StandardizedRidge`: a ridge regression penalised on the
   standardised scale, the regressor's default expert;
 - :class:`SoftmaxGate`: the softmax gating network, a soft-target
@@ -28,6 +31,7 @@ from ._gating import SoftmaxGate
 from ._predictive import PredictionSet
 from ._regressor import MixtureOfExpertsRegressor
 from ._ridge import StandardizedRidge
+from ._student_t import StudentTLikelihood
 from ._version import __version__
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "PredictionSet",
     "SoftmaxGate",
     "StandardizedRidge",
+    "StudentTLikelihood",
     "__version__",
     "to_numpy",
 ]

@@ -1294,15 +1294,19 @@ class _BaseMixtureOfExperts(
         """The one-expert model: one fit of the expert on every row and a
         constant gate. Every responsibility of one expert is 1, so the first
         EM iteration (the expert's fit, the likelihood's parameters given
-        it) is EM's fixed point: no pool, no restart."""
+        it) is EM's fixed point: no pool, no restart. A likelihood whose
+        expert fit depends on its parameters (``expert_fit_weights``: the
+        Student-t, the negative binomial) iterates to that fixed point."""
         gate = data.prepare_gate(self._new_gate(), 1)
         state = EMState(make_experts(prototypes, rng), gate)
+        iterates = hasattr(data.likelihood, "expert_fit_weights")
         config = dataclasses.replace(
-            EMConfig.from_estimator(self), max_iter=1, gate_max_iter=None,
+            EMConfig.from_estimator(self), max_iter=self.max_iter if iterates else 1,
+            gate_max_iter=None,
             label="[n_experts=1] ",
         )
         result = run_em(data, state, config, rng, [data.uniform_responsibilities(1)])
-        result.converged = True
+        result.converged = result.converged or not iterates
         return result
 
     def _fit_gd(self, data, prototypes, rng):

@@ -200,7 +200,7 @@ def m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool=None
     (the first M-step of a run: nothing to keep) it is fit on every row.
     ``pool``: the run's :class:`~skmoe._experts.ExpertPool` (None: a loop).
     """
-    weights = data.sample_weight[:, None] * assign
+    weights = likelihood_fit_weights(data, state, data.sample_weight[:, None] * assign)
     columns, empty = expert_weights(
         state.experts, data.sample_weight, weights, resp, rng, config.assignment,
         keep_empty=keep_empty, skip=state.frozen,
@@ -211,6 +211,19 @@ def m_step_experts(data, state, resp, assign, rng, config, keep_empty, pool=None
         classes=getattr(data.likelihood, "classes_", None),
     )
     return empty
+
+
+def likelihood_fit_weights(data, state, weights):
+    """The experts' fit weights: EM's ``weights``, or what the likelihood's
+    optional ``expert_fit_weights(outputs, y, weights, theta)`` hook makes of
+    them given the current fit (the Student-t's latent scales, the negative
+    binomial's mean-model weights). Without the hook, or before the
+    likelihood has parameters, ``weights`` unchanged."""
+    hook = getattr(data.likelihood, "expert_fit_weights", None)
+    if hook is None or state.theta is None:
+        return weights
+    outputs = data.likelihood.outputs(state.experts, data.X)
+    return hook(outputs, data.y, weights, state.theta)
 
 
 def m_step_gate(data, state, assign, max_iter):

@@ -92,6 +92,7 @@ class _PositiveMeanLikelihood(BaseEstimator):
 
     _parameter_constraints = {}
     _name = None  # "poisson" or "gamma"
+    _label = None  # "Poisson" or "Gamma": the name in error messages
     _suggestion = None  # the experts to recommend in the error message
 
     def default_expert(self):
@@ -154,7 +155,7 @@ class _PositiveMeanLikelihood(BaseEstimator):
             value = pred[np.flatnonzero(bad)[0]]
             raise ValueError(
                 f"Expert {k} ({estimator_name(expert)}) predicted a non-positive mean "
-                f"({float(value):.6g}) where the {self._name.capitalize()} "
+                f"({float(value):.6g}) where the {self._label} "
                 "likelihood needs "
                 f"mu > 0; use {self._suggestion}, or any regressor whose "
                 "predictions are positive (a log link)."
@@ -240,6 +241,7 @@ class PoissonLikelihood(_PositiveMeanLikelihood):
     n_parameters_per_expert = 0
     discrete = True
     _name = "poisson"
+    _label = "Poisson"  # the likelihood's name in error messages
     _suggestion = (
         "PoissonRegressor, HistGradientBoostingRegressor(loss='poisson')"
     )
@@ -252,14 +254,14 @@ class PoissonLikelihood(_PositiveMeanLikelihood):
         negative = y < 0
         if np.any(negative):
             raise ValueError(
-                "y must hold counts (non-negative integers) for the Poisson "
-                f"likelihood; {_describe_bad(y, negative, 'below 0')}."
+                "y must hold counts (non-negative integers) for the "
+                f"{self._label} likelihood; {_describe_bad(y, negative, 'below 0')}."
             )
         fractional = y != np.floor(y)
         if np.any(fractional):
             raise ValueError(
-                "y must hold counts (non-negative integers) for the Poisson "
-                f"likelihood; {_describe_bad(y, fractional, 'fractional')}. For "
+                "y must hold counts (non-negative integers) for the "
+                f"{self._label} likelihood; {_describe_bad(y, fractional, 'fractional')}. For "
                 "positive continuous targets use the Gamma likelihood."
             )
         return y
@@ -409,6 +411,7 @@ class GammaLikelihood(_PositiveMeanLikelihood):
     n_parameters_per_expert = 1
     discrete = False
     _name = "gamma"
+    _label = "Gamma"
     _suggestion = "GammaRegressor, HistGradientBoostingRegressor(loss='gamma')"
 
     _parameter_constraints = {"max_shape": [Interval(Real, 0, None, closed="neither")]}

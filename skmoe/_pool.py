@@ -180,6 +180,8 @@ def degenerate(result, data):
             n_coef = 0
         small = n * usage[k] < n_coef + 1
         theta = state.theta
+        if theta is not None and hasattr(data.likelihood, "noise_variances"):
+            theta = data.likelihood.noise_variances(theta)  # Student-t records
         at_floor = (
             theta is not None and np.ndim(theta) == 1
             and theta[k] < FLOOR_MULTIPLE * floor

@@ -26,15 +26,23 @@ from ._leverage import MAX_FEATURES, ExpertLeverage
 from ._inference import StandardErrorsMixin
 from ._likelihood import GaussianLikelihood
 from ._predictive import MixtureDistribution, check_alpha, check_probabilities
+from ._negbin import NegativeBinomialLikelihood
+from ._student_t import StudentTLikelihood
 from ._ridge import StandardizedRidge
 
 #: The likelihoods named by a string, and the fitted attribute that holds
-#: their own parameters (``theta``) under a readable name.
+#: their own parameters (``theta``) under a readable name (the Student-t's
+#: records become ``scale_`` and ``df_``).
 _LIKELIHOODS = {
     "gaussian": (GaussianLikelihood, "noise_variance_"),
     "poisson": (PoissonLikelihood, None),
     "gamma": (GammaLikelihood, "shape_"),
+    "negbin": (NegativeBinomialLikelihood, "shape_"),
+    "student_t": (StudentTLikelihood, ("scale_", "df_")),
 }
+#: The likelihoods whose experts are refitted with weights that depend on
+#: the likelihood's parameters (EM only: the gradient solver has no such step).
+_EM_ONLY = ("negbin", "student_t")
 #: What a likelihood instance must implement (the protocol of skmoe/_likelihood.py).
 _LIKELIHOOD_METHODS = [
     "validate_targets", "encode_targets", "init_columns", "outputs", "log_lik",
@@ -48,7 +56,8 @@ _LIKELIHOOD_METHODS = [
 class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtureOfExperts):
     """Mixture of experts regressor (Jordan & Jacobs, 1991).
 
-    Gaussian, Poisson or Gamma experts (``likelihood``) under a gate. A
+    Gaussian, Poisson, Gamma, negative binomial or Student-t experts
+    (``likelihood``) under a gate. A
     softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
     each expert owns each input; expert ``k`` is any scikit-learn regressor
     ``f_k`` with Gaussian noise of its own variance ``sigma_k^2``:
@@ -165,21 +174,33 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         floor does not depend on the units of ``y``. Used by
         ``likelihood="gaussian"`` only.
 
-    likelihood : {"gaussian", "poisson", "gamma"} or likelihood object, \
-            default="gaussian"
+    likelihood : {"gaussian", "poisson", "gamma", "negbin", "student_t"} or \
+            likelihood object, default="gaussian"
         The noise model of the experts. ``"gaussian"``: Gaussian noise of one
         variance per expert around its prediction (``noise_variance_``).
         ``"poisson"``: counts, ``y`` non-negative integers, each expert
         predicting a Poisson mean. ``"gamma"``: positive ``y``, each expert
         predicting a Gamma mean with a shape per expert (``shape_``,
-        estimated by maximum likelihood). The experts of ``"poisson"`` and
-        ``"gamma"`` must predict positive values; ``experts=None`` then
-        means :class:`~sklearn.linear_model.PoissonRegressor` or
-        :class:`~sklearn.linear_model.GammaRegressor` with
+        estimated by maximum likelihood). ``"negbin"``: overdispersed
+        counts, each expert predicting the mean ``mu`` of a negative
+        binomial (NB2: variance ``mu + mu^2 / r``) with a dispersion ``r``
+        per expert (``shape_``, estimated by maximum likelihood; large ``r``
+        is the Poisson limit); its experts are refitted with the NB2 mean
+        model's weights ``w / (1 + mu / r)``. ``"student_t"``: robust
+        regression experts, Student-t noise with a scale and degrees of
+        freedom per expert (``scale_``, ``df_``, both estimated; pass
+        :class:`StudentTLikelihood(df=4) <StudentTLikelihood>` to fix the
+        degrees of freedom), fitted by EM with latent scales that
+        down-weight the rows far from an expert's prediction. The experts of
+        ``"poisson"``, ``"gamma"`` and ``"negbin"`` must predict positive
+        values; ``experts=None`` then means
+        :class:`~sklearn.linear_model.PoissonRegressor` (Poisson and negative
+        binomial) or :class:`~sklearn.linear_model.GammaRegressor` with
         ``solver="newton-cholesky"``, ``alpha=1e-4`` and ``tol=1e-6`` (the
-        default ``alpha=1`` shrinks unscaled coefficients). An object with
-        the likelihood protocol (user guide, "Write your own likelihood") is
-        deep-copied at fit and never modified.
+        default ``alpha=1`` shrinks unscaled coefficients). ``"negbin"`` and
+        ``"student_t"`` need ``solver="em"``. An object with the likelihood
+        protocol (user guide, "Write your own likelihood") is deep-copied at
+        fit and never modified.
 
     predictive_variance : {"plugin", "leverage"}, default="plugin"
         The experts' variance in the predictive distribution. ``"plugin"``:
@@ -240,11 +261,21 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
 
     shape_ : ndarray of shape (n_experts,)
         Gamma shape ``nu_k`` of every expert (``likelihood="gamma"``): its
-        variance is ``mu_k(x)^2 / nu_k``.
+        variance is ``mu_k(x)^2 / nu_k``. Negative binomial dispersion
+        ``r_k`` (``likelihood="negbin"``): its variance is
+        ``mu_k(x) + mu_k(x)^2 / r_k``.
+
+    scale_ : ndarray of shape (n_experts,)
+        Student-t scale ``sigma_k`` of every expert (``likelihood="student_t"``).
+
+    df_ : ndarray of shape (n_experts,)
+        Student-t degrees of freedom ``nu_k`` of every expert
+        (``likelihood="student_t"``).
 
     likelihood_params_ : ndarray of shape (n_experts,) or None
         The likelihood's own fitted parameters (the variances, the shapes;
-        None for ``"poisson"``), whatever the likelihood.
+        None for ``"poisson"``; for ``"student_t"`` a structured array of
+        ``(scale, df)`` records), whatever the likelihood.
 
     %(converged_)s
 
@@ -446,14 +477,22 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
 
     def _make_likelihood(self):
         if isinstance(self.likelihood, str):
+            if self.likelihood in _EM_ONLY and self.solver == "gd":
+                raise ValueError(
+                    f"likelihood={self.likelihood!r} is fitted by EM only (its "
+                    "experts are refitted with weights that depend on its "
+                    "parameters); use solver='em'."
+                )
             cls = _LIKELIHOODS[self.likelihood][0]
-            return cls(self.reg_variance) if cls is GaussianLikelihood else cls()
+            if cls in (GaussianLikelihood, StudentTLikelihood):
+                return cls(reg_variance=self.reg_variance)
+            return cls()
         # A likelihood object: a copy per fit, the parameter is never mutated.
         return copy.deepcopy(self.likelihood)
 
     def _default_expert(self, solver):
         name = self.likelihood if isinstance(self.likelihood, str) else None
-        if name in ("poisson", "gamma"):
+        if name in ("poisson", "gamma", "negbin"):
             if solver == "gd":
                 raise ValueError(
                     f"solver='gd' with likelihood={name!r} needs experts with "
@@ -479,12 +518,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
     def _likelihood_attributes(self, likelihood, theta):
         # Attributes of an earlier fit with another likelihood go.
         for _, alias in _LIKELIHOODS.values():
-            if alias is not None:
-                self.__dict__.pop(alias, None)
+            for name in (alias,) if isinstance(alias, str) else alias or ():
+                self.__dict__.pop(name, None)
         out = {"likelihood_params_": theta}
         if isinstance(self.likelihood, str):
             alias = _LIKELIHOODS[self.likelihood][1]
-            if alias is not None:
+            if isinstance(alias, tuple):  # a record per expert: one array per field
+                out.update({name: np.array(theta[name[:-1]]) for name in alias})
+            elif alias is not None:
                 out[alias] = theta
         return out
 
@@ -501,8 +542,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # Poisson and Gamma likelihoods need y >= 0 (counts) or y > 0.
-        tags.target_tags.positive_only = self.likelihood in ("poisson", "gamma")
+        # Poisson, Gamma and NB likelihoods need y >= 0 (counts) or y > 0.
+        positive = ("poisson", "gamma", "negbin")
+        tags.target_tags.positive_only = self.likelihood in positive
         if self.clip_inputs or self.predictive_variance == "leverage":
             tags.input_tags.sparse = False
         return tags

@@ -175,3 +175,60 @@ def gate_hessian_sums(Z, prob, weight, pk, pl, fa, fb):
     )
     VV = V[:, :, None] * V[:, None, :]
     return np.einsum("ip,iq->pq", C[:, pk, pl], VV[:, fa, fb])
+
+
+def nb_mixture_unpack(params, p, K):
+    """``(V, B, log_r)`` from a flat vector: gate logits' coefficients
+    ``V`` (K, p + 1) with the first row 0, expert coefficients ``B``
+    (K, p + 1) with the intercept last, and ``log r`` (K,)."""
+    n_gate = (K - 1) * (p + 1)
+    V = np.vstack([np.zeros(p + 1), params[:n_gate].reshape(K - 1, p + 1)])
+    B = params[n_gate:n_gate + K * (p + 1)].reshape(K, p + 1)
+    return V, B, params[n_gate + K * (p + 1):]
+
+
+def nb_mixture_loglik(params, X, y, K):
+    """Log-likelihood of a mixture of K NB2 log-link GLMs under a softmax gate
+    on ``X``, and its gradient (plain numpy / scipy, the textbook formulas)."""
+    from scipy.special import digamma, gammaln
+
+    n, p = X.shape
+    Xa = np.column_stack([X, np.ones(n)])
+    V, B, log_r = nb_mixture_unpack(params, p, K)
+    r = np.exp(log_r)[None, :]
+    log_gate = log_softmax_rows(Xa @ V.T)
+    mu = np.exp(Xa @ B.T)
+    yy = y[:, None]
+    log_p = (
+        gammaln(yy + r) - gammaln(r) - gammaln(yy + 1) + r * np.log(r / (r + mu))
+        + yy * np.log(mu / (r + mu))
+    )
+    resp, log_norm = e_step(log_gate, log_p)
+    g_V = ((resp - np.exp(log_gate)).T @ Xa)[1:]
+    g_B = (resp * r * (yy - mu) / (r + mu)).T @ Xa
+    d_r = digamma(yy + r) - digamma(r) + np.log(r / (r + mu)) + (mu - yy) / (r + mu)
+    g_r = np.sum(resp * d_r, axis=0) * r[0]
+    return log_norm.sum(), np.concatenate([g_V.ravel(), g_B.ravel(), g_r])
+
+
+def nb_mixture_mle(X, y, K, start):
+    """Direct maximisation of :func:`nb_mixture_loglik` by BFGS from
+    ``start``; returns ``(log-likelihood, parameters)``."""
+    from scipy.optimize import minimize
+
+    res = minimize(
+        lambda v: tuple(-a for a in nb_mixture_loglik(v, X, y, K)), start,
+        jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 5000},
+    )
+    return -res.fun, res.x
+
+
+def t_regression_loglik(params, X, y):
+    """Log-likelihood of one linear regression with Student-t noise,
+    ``params = (coef..., intercept, log sigma, log nu)``."""
+    from scipy.stats import t
+
+    n, p = X.shape
+    loc = X @ params[:p] + params[p]
+    scale, df = np.exp(params[p + 1]), np.exp(params[p + 2])
+    return t.logpdf(y, df, loc=loc, scale=scale).sum()

@@ -57,6 +57,9 @@ ESTIMATORS = [
     # Poisson and Gamma experts, a classifier as the gate, a tree of gates.
     MixtureOfExpertsRegressor(likelihood="poisson", **FAST),
     MixtureOfExpertsRegressor(likelihood="gamma", **FAST),
+    # Negative binomial and Student-t experts (k-means start: see above).
+    MixtureOfExpertsRegressor(likelihood="negbin", init="kmeans", **FAST),
+    MixtureOfExpertsRegressor(likelihood="student_t", init="kmeans", **FAST),
     MixtureOfExpertsRegressor(
         gate=ClassifierGate(LogisticRegression()), n_experts=2, **FAST
     ),
@@ -95,7 +98,7 @@ def _expected_failed_checks(estimator):
             "gives 50, so fit raises a ValueError saying so."
         )
         return {"check_regressors_train": reason}
-    if getattr(estimator, "likelihood", None) == "poisson":
+    if getattr(estimator, "likelihood", None) in ("poisson", "negbin"):
         reason = (
             "The check fits on continuous y (positive under the positive_only "
             "tag, but fractional); the Poisson likelihood needs counts and "
