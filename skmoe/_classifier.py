@@ -296,7 +296,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _BaseMixtureOfExperts):
         # a single LogisticRegression).
         return SoftmaxGate(alpha=10.0)
 
-    def _make_likelihood(self):
+    def _make_likelihood(self, y=None):
         return CategoricalLikelihood()
 
     def _default_expert(self, solver):

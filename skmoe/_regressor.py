@@ -5,12 +5,14 @@ import copy
 from numbers import Real
 
 import numpy as np
+from scipy.special import logsumexp
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
+from sklearn.metrics import r2_score
 from sklearn.linear_model import SGDRegressor
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
-from . import _array_api, _dask, _pool, _routing
+from . import _array_api, _dask, _frames, _pool, _routing
 from ._base import _BaseMixtureOfExperts
 
 # The keyword parameters of the base class, passed on by ``__init__``.
@@ -21,7 +23,8 @@ from ._docstrings import fill_doc
 from ._experts import estimator_name
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 from ._likelihood import GaussianLikelihood
-from ._ridge import StandardizedRidge
+from ._multioutput import BernoulliLikelihood, MultiOutputExpert, MultiOutputLikelihood
+from ._ridge import StandardizedRidge, column_scale, with_data_scale
 
 #: The likelihoods named by a string, and the fitted attribute that holds
 #: their own parameters (``theta``) under a readable name.
@@ -29,6 +32,7 @@ _LIKELIHOODS = {
     "gaussian": (GaussianLikelihood, "noise_variance_"),
     "poisson": (PoissonLikelihood, None),
     "gamma": (GammaLikelihood, "shape_"),
+    "bernoulli": (BernoulliLikelihood, None),  # outputs of a multi-output y
 }
 #: What a likelihood instance must implement (the protocol of skmoe/_likelihood.py).
 _LIKELIHOOD_METHODS = [
@@ -271,7 +275,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         **_BaseMixtureOfExperts._parameter_constraints,
         "reg_variance": [Interval(Real, 0, None, closed="neither")],
         "likelihood": [
-            StrOptions(set(_LIKELIHOODS)), HasMethods(_LIKELIHOOD_METHODS)
+            StrOptions(set(_LIKELIHOODS)), HasMethods(_LIKELIHOOD_METHODS), list
         ],
     }
 
@@ -348,7 +352,24 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         """
         if _dask.is_dask_collection(X):
             return _dask.fit(self, X, y, sample_weight)
-        return self._fit(X, y, sample_weight)
+        multi = self._is_multi_output(y)
+        if multi and self.solver == "gd":
+            raise ValueError(
+                "A multi-output fit (a list likelihood, 'bernoulli' or a y with "
+                "several columns) needs solver='em'; solver='gd' takes one target."
+            )
+        target_ndim = np.ndim(y)
+        if target_ndim == 2 and not multi and np.shape(y)[1] == 1:
+            # One column, one named likelihood: the single-output model, its
+            # predictions of shape (n_samples, 1) as y's (as Ridge's).
+            y = y.iloc[:, 0] if _frames.is_dataframe(y) else np.asarray(y)[:, 0]
+        self._fit(X, y, sample_weight)
+        self._target_ndim = target_ndim
+        self.n_outputs_ = (
+            self._likelihood.n_outputs if isinstance(self._likelihood, MultiOutputLikelihood)
+            else 1
+        )
+        return self
 
     # -- hooks ---------------------------------------------------------
     @available_if(_BaseMixtureOfExperts._check_gd_solver)
@@ -395,12 +416,97 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     #: The pool of ``init="auto"`` (skmoe/_pool.py).
     _init_pool = _pool.REGRESSOR_POOL
 
-    def _make_likelihood(self):
-        if isinstance(self.likelihood, str):
-            cls = _LIKELIHOODS[self.likelihood][0]
+    def _is_multi_output(self, y=None):
+        """Whether a fit on ``y`` is multi-output: a list ``likelihood``,
+        ``"bernoulli"`` or a ``y`` with more than one column."""
+        return (
+            isinstance(self.likelihood, list)
+            or (isinstance(self.likelihood, str) and self.likelihood == "bernoulli")
+            or (y is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1)
+        )
+
+    def _allows_missing_targets(self, y):
+        return self._is_multi_output(y)
+
+    def _one_likelihood(self, spec):
+        if isinstance(spec, str):
+            if spec not in _LIKELIHOODS:
+                raise ValueError(
+                    f"likelihood holds {spec!r}; each output's likelihood must be "
+                    f"one of {sorted(_LIKELIHOODS)} or a likelihood object."
+                )
+            cls = _LIKELIHOODS[spec][0]
             return cls(self.reg_variance) if cls is GaussianLikelihood else cls()
+        missing = [m for m in _LIKELIHOOD_METHODS if not hasattr(spec, m)]
+        if missing:
+            raise ValueError(
+                f"likelihood holds {spec!r}, which lacks {missing} of the "
+                "likelihood protocol."
+            )
         # A likelihood object: a copy per fit, the parameter is never mutated.
-        return copy.deepcopy(self.likelihood)
+        return copy.deepcopy(spec)
+
+    def _make_likelihood(self, y=None):
+        if not self._is_multi_output(y):
+            return self._one_likelihood(self.likelihood)
+        if isinstance(self.likelihood, list):
+            if not self.likelihood:
+                raise ValueError("likelihood must name at least one output.")
+            return MultiOutputLikelihood([self._one_likelihood(s) for s in self.likelihood])
+        n_outputs = 1 if y is None or np.ndim(y) == 1 else np.shape(y)[1]
+        return MultiOutputLikelihood(
+            [self._one_likelihood(self.likelihood) for _ in range(n_outputs)]
+        )
+
+    def _prototypes_for(self, prototypes, likelihood, X, sample_weight):
+        """Multi-output fits: every expert a :class:`MultiOutputExpert`, one
+        estimator per output (the output's default when ``experts`` is None)."""
+        if not isinstance(likelihood, MultiOutputLikelihood):
+            return prototypes
+        if self.experts is None:
+            wrapped = [MultiOutputExpert([
+                part.default_expert() if hasattr(part, "default_expert")
+                else StandardizedRidge(alpha=1.0)
+                for part in likelihood.parts
+            ])] * len(prototypes)
+        else:
+            wrapped = [
+                self._per_output_expert(p, likelihood, k) for k, p in enumerate(prototypes)
+            ]
+        X_num = _frames.numeric_array(X)
+        if X_num is None:
+            return wrapped
+        scale = column_scale(X_num, sample_weight)
+        # StandardizedRidge penalised on the whole data's scale (as single-output).
+        return [
+            MultiOutputExpert(with_data_scale(list(p.estimators), scale)) for p in wrapped
+        ]
+
+    @staticmethod
+    def _per_output_expert(expert, likelihood, k):
+        """``expert`` as a :class:`MultiOutputExpert` (one estimator for every
+        output unless it is one), each output's estimator of the right kind."""
+        T = likelihood.n_outputs
+        if isinstance(expert, MultiOutputExpert):
+            if len(expert.estimators) != T:
+                raise ValueError(
+                    f"Expert {k} is a MultiOutputExpert with "
+                    f"{len(expert.estimators)} estimators, but y has {T} outputs."
+                )
+            per_output = list(expert.estimators)
+        else:
+            per_output = [expert] * T
+        for t, (est, part) in enumerate(zip(per_output, likelihood.parts)):
+            wants = isinstance(part, BernoulliLikelihood)
+            if wants != is_classifier(est) or (wants and not hasattr(est, "predict_proba")):
+                need = "a classifier with predict_proba" if wants else "a regressor"
+                raise TypeError(
+                    f"Expert {k}'s estimator for output {t} is "
+                    f"{estimator_name(est)}, but output {t}'s likelihood "
+                    f"({type(part).__name__}) needs {need}. Pass "
+                    "experts=MultiOutputExpert([...]) with one estimator per output."
+                )
+        return MultiOutputExpert(per_output)
 
     def _default_expert(self, solver):
         name = self.likelihood if isinstance(self.likelihood, str) else None
@@ -421,7 +527,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return StandardizedRidge(alpha=1.0)
 
     def _check_expert(self, expert, where):
-        if is_classifier(expert):
+        names = self.likelihood if isinstance(self.likelihood, list) else [self.likelihood]
+        if is_classifier(expert) and "bernoulli" not in [
+            n for n in names if isinstance(n, str)
+        ]:
             raise TypeError(
                 f"{where} is a classifier ({estimator_name(expert)}); "
                 "MixtureOfExpertsRegressor needs regressors as experts."
@@ -432,6 +541,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         for _, alias in _LIKELIHOODS.values():
             if alias is not None:
                 self.__dict__.pop(alias, None)
+        if isinstance(likelihood, MultiOutputLikelihood):
+            # One entry per output: its parameters per expert, or None.
+            self._theta = None if theta is None else np.array(theta, copy=True)
+            return {"likelihood_params_": likelihood.split_theta(theta)}
+        self.__dict__.pop("_theta", None)
         out = {"likelihood_params_": theta}
         if isinstance(self.likelihood, str):
             alias = _LIKELIHOODS[self.likelihood][1]
@@ -442,18 +556,29 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
     def _can_warm_start(self, Z, n_experts):
         # A fit with another likelihood does not continue from this one.
         fitted = getattr(self, "_likelihood", None)
-        return super()._can_warm_start(Z, n_experts) and type(fitted) is type(
-            self._make_likelihood()
-        )
+        if not super()._can_warm_start(Z, n_experts):
+            return False
+        if not isinstance(fitted, MultiOutputLikelihood):
+            return type(fitted) is type(self._make_likelihood())
+        now = self._make_likelihood(np.empty((0, fitted.n_outputs)))
+        return isinstance(now, MultiOutputLikelihood) and [
+            type(p) for p in now.parts] == [type(p) for p in fitted.parts]
 
     def _fitted_theta(self):
+        if isinstance(self._likelihood, MultiOutputLikelihood):
+            theta = getattr(self, "_theta", None)
+            return None if theta is None else np.array(theta, copy=True)
         theta = self.likelihood_params_
         return None if theta is None else np.array(theta, copy=True)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Poisson and Gamma likelihoods need y >= 0 (counts) or y > 0.
-        tags.target_tags.positive_only = self.likelihood in ("poisson", "gamma")
+        tags.target_tags.positive_only = (
+            isinstance(self.likelihood, str) and self.likelihood in ("poisson", "gamma")
+        )
+        # A y of several columns: one latent expert for all the outputs.
+        tags.target_tags.multi_output = True
         return tags
 
     # -- inference -----------------------------------------------------
@@ -496,9 +621,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         gate = self._routed_gate(X)
         pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
         if not return_std:
-            return self._likelihood.mean(gate, pred)
-        mean, var = self._likelihood.mean_var(gate, pred, self.likelihood_params_)
-        return mean, np.sqrt(np.maximum(var, 0.0))
+            return self._as_target_shape(self._likelihood.mean(gate, pred))
+        mean, var = self._likelihood.mean_var(gate, pred, self._fitted_theta())
+        return self._as_target_shape(mean), self._as_target_shape(
+            np.sqrt(np.maximum(var, 0.0))
+        )
+
+    def _as_target_shape(self, values):
+        """Predictions shaped as the fitted ``y``: 1-D for a 1-D ``y``,
+        ``(n_samples, n_outputs)`` for a 2-D one."""
+        if getattr(self, "_target_ndim", 1) == 1:
+            return values.reshape(values.shape[0]) if values.ndim == 2 else values
+        return values.reshape(values.shape[0], -1)
 
     def predict_experts(self, X):
         """Every expert's own prediction.
@@ -510,8 +644,87 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
         Returns
         -------
-        pred : ndarray of shape (n_samples, n_experts)
-            ``f_k(x)`` for every expert ``k``.
+        pred : ndarray of shape (n_samples, n_experts) or \
+                (n_samples, n_experts, n_outputs)
+            ``f_k(x)`` for every expert ``k`` (of every output for a
+            multi-output mixture; a probability of 1 for a ``"bernoulli"``
+            output).
         """
         return self._likelihood.outputs(self.experts_, self._check_X(X))
+
+    def log_prob_outputs(self, X, y):
+        """Log-density of each output on its own, ``log p(y_t | x)``.
+
+        The marginal of output ``t`` under the mixture,
+        ``log sum_k pi_k(x) p_kt(y_t | x)``: the figure to compare with a
+        model of that output alone. :meth:`log_prob` is the joint density
+        of a row's observed outputs (their sum for one expert, not across
+        experts).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; NaN marks an output not observed on a row.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples, n_outputs)
+            NaN where the output is not observed.
+        """
+        X = self._check_X(X)
+        log_gate = self._log_gate(X)
+        lik = self._likelihood
+        outputs = lik.outputs(self.experts_, X)
+        if not isinstance(lik, MultiOutputLikelihood):
+            per_output = lik.log_lik(outputs, lik.encode_targets(y, X.shape[0]),
+                                     self._fitted_theta())[:, :, None]
+            seen = np.ones((X.shape[0], 1), dtype=bool)
+        else:
+            y = lik.encode_targets(y, X.shape[0])
+            per_output = lik.log_lik_outputs(outputs, y, self._fitted_theta())
+            seen = ~np.isnan(y)
+        joint = logsumexp(log_gate[:, :, None] + per_output, axis=1)
+        return np.where(seen, joint, np.nan)
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of the prediction.
+
+        For several outputs, scikit-learn's multi-output
+        :func:`~sklearn.metrics.r2_score` with its uniform average over the
+        outputs, each output's R^2 taken over the rows where it is observed
+        (not NaN). For a ``"bernoulli"`` output it is the R^2 of the
+        probability (the Brier skill score).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Test samples.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True values; NaN marks an output not observed.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            R^2 averaged uniformly over the outputs.
+        """
+        if not isinstance(getattr(self, "_likelihood", None), MultiOutputLikelihood):
+            return super().score(X, y, sample_weight=sample_weight)
+        n = X.shape[0] if hasattr(X, "shape") else len(X)
+        y = self._likelihood.encode_targets(y, n)
+        pred = self.predict(X).reshape(y.shape)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        scores = []
+        for t in range(y.shape[1]):
+            seen = ~np.isnan(y[:, t])
+            scores.append(r2_score(
+                y[seen, t], pred[seen, t], sample_weight=None if w is None else w[seen]
+            ))
+        return float(np.mean(scores))
 
