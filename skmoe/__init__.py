@@ -5,6 +5,8 @@ The public API:
 - :class:`MixtureOfExpertsRegressor`: a gated mixture of regression experts
   (Gaussian, Poisson or Gamma);
 - :class:`MixtureOfExpertsClassifier`: a gated mixture of classifiers;
+- :class:`MultiOutputExpert`: one estimator per output, the expert of a
+  multi-output mixture (a ``y`` of several columns);
 - :class:`StandardizedRidge`: a ridge regression penalised on the
   standardised scale, the regressor's default expert;
 - :class:`SoftmaxGate`: the softmax gating network, a soft-target
@@ -20,6 +22,7 @@ from ._array_api import to_numpy
 from ._classifier import MixtureOfExpertsClassifier
 from ._gates import ClassifierGate, HierarchicalGate
 from ._gating import SoftmaxGate
+from ._multioutput import MultiOutputExpert
 from ._regressor import MixtureOfExpertsRegressor
 from ._ridge import StandardizedRidge
 from ._version import __version__
@@ -29,6 +32,7 @@ __all__ = [
     "HierarchicalGate",
     "MixtureOfExpertsClassifier",
     "MixtureOfExpertsRegressor",
+    "MultiOutputExpert",
     "SoftmaxGate",
     "StandardizedRidge",
     "__version__",

@@ -45,6 +45,7 @@ def check_multi_targets(y, n_outputs=None, n_samples=None):
         y, ensure_2d=False, dtype=np.float64, ensure_all_finite="allow-nan",
         input_name="y",
     )
+    y = np.array(y, dtype=np.float64)  # a copy: the caller's y is never written
     if y.ndim == 1:
         y = y[:, None]
     if n_outputs is not None and y.shape[1] != n_outputs:

@@ -41,6 +41,11 @@ _LIKELIHOOD_METHODS = [
 ]
 
 
+def _target_shape(y):
+    """The shape of ``y`` (a list, an array or anything with ``__array__``)."""
+    return tuple(y.shape) if hasattr(y, "shape") else np.asarray(y).shape
+
+
 @fill_doc(
     sgd_expert=":class:`~sklearn.linear_model.SGDRegressor`", sgd_name="SGDRegressor"
 )
@@ -358,11 +363,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
                 "A multi-output fit (a list likelihood, 'bernoulli' or a y with "
                 "several columns) needs solver='em'; solver='gd' takes one target."
             )
-        target_ndim = np.ndim(y)
-        if target_ndim == 2 and not multi and np.shape(y)[1] == 1:
-            # One column, one named likelihood: the single-output model, its
-            # predictions of shape (n_samples, 1) as y's (as Ridge's).
-            y = y.iloc[:, 0] if _frames.is_dataframe(y) else np.asarray(y)[:, 0]
+        shape = _target_shape(y)
+        target_ndim = len(shape)
+        if target_ndim == 2 and not multi and shape[1] == 1:
+            if self.solver == "em":
+                # One column, one named likelihood: the single-output model,
+                # its predictions of shape (n_samples, 1) as y's (as Ridge's).
+                y = y.iloc[:, 0] if _frames.is_dataframe(y) else np.asarray(y)[:, 0]
+            else:  # solver="gd" takes one target: y is raveled with a warning
+                target_ndim = 1
         self._fit(X, y, sample_weight)
         self._target_ndim = target_ndim
         self.n_outputs_ = (
@@ -422,7 +431,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         return (
             isinstance(self.likelihood, list)
             or (isinstance(self.likelihood, str) and self.likelihood == "bernoulli")
-            or (y is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1)
+            or (y is not None and _target_shape(y)[1:2] > (1,))
         )
 
     def _allows_missing_targets(self, y):
@@ -453,7 +462,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
             if not self.likelihood:
                 raise ValueError("likelihood must name at least one output.")
             return MultiOutputLikelihood([self._one_likelihood(s) for s in self.likelihood])
-        n_outputs = 1 if y is None or np.ndim(y) == 1 else np.shape(y)[1]
+        n_outputs = 1 if y is None else (_target_shape(y) + (1,))[1]
         return MultiOutputLikelihood(
             [self._one_likelihood(self.likelihood) for _ in range(n_outputs)]
         )
@@ -577,8 +586,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         tags.target_tags.positive_only = (
             isinstance(self.likelihood, str) and self.likelihood in ("poisson", "gamma")
         )
-        # A y of several columns: one latent expert for all the outputs.
-        tags.target_tags.multi_output = True
+        # A y of several columns: one latent expert for all the outputs
+        # (EM only: solver="gd" takes one target).
+        tags.target_tags.multi_output = self.solver == "em"
         return tags
 
     # -- inference -----------------------------------------------------
