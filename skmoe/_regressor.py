@@ -169,9 +169,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         floor does not depend on the units of ``y``. Used by
         ``likelihood="gaussian"`` only.
 
-    likelihood : {"gaussian", "poisson", "gamma"} or likelihood object, \
-            default="gaussian"
-        The noise model of the experts. ``"gaussian"``: Gaussian noise of one
+    likelihood : {"gaussian", "poisson", "gamma", "bernoulli"}, likelihood object \
+            or list of them, default="gaussian"
+        The noise model of the experts. A list gives one per output (column
+        of a 2-D ``y``), e.g. ``["gaussian", "bernoulli"]``; a single name is
+        used for every column. ``"bernoulli"``: a 0/1 output whose expert is
+        a classifier and whose prediction is the probability of 1 (see the
+        user guide, "Several targets at once"). ``"gaussian"``: Gaussian noise of one
         variance per expert around its prediction (``noise_variance_``).
         ``"poisson"``: counts, ``y`` non-negative integers, each expert
         predicting a Poisson mean. ``"gamma"``: positive ``y``, each expert
@@ -218,9 +222,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         Gamma shape ``nu_k`` of every expert (``likelihood="gamma"``): its
         variance is ``mu_k(x)^2 / nu_k``.
 
-    likelihood_params_ : ndarray of shape (n_experts,) or None
+    likelihood_params_ : ndarray of shape (n_experts,), None or list
         The likelihood's own fitted parameters (the variances, the shapes;
-        None for ``"poisson"``), whatever the likelihood.
+        None for ``"poisson"``), whatever the likelihood; for a multi-output
+        mixture a list with one such entry per output.
+
+    n_outputs_ : int
+        The number of outputs (columns of ``y``; 1 for a 1-D ``y``).
 
     %(converged_)s
 
@@ -252,9 +260,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
     Notes
     -----
-    Multi-output targets (``y`` of shape ``(n_samples, n_outputs)`` with more
-    than one column) are not supported: fit one mixture per output, for
-    example with :class:`~sklearn.multioutput.MultiOutputRegressor`.
+    A ``y`` of shape ``(n_samples, n_outputs)`` is explained by one latent
+    expert per row, ``p(y | x) = sum_k pi_k(x) prod_t p_t(y_t | f_kt(x))``
+    over the observed outputs; each expert is then a
+    :class:`MultiOutputExpert` and :meth:`predict` returns
+    ``(n_samples, n_outputs)`` (user guide, "Several targets at once").
 
     References
     ----------
@@ -337,8 +347,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
         X : array-like of shape (n_samples, n_features)
             Training data.
 
-        y : array-like of shape (n_samples,)
-            Target values.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values. Several columns: one latent expert explains every
+            output of a row, with one ``likelihood`` per output; NaN marks an
+            output not observed on that row (every row needs one label).
 
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights, multiplied into the responsibilities that every
@@ -610,10 +622,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
 
         Returns
         -------
-        y_mean : ndarray of shape (n_samples,)
+        y_mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             ``sum_k pi_k(x) f_k(x)``.
 
-        y_std : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Standard deviation of the predictive distribution; only returned
             when ``return_std`` is True.
 
