@@ -8,6 +8,8 @@ The public API:
 - :class:`StudentTLikelihood`: Student-t expert noise (robust regression
   experts) with fixed or estimated degrees of freedom, the regressor's
   ``likelihood="student_t"``;
+- :class:`MultiOutputExpert`: one estimator per output, the expert of a
+  multi-output mixture (a ``y`` of several columns);
 - :class:`StandardizedRidge`: a ridge regression penalised on the
   standardised scale, the regressor's default expert;
 - :class:`SoftmaxGate`: the softmax gating network, a soft-target
@@ -29,6 +31,7 @@ from ._conformal import DensityConformalRegressor
 from ._gates import ClassifierGate, HierarchicalGate
 from ._gating import SoftmaxGate
 from ._predictive import PredictionSet
+from ._multioutput import MultiOutputExpert
 from ._regressor import MixtureOfExpertsRegressor
 from ._ridge import StandardizedRidge
 from ._student_t import StudentTLikelihood
@@ -41,6 +44,7 @@ __all__ = [
     "MixtureOfExpertsClassifier",
     "MixtureOfExpertsRegressor",
     "PredictionSet",
+    "MultiOutputExpert",
     "SoftmaxGate",
     "StandardizedRidge",
     "StudentTLikelihood",

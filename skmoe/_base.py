@@ -859,8 +859,18 @@ class _BaseMixtureOfExperts(
     # Hooks of the regressor and the classifier
     # ------------------------------------------------------------------
     @abstractmethod
-    def _make_likelihood(self):
-        """A new likelihood object (:mod:`skmoe._likelihood`) for a fit."""
+    def _make_likelihood(self, y=None):
+        """A new likelihood object (:mod:`skmoe._likelihood`) for a fit
+        (``y``: the fit's validated targets, where known)."""
+
+    def _allows_missing_targets(self, y):
+        """Whether ``y`` may hold NaN (an output not observed on a row)."""
+        return False
+
+    def _prototypes_for(self, prototypes, likelihood, X, sample_weight):
+        """The experts' prototypes for the fit's likelihood (the
+        regressor's multi-output fits wrap them per output)."""
+        return prototypes
 
     @abstractmethod
     def _default_expert(self, solver):
@@ -958,7 +968,10 @@ class _BaseMixtureOfExperts(
     def _validate_frame(self, X, y, reset):
         """Checks of a DataFrame ``X`` (kept as it is) and of ``y``."""
         X, y = validate_data(self, X, y, skip_check_array=True, reset=reset)
-        y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        y = check_array(
+            y, ensure_2d=False, dtype=None, input_name="y",
+            ensure_all_finite="allow-nan" if self._allows_missing_targets(y) else True,
+        )
         check_consistent_length(X, y)
         if reset:
             self._frame_template = _frames.frame_template(X)
@@ -993,7 +1006,13 @@ class _BaseMixtureOfExperts(
                 reset=reset,
             )
         with named_errors("y"):
-            y = _check_y(y, multi_output=True, y_numeric=False, estimator=self)
+            if self._allows_missing_targets(y):  # NaN: an output not observed
+                y = check_array(
+                    y, ensure_2d=False, dtype=None, ensure_all_finite="allow-nan",
+                    input_name="y",
+                )
+            else:
+                y = _check_y(y, multi_output=True, y_numeric=False, estimator=self)
         if y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
@@ -1054,8 +1073,9 @@ class _BaseMixtureOfExperts(
                     )
         sample_weight = check_weights(sample_weight, X)
         self._check_weighted_squares(sample_weight, X, y)
-        likelihood = self._make_likelihood()
+        likelihood = self._make_likelihood(y)
         y, _ = likelihood.validate_targets(y, sample_weight)
+        prototypes = self._prototypes_for(prototypes, likelihood, X, sample_weight)
         n_pos = int(np.count_nonzero(sample_weight))
         if n_pos < len(prototypes):
             raise ValueError(

@@ -297,7 +297,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, StandardErrorsMixin, _BaseMixt
         # a single LogisticRegression).
         return SoftmaxGate(alpha=10.0)
 
-    def _make_likelihood(self):
+    def _make_likelihood(self, y=None):
         return CategoricalLikelihood()
 
     def _default_expert(self, solver):

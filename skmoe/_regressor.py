@@ -6,12 +6,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import logsumexp
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
+from sklearn.metrics import r2_score
 from sklearn.linear_model import SGDRegressor
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
-from . import _array_api, _dask, _pool, _routing
+from . import _array_api, _dask, _frames, _pool, _routing
 from ._base import _BaseMixtureOfExperts
 
 # The keyword parameters of the base class, passed on by ``__init__``.
@@ -28,7 +30,8 @@ from ._likelihood import GaussianLikelihood
 from ._predictive import MixtureDistribution, check_alpha, check_probabilities
 from ._negbin import NegativeBinomialLikelihood
 from ._student_t import StudentTLikelihood
-from ._ridge import StandardizedRidge
+from ._multioutput import BernoulliLikelihood, MultiOutputExpert, MultiOutputLikelihood
+from ._ridge import StandardizedRidge, column_scale, with_data_scale
 
 #: The likelihoods named by a string, and the fitted attribute that holds
 #: their own parameters (``theta``) under a readable name (the Student-t's
@@ -39,6 +42,7 @@ _LIKELIHOODS = {
     "gamma": (GammaLikelihood, "shape_"),
     "negbin": (NegativeBinomialLikelihood, "shape_"),
     "student_t": (StudentTLikelihood, ("scale_", "df_")),
+    "bernoulli": (BernoulliLikelihood, None),  # outputs of a multi-output y
 }
 #: The likelihoods whose experts are refitted with weights that depend on
 #: the likelihood's parameters (EM only: the gradient solver has no such step).
@@ -48,6 +52,11 @@ _LIKELIHOOD_METHODS = [
     "validate_targets", "encode_targets", "init_columns", "outputs", "log_lik",
     "stats", "m_step", "row_loss", "mean", "mean_var",
 ]
+
+
+def _target_shape(y):
+    """The shape of ``y`` (a list, an array or anything with ``__array__``)."""
+    return tuple(y.shape) if hasattr(y, "shape") else np.asarray(y).shape
 
 
 @fill_doc(
@@ -174,9 +183,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         floor does not depend on the units of ``y``. Used by
         ``likelihood="gaussian"`` only.
 
-    likelihood : {"gaussian", "poisson", "gamma", "negbin", "student_t"} or \
-            likelihood object, default="gaussian"
-        The noise model of the experts. ``"gaussian"``: Gaussian noise of one
+    likelihood : {"gaussian", "poisson", "gamma", "negbin", "student_t", "bernoulli"}, \
+            likelihood object or list of them, default="gaussian"
+        The noise model of the experts. A list gives one per output (column
+        of a 2-D ``y``), e.g. ``["gaussian", "bernoulli"]``; a single name is
+        used for every column. ``"bernoulli"``: a 0/1 output whose expert is
+        a classifier and whose prediction is the probability of 1 (see the
+        user guide, "Several targets at once"). ``"gaussian"``: Gaussian noise of one
         variance per expert around its prediction (``noise_variance_``).
         ``"poisson"``: counts, ``y`` non-negative integers, each expert
         predicting a Poisson mean. ``"gamma"``: positive ``y``, each expert
@@ -272,10 +285,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         Student-t degrees of freedom ``nu_k`` of every expert
         (``likelihood="student_t"``).
 
-    likelihood_params_ : ndarray of shape (n_experts,) or None
+    likelihood_params_ : ndarray of shape (n_experts,), None or list
         The likelihood's own fitted parameters (the variances, the shapes;
         None for ``"poisson"``; for ``"student_t"`` a structured array of
-        ``(scale, df)`` records), whatever the likelihood.
+        ``(scale, df)`` records), whatever the likelihood; for a multi-output
+        mixture a list with one such entry per output.
+
+    n_outputs_ : int
+        The number of outputs (columns of ``y``; 1 for a 1-D ``y``).
 
     %(converged_)s
 
@@ -307,9 +324,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
 
     Notes
     -----
-    Multi-output targets (``y`` of shape ``(n_samples, n_outputs)`` with more
-    than one column) are not supported: fit one mixture per output, for
-    example with :class:`~sklearn.multioutput.MultiOutputRegressor`.
+    A ``y`` of shape ``(n_samples, n_outputs)`` is explained by one latent
+    expert per row, ``p(y | x) = sum_k pi_k(x) prod_t p_t(y_t | f_kt(x))``
+    over the observed outputs; each expert is then a
+    :class:`MultiOutputExpert` and :meth:`predict` returns
+    ``(n_samples, n_outputs)`` (user guide, "Several targets at once").
 
     References
     ----------
@@ -335,7 +354,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         **_BaseMixtureOfExperts._parameter_constraints,
         "reg_variance": [Interval(Real, 0, None, closed="neither")],
         "likelihood": [
-            StrOptions(set(_LIKELIHOODS)), HasMethods(_LIKELIHOOD_METHODS)
+            StrOptions(set(_LIKELIHOODS)), HasMethods(_LIKELIHOOD_METHODS), list
         ],
         "predictive_variance": [StrOptions({"plugin", "leverage"})],
         "clip_inputs": ["boolean"],
@@ -398,8 +417,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         X : array-like of shape (n_samples, n_features)
             Training data.
 
-        y : array-like of shape (n_samples,)
-            Target values.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values. Several columns: one latent expert explains every
+            output of a row, with one ``likelihood`` per output; NaN marks an
+            output not observed on that row (every row needs one label).
 
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights, multiplied into the responsibilities that every
@@ -417,8 +438,33 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         user guide, "Scaling"), for LinearRegression and Ridge experts.
         """
         self._check_predictive_variance(X)
+        multi = self._is_multi_output(y)
+        if multi and self.solver == "gd":
+            raise ValueError(
+                "A multi-output fit (a list likelihood, 'bernoulli' or a y with "
+                "several columns) needs solver='em'; solver='gd' takes one target."
+            )
+        shape = _target_shape(y)
+        target_ndim = len(shape)
+        if target_ndim == 2 and not multi and shape[1] == 1:
+            if self.solver == "em":
+                # One column, one named likelihood: the single-output model,
+                # its predictions of shape (n_samples, 1) as y's (as Ridge's).
+                y = y.iloc[:, 0] if _frames.is_dataframe(y) else np.asarray(y)[:, 0]
+            else:  # solver="gd" takes one target: y is raveled with a warning
+                target_ndim = 1
+        if multi and self.predictive_variance == "leverage":
+            raise ValueError(
+                "predictive_variance='leverage' widens one Gaussian target's "
+                "variances; a multi-output fit needs predictive_variance='plugin'."
+            )
         self._input_range = None
         self._fit(X, y, sample_weight)
+        self._target_ndim = target_ndim
+        self.n_outputs_ = (
+            self._likelihood.n_outputs if isinstance(self._likelihood, MultiOutputLikelihood)
+            else 1
+        )
         self._input_range = self._fit_input_range(X, sample_weight)
         self._leverage = self._fit_leverage(X, y, sample_weight)
         return self
@@ -475,20 +521,112 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
     #: The pool of ``init="auto"`` (skmoe/_pool.py).
     _init_pool = _pool.REGRESSOR_POOL
 
-    def _make_likelihood(self):
-        if isinstance(self.likelihood, str):
-            if self.likelihood in _EM_ONLY and self.solver == "gd":
+    def _is_multi_output(self, y=None):
+        """Whether a fit on ``y`` is multi-output: a list ``likelihood``,
+        ``"bernoulli"`` or a ``y`` with more than one column."""
+        return (
+            isinstance(self.likelihood, list)
+            or (isinstance(self.likelihood, str) and self.likelihood == "bernoulli")
+            or (y is not None and _target_shape(y)[1:2] > (1,))
+        )
+
+    def _allows_missing_targets(self, y):
+        return self._is_multi_output(y)
+
+    def _one_likelihood(self, spec):
+        if isinstance(spec, str):
+            if spec not in _LIKELIHOODS:
                 raise ValueError(
-                    f"likelihood={self.likelihood!r} is fitted by EM only (its "
+                    f"likelihood holds {spec!r}; each output's likelihood must be "
+                    f"one of {sorted(_LIKELIHOODS)} or a likelihood object."
+                )
+            if spec in _EM_ONLY and self.solver == "gd":
+                raise ValueError(
+                    f"likelihood={spec!r} is fitted by EM only (its "
                     "experts are refitted with weights that depend on its "
                     "parameters); use solver='em'."
                 )
-            cls = _LIKELIHOODS[self.likelihood][0]
+            cls = _LIKELIHOODS[spec][0]
             if cls in (GaussianLikelihood, StudentTLikelihood):
                 return cls(reg_variance=self.reg_variance)
             return cls()
+        missing = [m for m in _LIKELIHOOD_METHODS if not hasattr(spec, m)]
+        if missing:
+            raise ValueError(
+                f"likelihood holds {spec!r}, which lacks {missing} of the "
+                "likelihood protocol."
+            )
         # A likelihood object: a copy per fit, the parameter is never mutated.
-        return copy.deepcopy(self.likelihood)
+        return copy.deepcopy(spec)
+
+    def _make_likelihood(self, y=None):
+        if not self._is_multi_output(y):
+            return self._one_likelihood(self.likelihood)
+        if isinstance(self.likelihood, list):
+            if not self.likelihood:
+                raise ValueError("likelihood must name at least one output.")
+            parts = [self._one_likelihood(s) for s in self.likelihood]
+        else:
+            n_outputs = 1 if y is None else (_target_shape(y) + (1,))[1]
+            parts = [self._one_likelihood(self.likelihood) for _ in range(n_outputs)]
+        reweighted = [type(p).__name__ for p in parts if hasattr(p, "expert_fit_weights")]
+        if reweighted:
+            raise ValueError(
+                f"likelihood holds {reweighted}, whose experts are refitted with "
+                "weights of their own; a multi-output mixture supports "
+                "'gaussian', 'poisson', 'gamma' and 'bernoulli' outputs."
+            )
+        return MultiOutputLikelihood(parts)
+
+    def _prototypes_for(self, prototypes, likelihood, X, sample_weight):
+        """Multi-output fits: every expert a :class:`MultiOutputExpert`, one
+        estimator per output (the output's default when ``experts`` is None)."""
+        if not isinstance(likelihood, MultiOutputLikelihood):
+            return prototypes
+        if self.experts is None:
+            wrapped = [MultiOutputExpert([
+                part.default_expert() if hasattr(part, "default_expert")
+                else StandardizedRidge(alpha=1.0)
+                for part in likelihood.parts
+            ])] * len(prototypes)
+        else:
+            wrapped = [
+                self._per_output_expert(p, likelihood, k) for k, p in enumerate(prototypes)
+            ]
+        X_num = _frames.numeric_array(X)
+        if X_num is None:
+            return wrapped
+        scale = column_scale(X_num, sample_weight)
+        # StandardizedRidge penalised on the whole data's scale (as single-output).
+        return [
+            MultiOutputExpert(with_data_scale(list(p.estimators), scale)) for p in wrapped
+        ]
+
+    @staticmethod
+    def _per_output_expert(expert, likelihood, k):
+        """``expert`` as a :class:`MultiOutputExpert` (one estimator for every
+        output unless it is one), each output's estimator of the right kind."""
+        T = likelihood.n_outputs
+        if isinstance(expert, MultiOutputExpert):
+            if len(expert.estimators) != T:
+                raise ValueError(
+                    f"Expert {k} is a MultiOutputExpert with "
+                    f"{len(expert.estimators)} estimators, but y has {T} outputs."
+                )
+            per_output = list(expert.estimators)
+        else:
+            per_output = [expert] * T
+        for t, (est, part) in enumerate(zip(per_output, likelihood.parts)):
+            wants = isinstance(part, BernoulliLikelihood)
+            if wants != is_classifier(est) or (wants and not hasattr(est, "predict_proba")):
+                need = "a classifier with predict_proba" if wants else "a regressor"
+                raise TypeError(
+                    f"Expert {k}'s estimator for output {t} is "
+                    f"{estimator_name(est)}, but output {t}'s likelihood "
+                    f"({type(part).__name__}) needs {need}. Pass "
+                    "experts=MultiOutputExpert([...]) with one estimator per output."
+                )
+        return MultiOutputExpert(per_output)
 
     def _default_expert(self, solver):
         name = self.likelihood if isinstance(self.likelihood, str) else None
@@ -509,7 +647,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         return StandardizedRidge(alpha=1.0)
 
     def _check_expert(self, expert, where):
-        if is_classifier(expert):
+        names = self.likelihood if isinstance(self.likelihood, list) else [self.likelihood]
+        if is_classifier(expert) and "bernoulli" not in [
+            n for n in names if isinstance(n, str)
+        ]:
             raise TypeError(
                 f"{where} is a classifier ({estimator_name(expert)}); "
                 "MixtureOfExpertsRegressor needs regressors as experts."
@@ -520,6 +661,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         for _, alias in _LIKELIHOODS.values():
             for name in (alias,) if isinstance(alias, str) else alias or ():
                 self.__dict__.pop(name, None)
+        if isinstance(likelihood, MultiOutputLikelihood):
+            # One entry per output: its parameters per expert, or None.
+            self._theta = None if theta is None else np.array(theta, copy=True)
+            return {"likelihood_params_": likelihood.split_theta(theta)}
+        self.__dict__.pop("_theta", None)
         out = {"likelihood_params_": theta}
         if isinstance(self.likelihood, str):
             alias = _LIKELIHOODS[self.likelihood][1]
@@ -532,11 +678,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
     def _can_warm_start(self, Z, n_experts):
         # A fit with another likelihood does not continue from this one.
         fitted = getattr(self, "_likelihood", None)
-        return super()._can_warm_start(Z, n_experts) and type(fitted) is type(
-            self._make_likelihood()
-        )
+        if not super()._can_warm_start(Z, n_experts):
+            return False
+        if not isinstance(fitted, MultiOutputLikelihood):
+            return type(fitted) is type(self._make_likelihood())
+        now = self._make_likelihood(np.empty((0, fitted.n_outputs)))
+        return isinstance(now, MultiOutputLikelihood) and [
+            type(p) for p in now.parts] == [type(p) for p in fitted.parts]
 
     def _fitted_theta(self):
+        if isinstance(self._likelihood, MultiOutputLikelihood):
+            theta = getattr(self, "_theta", None)
+            return None if theta is None else np.array(theta, copy=True)
         theta = self.likelihood_params_
         return None if theta is None else np.array(theta, copy=True)
 
@@ -544,9 +697,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         tags = super().__sklearn_tags__()
         # Poisson, Gamma and NB likelihoods need y >= 0 (counts) or y > 0.
         positive = ("poisson", "gamma", "negbin")
-        tags.target_tags.positive_only = self.likelihood in positive
+        tags.target_tags.positive_only = (
+            isinstance(self.likelihood, str) and self.likelihood in positive
+        )
         if self.clip_inputs or self.predictive_variance == "leverage":
             tags.input_tags.sparse = False
+        # A y of several columns: one latent expert for all the outputs
+        # (EM only: solver="gd" takes one target).
+        tags.target_tags.multi_output = self.solver == "em"
         return tags
 
     # -- inference -----------------------------------------------------
@@ -568,10 +726,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
 
         Returns
         -------
-        y_mean : ndarray of shape (n_samples,)
+        y_mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             ``sum_k pi_k(x) f_k(x)``.
 
-        y_std : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Standard deviation of the predictive distribution; only returned
             when ``return_std`` is True.
 
@@ -589,15 +747,24 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         gate = self._routed_gate(X)
         pred = self._likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
         if not return_std:
-            return self._likelihood.mean(gate, pred)
-        theta = self.likelihood_params_
+            return self._as_target_shape(self._likelihood.mean(gate, pred))
+        theta = self._fitted_theta()
         if self._uses_leverage():
             theta = theta * (1.0 + self._leverage(numeric_array(X_raw)))
             mean = self._likelihood.mean(gate, pred)
             var = np.einsum("ik,ik->i", gate, theta + (pred - mean[:, None]) ** 2)
-            return mean, np.sqrt(var)
+            return self._as_target_shape(mean), self._as_target_shape(np.sqrt(var))
         mean, var = self._likelihood.mean_var(gate, pred, theta)
-        return mean, np.sqrt(np.maximum(var, 0.0))
+        return self._as_target_shape(mean), self._as_target_shape(
+            np.sqrt(np.maximum(var, 0.0))
+        )
+
+    def _as_target_shape(self, values):
+        """Predictions shaped as the fitted ``y``: 1-D for a 1-D ``y``,
+        ``(n_samples, n_outputs)`` for a 2-D one."""
+        if getattr(self, "_target_ndim", 1) == 1:
+            return values.reshape(values.shape[0]) if values.ndim == 2 else values
+        return values.reshape(values.shape[0], -1)
 
     def predict_experts(self, X):
         """Every expert's own prediction.
@@ -609,8 +776,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
 
         Returns
         -------
-        pred : ndarray of shape (n_samples, n_experts)
-            ``f_k(x)`` for every expert ``k``.
+        pred : ndarray of shape (n_samples, n_experts) or \
+                (n_samples, n_experts, n_outputs)
+            ``f_k(x)`` for every expert ``k`` (of every output for a
+            multi-output mixture; a probability of 1 for a ``"bernoulli"``
+            output).
         """
         return self._likelihood.outputs(self.experts_, self._check_X(X))
 
@@ -838,4 +1008,80 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
         mixture = self._predictive_mixture(X)
         y = self._likelihood.encode_targets(y, mixture.n_rows)
         return mixture.logpdf_at(np.arange(mixture.n_rows), y)
+
+    def log_prob_outputs(self, X, y):
+        """Log-density of each output on its own, ``log p(y_t | x)``.
+
+        The marginal of output ``t`` under the mixture,
+        ``log sum_k pi_k(x) p_kt(y_t | x)``: the figure to compare with a
+        model of that output alone. :meth:`log_prob` is the joint density
+        of a row's observed outputs (their sum for one expert, not across
+        experts).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; NaN marks an output not observed on a row.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples, n_outputs)
+            NaN where the output is not observed.
+        """
+        X = self._check_X(X)
+        log_gate = self._log_gate(X)
+        lik = self._likelihood
+        outputs = lik.outputs(self.experts_, X)
+        if not isinstance(lik, MultiOutputLikelihood):
+            per_output = lik.log_lik(outputs, lik.encode_targets(y, X.shape[0]),
+                                     self._fitted_theta())[:, :, None]
+            seen = np.ones((X.shape[0], 1), dtype=bool)
+        else:
+            y = lik.encode_targets(y, X.shape[0])
+            per_output = lik.log_lik_outputs(outputs, y, self._fitted_theta())
+            seen = ~np.isnan(y)
+        joint = logsumexp(log_gate[:, :, None] + per_output, axis=1)
+        return np.where(seen, joint, np.nan)
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of the prediction.
+
+        For several outputs, scikit-learn's multi-output
+        :func:`~sklearn.metrics.r2_score` with its uniform average over the
+        outputs, each output's R^2 taken over the rows where it is observed
+        (not NaN). For a ``"bernoulli"`` output it is the R^2 of the
+        probability (the Brier skill score).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Test samples.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True values; NaN marks an output not observed.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            R^2 averaged uniformly over the outputs.
+        """
+        if not isinstance(getattr(self, "_likelihood", None), MultiOutputLikelihood):
+            return super().score(X, y, sample_weight=sample_weight)
+        n = X.shape[0] if hasattr(X, "shape") else len(X)
+        y = self._likelihood.encode_targets(y, n)
+        pred = self.predict(X).reshape(y.shape)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        scores = []
+        for t in range(y.shape[1]):
+            seen = ~np.isnan(y[:, t])
+            scores.append(r2_score(
+                y[seen, t], pred[seen, t], sample_weight=None if w is None else w[seen]
+            ))
+        return float(np.mean(scores))
 

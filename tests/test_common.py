@@ -71,6 +71,8 @@ ESTIMATORS = [
         MixtureOfExpertsRegressor(n_experts=2, init="kmeans", **FAST), alpha=0.5,
         random_state=0,
     ),
+    # A multi-output likelihood (one per output; here one output).
+    MixtureOfExpertsRegressor(likelihood=["gaussian"], init="kmeans", **FAST),
 ]
 
 
@@ -98,13 +100,30 @@ def _expected_failed_checks(estimator):
             "gives 50, so fit raises a ValueError saying so."
         )
         return {"check_regressors_train": reason}
-    if getattr(estimator, "likelihood", None) in ("poisson", "negbin"):
+    if isinstance(getattr(estimator, "likelihood", None), list):
+        return {
+            "check_regressor_multioutput": (
+                "A list likelihood names one likelihood per output (here one); "
+                "the check's y has 5 columns and is refused with a ValueError "
+                "saying so. A string likelihood takes any number of outputs."
+            )
+        }
+    if getattr(estimator, "likelihood", None) in ("poisson", "gamma", "negbin"):
+        failed = {
+            "check_regressor_multioutput": (
+                "The check's multi-output y holds negative values (it does not "
+                "honour the positive_only tag); the Poisson and Gamma "
+                "likelihoods refuse them with a ValueError naming y."
+            )
+        }
+        if estimator.likelihood == "gamma":
+            return failed
         reason = (
             "The check fits on continuous y (positive under the positive_only "
             "tag, but fractional); the Poisson likelihood needs counts and "
             "raises a ValueError naming y."
         )
-        return {name: reason for name in _POISSON_FRACTIONAL_Y}
+        return {**failed, **{name: reason for name in _POISSON_FRACTIONAL_Y}}
     if not hasattr(estimator, "solver"):  # StandardizedRidge
         return {}
     pooled = estimator.gate is None or isinstance(estimator.gate, SoftmaxGate)

@@ -372,7 +372,12 @@ def test_bad_parameters_are_named(params, msg):
         (np.array([[np.nan], [1.0], [2.0]]), np.ones(3), "Input X contains NaN"),
         (np.array([[0.0], [1.0], [2.0]]), np.array([1.0, np.inf, 2.0]), "Input y contains infinity"),
         (np.zeros((3, 1)), np.zeros(4), "inconsistent numbers of samples"),
-        (np.zeros((3, 1)), np.zeros((3, 2)), "supports a single target"),
+        # A 2-D y is several outputs (tests/test_multioutput.py); a row
+        # without any label is refused.
+        (
+            np.zeros((3, 1)), np.array([[1.0, np.nan], [np.nan, np.nan], [2.0, 1.0]]),
+            "no observed output",
+        ),
         (np.arange(3.0)[:, None], np.arange(3.0), "Expected n_samples >= n_experts, got n_samples=3"),
     ],
 )
