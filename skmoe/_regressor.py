@@ -41,7 +41,7 @@ _LIKELIHOOD_METHODS = [
     sgd_expert=":class:`~sklearn.linear_model.SGDRegressor`", sgd_name="SGDRegressor"
 )
 class MixtureOfExpertsRegressor(RegressorMixin, _BaseMixtureOfExperts):
-    """Mixture of experts regressor (Jordan & Jacobs, 1991).
+    """Mixture of experts regressor (Jacobs, Jordan, Nowlan & Hinton, 1991).
 
     Gaussian, Poisson or Gamma experts (``likelihood``) under a gate. A
     softmax gating network ``pi(x) = softmax(V^T [z, 1])`` decides how much
