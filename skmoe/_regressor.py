@@ -63,7 +63,7 @@ def _target_shape(y):
     sgd_expert=":class:`~sklearn.linear_model.SGDRegressor`", sgd_name="SGDRegressor"
 )
 class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtureOfExperts):
-    """Mixture of experts regressor (Jordan & Jacobs, 1991).
+    """Mixture of experts regressor (Jacobs, Jordan, Nowlan & Hinton, 1991).
 
     Gaussian, Poisson, Gamma, negative binomial or Student-t experts
     (``likelihood``) under a gate. A
