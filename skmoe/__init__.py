@@ -30,8 +30,8 @@ from ._classifier import MixtureOfExpertsClassifier
 from ._conformal import DensityConformalRegressor
 from ._gates import ClassifierGate, HierarchicalGate
 from ._gating import SoftmaxGate
-from ._predictive import PredictionSet
 from ._multioutput import MultiOutputExpert
+from ._predictive import PredictionSet
 from ._regressor import MixtureOfExpertsRegressor
 from ._ridge import StandardizedRidge
 from ._student_t import StudentTLikelihood

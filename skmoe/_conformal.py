@@ -15,7 +15,11 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import (
-    BaseEstimator, MetaEstimatorMixin, RegressorMixin, _fit_context, clone,
+    BaseEstimator,
+    MetaEstimatorMixin,
+    RegressorMixin,
+    _fit_context,
+    clone,
 )
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split

@@ -38,8 +38,8 @@ from sklearn.utils.validation import _check_sample_weight
 
 from . import _chunked, _init, _linear
 from ._em import EMData
-from ._gating import SoftmaxGate
 from ._experts import estimator_name
+from ._gating import SoftmaxGate
 from ._likelihood import GaussianLikelihood
 
 

@@ -13,9 +13,9 @@ exactly as it uses :class:`~skmoe.SoftmaxGate`.
   (Jordan & Jacobs, 1994): a tree of gates whose leaves are the experts.
 """
 
-import numpy as np
 from numbers import Integral, Real
 
+import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import HistGradientBoostingClassifier

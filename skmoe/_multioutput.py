@@ -25,7 +25,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _linear
-from ._experts import accepts_sample_weight, checked_output, expert_predictions, fit_expert
+from ._experts import (
+    accepts_sample_weight,
+    checked_output,
+    expert_predictions,
+    fit_expert,
+)
 from ._frames import take_rows
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 

@@ -1,37 +1,34 @@
 """Mixture of experts for regression: a gated mixture of Gaussians."""
 
-import inspect
 import copy
-from numbers import Integral, Real
+import inspect
+from numbers import Real
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.special import logsumexp
 from sklearn.base import RegressorMixin, _fit_context, is_classifier
-from sklearn.metrics import r2_score
 from sklearn.linear_model import SGDRegressor
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from . import _array_api, _dask, _frames, _pool, _routing
 from ._base import _BaseMixtureOfExperts
+from ._docstrings import fill_doc
+from ._experts import estimator_name
+from ._frames import numeric_array
+from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
+from ._inference import StandardErrorsMixin
+from ._likelihood import GaussianLikelihood
+from ._multioutput import BernoulliLikelihood, MultiOutputLikelihood
+from ._multioutput_methods import MultiOutputMixin, target_shape
+from ._negbin import NegativeBinomialLikelihood
+from ._predictive_methods import PredictiveDistributionMixin
+from ._ridge import StandardizedRidge
+from ._student_t import StudentTLikelihood
 
 # The keyword parameters of the base class, passed on by ``__init__``.
 _SHARED_PARAMS = frozenset(
     inspect.signature(_BaseMixtureOfExperts.__init__).parameters
 ) - {"self", "experts"}
-from ._docstrings import fill_doc
-from ._experts import estimator_name
-from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
-from ._frames import is_dataframe, numeric_array
-from ._leverage import MAX_FEATURES, ExpertLeverage
-from ._inference import StandardErrorsMixin
-from ._likelihood import GaussianLikelihood
-from ._predictive import MixtureDistribution, check_alpha, check_probabilities
-from ._negbin import NegativeBinomialLikelihood
-from ._student_t import StudentTLikelihood
-from ._multioutput import BernoulliLikelihood, MultiOutputExpert, MultiOutputLikelihood
-from ._ridge import StandardizedRidge, column_scale, with_data_scale
 
 #: The likelihoods named by a string, and the fitted attribute that holds
 #: their own parameters (``theta``) under a readable name (the Student-t's
@@ -54,15 +51,13 @@ _LIKELIHOOD_METHODS = [
 ]
 
 
-def _target_shape(y):
-    """The shape of ``y`` (a list, an array or anything with ``__array__``)."""
-    return tuple(y.shape) if hasattr(y, "shape") else np.asarray(y).shape
-
-
 @fill_doc(
     sgd_expert=":class:`~sklearn.linear_model.SGDRegressor`", sgd_name="SGDRegressor"
 )
-class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtureOfExperts):
+class MixtureOfExpertsRegressor(
+    MultiOutputMixin, RegressorMixin, StandardErrorsMixin, PredictiveDistributionMixin,
+    _BaseMixtureOfExperts,
+):
     """Mixture of experts regressor (Jacobs, Jordan, Nowlan & Hinton, 1991).
 
     Gaussian, Poisson, Gamma, negative binomial or Student-t experts
@@ -444,7 +439,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
                 "A multi-output fit (a list likelihood, 'bernoulli' or a y with "
                 "several columns) needs solver='em'; solver='gd' takes one target."
             )
-        shape = _target_shape(y)
+        shape = target_shape(y)
         target_ndim = len(shape)
         if target_ndim == 2 and not multi and shape[1] == 1:
             if self.solver == "em":
@@ -521,18 +516,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
     #: The pool of ``init="auto"`` (skmoe/_pool.py).
     _init_pool = _pool.REGRESSOR_POOL
 
-    def _is_multi_output(self, y=None):
-        """Whether a fit on ``y`` is multi-output: a list ``likelihood``,
-        ``"bernoulli"`` or a ``y`` with more than one column."""
-        return (
-            isinstance(self.likelihood, list)
-            or (isinstance(self.likelihood, str) and self.likelihood == "bernoulli")
-            or (y is not None and _target_shape(y)[1:2] > (1,))
-        )
-
-    def _allows_missing_targets(self, y):
-        return self._is_multi_output(y)
-
     def _one_likelihood(self, spec):
         if isinstance(spec, str):
             if spec not in _LIKELIHOODS:
@@ -558,75 +541,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
             )
         # A likelihood object: a copy per fit, the parameter is never mutated.
         return copy.deepcopy(spec)
-
-    def _make_likelihood(self, y=None):
-        if not self._is_multi_output(y):
-            return self._one_likelihood(self.likelihood)
-        if isinstance(self.likelihood, list):
-            if not self.likelihood:
-                raise ValueError("likelihood must name at least one output.")
-            parts = [self._one_likelihood(s) for s in self.likelihood]
-        else:
-            n_outputs = 1 if y is None else (_target_shape(y) + (1,))[1]
-            parts = [self._one_likelihood(self.likelihood) for _ in range(n_outputs)]
-        reweighted = [type(p).__name__ for p in parts if hasattr(p, "expert_fit_weights")]
-        if reweighted:
-            raise ValueError(
-                f"likelihood holds {reweighted}, whose experts are refitted with "
-                "weights of their own; a multi-output mixture supports "
-                "'gaussian', 'poisson', 'gamma' and 'bernoulli' outputs."
-            )
-        return MultiOutputLikelihood(parts)
-
-    def _prototypes_for(self, prototypes, likelihood, X, sample_weight):
-        """Multi-output fits: every expert a :class:`MultiOutputExpert`, one
-        estimator per output (the output's default when ``experts`` is None)."""
-        if not isinstance(likelihood, MultiOutputLikelihood):
-            return prototypes
-        if self.experts is None:
-            wrapped = [MultiOutputExpert([
-                part.default_expert() if hasattr(part, "default_expert")
-                else StandardizedRidge(alpha=1.0)
-                for part in likelihood.parts
-            ])] * len(prototypes)
-        else:
-            wrapped = [
-                self._per_output_expert(p, likelihood, k) for k, p in enumerate(prototypes)
-            ]
-        X_num = _frames.numeric_array(X)
-        if X_num is None:
-            return wrapped
-        scale = column_scale(X_num, sample_weight)
-        # StandardizedRidge penalised on the whole data's scale (as single-output).
-        return [
-            MultiOutputExpert(with_data_scale(list(p.estimators), scale)) for p in wrapped
-        ]
-
-    @staticmethod
-    def _per_output_expert(expert, likelihood, k):
-        """``expert`` as a :class:`MultiOutputExpert` (one estimator for every
-        output unless it is one), each output's estimator of the right kind."""
-        T = likelihood.n_outputs
-        if isinstance(expert, MultiOutputExpert):
-            if len(expert.estimators) != T:
-                raise ValueError(
-                    f"Expert {k} is a MultiOutputExpert with "
-                    f"{len(expert.estimators)} estimators, but y has {T} outputs."
-                )
-            per_output = list(expert.estimators)
-        else:
-            per_output = [expert] * T
-        for t, (est, part) in enumerate(zip(per_output, likelihood.parts)):
-            wants = isinstance(part, BernoulliLikelihood)
-            if wants != is_classifier(est) or (wants and not hasattr(est, "predict_proba")):
-                need = "a classifier with predict_proba" if wants else "a regressor"
-                raise TypeError(
-                    f"Expert {k}'s estimator for output {t} is "
-                    f"{estimator_name(est)}, but output {t}'s likelihood "
-                    f"({type(part).__name__}) needs {need}. Pass "
-                    "experts=MultiOutputExpert([...]) with one estimator per output."
-                )
-        return MultiOutputExpert(per_output)
 
     def _default_expert(self, solver):
         name = self.likelihood if isinstance(self.likelihood, str) else None
@@ -759,13 +673,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
             np.sqrt(np.maximum(var, 0.0))
         )
 
-    def _as_target_shape(self, values):
-        """Predictions shaped as the fitted ``y``: 1-D for a 1-D ``y``,
-        ``(n_samples, n_outputs)`` for a 2-D one."""
-        if getattr(self, "_target_ndim", 1) == 1:
-            return values.reshape(values.shape[0]) if values.ndim == 2 else values
-        return values.reshape(values.shape[0], -1)
-
     def predict_experts(self, X):
         """Every expert's own prediction.
 
@@ -783,305 +690,4 @@ class MixtureOfExpertsRegressor(RegressorMixin, StandardErrorsMixin, _BaseMixtur
             output).
         """
         return self._likelihood.outputs(self.experts_, self._check_X(X))
-
-    # -- the predictive distribution (skmoe/_predictive.py) --------------
-    def _predictive_mixture(self, X):
-        """The predictive mixture at the rows of ``X``: routed gate weights
-        and every expert's ``expert_distribution``."""
-        X_raw, X = self._inputs(X)
-        likelihood = self._likelihood
-        if not hasattr(likelihood, "expert_distribution"):
-            raise TypeError(
-                f"The likelihood {type(likelihood).__name__} has no "
-                "expert_distribution method; quantiles, intervals and samples "
-                "need it (see the user guide, 'Write your own likelihood')."
-            )
-        gate = self._routed_gate(X)
-        outputs = likelihood.outputs(self.experts_, X, _routing.rows_per_expert(gate))
-        # Experts not routed to a row (top_k) carry no weight: give them the
-        # row's mean, a valid parameter for every likelihood.
-        outputs = np.where(gate > 0, outputs, likelihood.mean(gate, outputs)[:, None])
-        theta = self._fitted_theta()
-        if self._uses_leverage():
-            theta = theta * (1.0 + self._leverage(numeric_array(X_raw)))
-        components = likelihood.expert_distribution(outputs, theta)
-        return MixtureDistribution(gate, components, getattr(likelihood, "discrete", False))
-
-    def predict_quantiles(self, X, quantiles):
-        """Compute quantiles of the predictive mixture.
-
-        The ``q``-quantile of ``p(y | x) = sum_k pi_k(x) p_k(y | x)`` is the
-        root of the mixture CDF ``sum_k pi_k(x) F_k(y) = q``, found per row
-        inside the bracket of the experts' own ``q``-quantiles (to a relative
-        1e-12); for a discrete likelihood (``"poisson"``), the smallest
-        integer ``y`` with ``F(y) >= q``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input samples.
-
-        quantiles : float or array-like of shape (n_quantiles,)
-            Probabilities, each strictly between 0 and 1.
-
-        Returns
-        -------
-        y_quantiles : ndarray of shape (n_samples, n_quantiles)
-            ``y_quantiles[i, j]`` is row ``i``'s ``quantiles[j]``-quantile.
-        """
-        q = check_probabilities(quantiles, "quantiles")
-        return self._predictive_mixture(X).quantiles(q)
-
-    def predict_interval(self, X, alpha=0.1, kind="equal-tailed"):
-        """Predict intervals of probability ``1 - alpha`` under the model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input samples.
-
-        alpha : float, default=0.1
-            Miscoverage level in (0, 1): the interval holds ``1 - alpha`` of
-            the predictive probability.
-
-        kind : {"equal-tailed", "hdr"}, default="equal-tailed"
-            ``"equal-tailed"``: the ``alpha / 2`` and ``1 - alpha / 2``
-            quantiles. ``"hdr"``: the highest predictive density region, the
-            smallest set of probability ``1 - alpha``; for a bimodal mixture
-            it is two (or more) intervals. It is found with a density
-            threshold on a grid refined around every expert, the threshold
-            solved by bisection so that the set's probability (from the CDF
-            at its endpoints) is ``1 - alpha``; the achieved probability is
-            returned in the set's ``mass``.
-
-        Returns
-        -------
-        interval : ndarray of shape (n_samples, 2) or PredictionSet
-            ``"equal-tailed"``: ``[lower, upper]`` per row. ``"hdr"``: a
-            :class:`PredictionSet`, whose ``intervals[i]`` holds row ``i``'s
-            intervals, ``to_array()`` pads them with NaN into an array of
-            shape ``(n_samples, max_intervals, 2)``, and ``contains(y)``,
-            ``size()`` and ``hull()`` answer the usual questions.
-        """
-        alpha = check_alpha(alpha)
-        if kind not in ("equal-tailed", "hdr"):
-            raise ValueError(f"kind must be 'equal-tailed' or 'hdr'; got {kind!r}.")
-        mixture = self._predictive_mixture(X)
-        if kind == "hdr":
-            return mixture.highest_density_set(alpha)
-        return mixture.quantiles([alpha / 2, 1 - alpha / 2])
-
-    def sample_y(self, X, n_samples=1, random_state=None):
-        """Draw targets from the predictive mixture.
-
-        For every row and draw, an expert is drawn from the (routed) gate
-        probabilities, then ``y`` from that expert's distribution, as
-        :meth:`sklearn.gaussian_process.GaussianProcessRegressor.sample_y`
-        draws from its posterior.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples_X, n_features)
-            Input samples.
-
-        n_samples : int, default=1
-            Number of draws per row.
-
-        random_state : int, RandomState instance or None, default=None
-            Seed of the draws (``None``: fresh entropy, as in scikit-learn).
-
-        Returns
-        -------
-        y_samples : ndarray of shape (n_samples_X, n_samples)
-            The draws; integers (as floats) for a discrete likelihood.
-        """
-        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(
-            n_samples, Integral
-        ) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-        mixture = self._predictive_mixture(X)
-        return mixture.sample(int(n_samples), random_state).astype(np.float64)
-
-    # -- predictive_variance="leverage" (skmoe/_leverage.py) ---------------
-    def _check_predictive_variance(self, X):
-        """Refuse, before fitting, what ``predictive_variance="leverage"``
-        and ``clip_inputs=True`` cannot do."""
-        leverage = self.predictive_variance == "leverage"
-        if not (leverage or self.clip_inputs):
-            return
-        options = "predictive_variance='leverage' and clip_inputs=True"
-        if _dask.is_dask_collection(X) or sp.issparse(X):
-            raise ValueError(
-                f"{options} need dense numeric X; sparse and dask inputs are "
-                "not supported. Use predictive_variance='plugin' and "
-                "clip_inputs=False."
-            )
-        if is_dataframe(X) and numeric_array(X) is None:
-            raise ValueError(
-                f"{options} need numeric X; the DataFrame has non-numeric "
-                "columns. Use predictive_variance='plugin' and clip_inputs=False."
-            )
-        if not leverage:
-            return
-        shape = getattr(X, "shape", None)
-        if shape is not None and len(shape) == 2 and shape[1] > MAX_FEATURES:
-            raise ValueError(
-                f"predictive_variance='leverage' supports at most {MAX_FEATURES} "
-                f"columns; X has {shape[1]}. Use predictive_variance='plugin'."
-            )
-        if not isinstance(self.likelihood, str) or self.likelihood != "gaussian":
-            raise ValueError(
-                "predictive_variance='leverage' widens Gaussian experts' "
-                f"variances; likelihood={self.likelihood!r} is not supported. "
-                "Use predictive_variance='plugin'."
-            )
-        if _dask.is_dask_collection(X):
-            raise ValueError(
-                "predictive_variance='leverage' is not supported for dask "
-                "inputs; use predictive_variance='plugin'."
-            )
-
-    def _fit_leverage(self, X, y, sample_weight):
-        """The experts' leverage model (None for ``"plugin"``)."""
-        if self.predictive_variance != "leverage":
-            return None
-        X_checked = self._check_X(X)
-        X_num = numeric_array(X_checked)
-        weights = self.responsibilities(X_checked, y)
-        if sample_weight is not None:
-            weights = weights * np.asarray(sample_weight, dtype=np.float64)[:, None]
-        return ExpertLeverage.fit(X_num, weights)
-
-    def _fit_input_range(self, X, sample_weight):
-        """Every column's ``(min, max)`` over the training rows of positive
-        weight (None unless ``clip_inputs``)."""
-        if not self.clip_inputs:
-            return None
-        X_num = numeric_array(super()._check_X(X))
-        if sample_weight is not None:
-            X_num = X_num[np.asarray(sample_weight, dtype=np.float64) > 0]
-        return X_num.min(axis=0), X_num.max(axis=0)
-
-    def _inputs(self, X):
-        """``(X checked, X as the experts and the gate see it)``: clipped to
-        the training range under ``clip_inputs``."""
-        X = super()._check_X(X)
-        bounds = getattr(self, "_input_range", None)
-        if not self.clip_inputs or bounds is None:
-            return X, X
-        if is_dataframe(X):
-            return X, X.clip(lower=bounds[0], upper=bounds[1], axis=1)
-        return X, np.clip(X, bounds[0], bounds[1])
-
-    def _check_X(self, X):
-        return self._inputs(X)[1]
-
-    def _uses_leverage(self):
-        return (
-            self.predictive_variance == "leverage"
-            and getattr(self, "_leverage", None) is not None
-        )
-
-    def log_prob(self, X, y):
-        """Log-density of the mixture, ``log p(y | x)``, per sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input samples.
-
-        y : array-like of shape (n_samples,)
-            Targets.
-
-        Returns
-        -------
-        log_prob : ndarray of shape (n_samples,)
-            ``log sum_k pi_k(x) p_k(y | x)``. Under ``top_k``, the sum runs over each
-            row's ``top_k`` most probable experts (by posterior): the
-            sparse-EM bound that fitting maximises, never above the dense
-            value. With ``predictive_variance="leverage"``, the experts'
-            variances are ``sigma_k^2 (1 + h_k(x))`` and, under ``top_k``,
-            the gate is routed as in :meth:`predict`.
-        """
-        if not self._uses_leverage():
-            return super().log_prob(X, y)
-        mixture = self._predictive_mixture(X)
-        y = self._likelihood.encode_targets(y, mixture.n_rows)
-        return mixture.logpdf_at(np.arange(mixture.n_rows), y)
-
-    def log_prob_outputs(self, X, y):
-        """Log-density of each output on its own, ``log p(y_t | x)``.
-
-        The marginal of output ``t`` under the mixture,
-        ``log sum_k pi_k(x) p_kt(y_t | x)``: the figure to compare with a
-        model of that output alone. :meth:`log_prob` is the joint density
-        of a row's observed outputs (their sum for one expert, not across
-        experts).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input samples.
-
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets; NaN marks an output not observed on a row.
-
-        Returns
-        -------
-        log_prob : ndarray of shape (n_samples, n_outputs)
-            NaN where the output is not observed.
-        """
-        X = self._check_X(X)
-        log_gate = self._log_gate(X)
-        lik = self._likelihood
-        outputs = lik.outputs(self.experts_, X)
-        if not isinstance(lik, MultiOutputLikelihood):
-            per_output = lik.log_lik(outputs, lik.encode_targets(y, X.shape[0]),
-                                     self._fitted_theta())[:, :, None]
-            seen = np.ones((X.shape[0], 1), dtype=bool)
-        else:
-            y = lik.encode_targets(y, X.shape[0])
-            per_output = lik.log_lik_outputs(outputs, y, self._fitted_theta())
-            seen = ~np.isnan(y)
-        joint = logsumexp(log_gate[:, :, None] + per_output, axis=1)
-        return np.where(seen, joint, np.nan)
-
-    def score(self, X, y, sample_weight=None):
-        """Coefficient of determination R^2 of the prediction.
-
-        For several outputs, scikit-learn's multi-output
-        :func:`~sklearn.metrics.r2_score` with its uniform average over the
-        outputs, each output's R^2 taken over the rows where it is observed
-        (not NaN). For a ``"bernoulli"`` output it is the R^2 of the
-        probability (the Brier skill score).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Test samples.
-
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            True values; NaN marks an output not observed.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            R^2 averaged uniformly over the outputs.
-        """
-        if not isinstance(getattr(self, "_likelihood", None), MultiOutputLikelihood):
-            return super().score(X, y, sample_weight=sample_weight)
-        n = X.shape[0] if hasattr(X, "shape") else len(X)
-        y = self._likelihood.encode_targets(y, n)
-        pred = self.predict(X).reshape(y.shape)
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        scores = []
-        for t in range(y.shape[1]):
-            seen = ~np.isnan(y[:, t])
-            scores.append(r2_score(
-                y[seen, t], pred[seen, t], sample_weight=None if w is None else w[seen]
-            ))
-        return float(np.mean(scores))
 

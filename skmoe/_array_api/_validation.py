@@ -11,7 +11,6 @@ from .._likelihood import CategoricalLikelihood, GaussianLikelihood
 from .._ridge import StandardizedRidge
 from ._namespace import array_api_compat, namespace
 
-
 #: ``init`` values supported under array API dispatch (and an array).
 SUPPORTED_INIT = ("auto", "random")
 
