@@ -442,11 +442,11 @@ class MixtureOfExpertsRegressor(
         shape = target_shape(y)
         target_ndim = len(shape)
         if target_ndim == 2 and not multi and shape[1] == 1:
-            if self.solver == "em":
+            if self._takes_several_targets():
                 # One column, one named likelihood: the single-output model,
                 # its predictions of shape (n_samples, 1) as y's (as Ridge's).
                 y = y.iloc[:, 0] if _frames.is_dataframe(y) else np.asarray(y)[:, 0]
-            else:  # solver="gd" takes one target: y is raveled with a warning
+            else:  # a single-target setting: y is raveled with a warning
                 target_ndim = 1
         if multi and self.predictive_variance == "leverage":
             raise ValueError(
@@ -607,6 +607,16 @@ class MixtureOfExpertsRegressor(
         theta = self.likelihood_params_
         return None if theta is None else np.array(theta, copy=True)
 
+    def _takes_several_targets(self):
+        """Whether these settings fit a ``y`` of several columns: EM only
+        (``solver="gd"`` takes one target), not with the likelihoods that
+        reweight their experts, nor with the leverage variances."""
+        return (
+            self.solver == "em"
+            and self.predictive_variance != "leverage"
+            and not (isinstance(self.likelihood, str) and self.likelihood in _EM_ONLY)
+        )
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Poisson, Gamma and NB likelihoods need y >= 0 (counts) or y > 0.
@@ -617,8 +627,9 @@ class MixtureOfExpertsRegressor(
         if self.clip_inputs or self.predictive_variance == "leverage":
             tags.input_tags.sparse = False
         # A y of several columns: one latent expert for all the outputs
-        # (EM only: solver="gd" takes one target).
-        tags.target_tags.multi_output = self.solver == "em"
+        # (EM only: solver="gd" takes one target; not with the likelihoods
+        # that reweight their experts, nor with the leverage variances).
+        tags.target_tags.multi_output = self._takes_several_targets()
         return tags
 
     # -- inference -----------------------------------------------------
