@@ -171,7 +171,7 @@ class NegativeBinomialLikelihood(PoissonLikelihood):
     >>> mu = np.full((5, 1), 3.0)
     >>> r = lik.m_step(lik.stats(mu, y, np.ones((5, 1))), None)
     >>> r.round(3)
-    array([0.773])
+    array([0.501])
     """
 
     n_parameters_per_expert = 1
