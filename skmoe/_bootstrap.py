@@ -77,7 +77,8 @@ def simulate(model, X, rng):
     Parameters
     ----------
     model : fitted mixture
-        A regressor (gaussian, poisson or gamma likelihood) or a classifier.
+        A regressor whose likelihood has ``expert_distribution`` (every
+        built-in one), or a classifier.
     X : array-like of shape (n_samples, n_features)
         The inputs.
     rng : numpy.random.RandomState
@@ -99,18 +100,15 @@ def simulate(model, X, rng):
         proba = outputs[rows, k]
         c = (rng.uniform(size=(len(gate), 1)) > np.cumsum(proba, axis=1)).sum(axis=1)
         return model.classes_[np.minimum(c, proba.shape[1] - 1)]
-    mean = outputs[rows, k]
-    theta = model.likelihood_params_
-    kind = type(model._likelihood).__name__
-    if kind == "GaussianLikelihood":
-        return mean + np.sqrt(theta[k]) * rng.standard_normal(len(mean))
-    if kind == "PoissonLikelihood":
-        return rng.poisson(mean).astype(np.float64)
-    if kind == "GammaLikelihood":
-        return rng.gamma(theta[k], mean / theta[k])
-    raise TypeError(
-        f"The parametric bootstrap cannot draw from {kind}; use method='nonparametric'."
-    )
+    likelihood = model._likelihood
+    if not hasattr(likelihood, "expert_distribution"):
+        raise TypeError(
+            f"The parametric bootstrap cannot draw from {type(likelihood).__name__} "
+            "(it has no expert_distribution); use method='nonparametric'."
+        )
+    experts = likelihood.expert_distribution(outputs, model._fitted_theta())
+    draws = np.asarray(experts.rvs(random_state=rng), dtype=np.float64)
+    return draws[rows, k]
 
 
 def _replicate(model, X, y, method, seed):

@@ -26,6 +26,7 @@ from ._gating import SoftmaxGate
 from ._glm_likelihoods import GammaLikelihood, PoissonLikelihood
 from ._information import Layout
 from ._likelihood import GaussianLikelihood
+from ._negbin import NegativeBinomialLikelihood
 from ._ridge import StandardizedRidge
 
 #: Experts with coefficients for each family, and the call that fits them
@@ -43,11 +44,15 @@ _SUPPORTED = {
         (GammaRegressor,),
         'experts=GammaRegressor(alpha=0, solver="newton-cholesky")',
     ),
+    "negbin": (
+        (PoissonRegressor,),
+        'experts=PoissonRegressor(alpha=0, solver="newton-cholesky")',
+    ),
     "logistic": ((LogisticRegression,), "experts=LogisticRegression(C=np.inf)"),
 }
 
 #: The name of each family's own parameter in the tables.
-THETA_NAMES = {"gaussian": "variance", "gamma": "shape"}
+THETA_NAMES = {"gaussian": "variance", "gamma": "shape", "negbin": "dispersion r"}
 
 BOOTSTRAP_HINT = (
     "For other models, bootstrap(X, y, statistic=...) gives the sampling "
@@ -56,7 +61,8 @@ BOOTSTRAP_HINT = (
 
 
 def family_of(model):
-    """``"gaussian"``, ``"poisson"``, ``"gamma"`` or ``"logistic"``, or a
+    """``"gaussian"``, ``"poisson"``, ``"gamma"``, ``"negbin"`` or
+    ``"logistic"``, or a
     TypeError for a likelihood without an exact information."""
     if is_classifier(model):
         return "logistic"
@@ -65,12 +71,13 @@ def family_of(model):
         (GaussianLikelihood, "gaussian"),
         (PoissonLikelihood, "poisson"),
         (GammaLikelihood, "gamma"),
+        (NegativeBinomialLikelihood, "negbin"),
     ):
         if type(likelihood) is cls:
             return name
     raise TypeError(
-        f"Standard errors are computed for the gaussian, poisson and gamma "
-        f"likelihoods; this mixture has {type(likelihood).__name__}. {BOOTSTRAP_HINT}"
+        f"Standard errors are computed for the gaussian, poisson, gamma and "
+        f"negbin likelihoods; this mixture has {type(likelihood).__name__}. {BOOTSTRAP_HINT}"
     )
 
 

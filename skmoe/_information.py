@@ -31,7 +31,7 @@ from scipy.special import digamma, gammaln, log_softmax, polygamma, softmax
 from . import _threaded
 
 #: The expert likelihoods with an exact information.
-FAMILIES = ("gaussian", "poisson", "gamma", "logistic")
+FAMILIES = ("gaussian", "poisson", "gamma", "negbin", "logistic")
 
 #: Rows per block when the information is accumulated (bounds the memory of
 #: the ``(rows, K, P)`` gradient array).
@@ -64,8 +64,9 @@ class Layout:
 
     @property
     def n_theta(self):
-        """Parameters of the likelihood per expert (variance, shape)."""
-        return 1 if self.family in ("gaussian", "gamma") else 0
+        """Parameters of the likelihood per expert (variance, shape,
+        dispersion)."""
+        return 1 if self.family in ("gaussian", "gamma", "negbin") else 0
 
     @property
     def gate_size(self):
@@ -143,6 +144,26 @@ def _gamma(eta, y, theta):
     return logf, d_eta, d_theta, h_ee, h_et, h_tt
 
 
+def _negbin(eta, y, theta):
+    """NB2 with log link: ``Var = mu + mu^2 / r``, ``theta = (r,)``."""
+    r = theta[0]
+    mu = np.exp(eta[:, 0])
+    rm = r + mu
+    logf = (
+        gammaln(y + r) - gammaln(r) - gammaln(y + 1.0)
+        + r * np.log(r / rm) + y * (eta[:, 0] - np.log(rm))
+    )
+    d_eta = (r * (y - mu) / rm)[:, None]
+    d_theta = (digamma(y + r) - digamma(r) + np.log(r / rm) + (mu - y) / rm)[:, None]
+    h_ee = (-r * mu * (r + y) / rm**2)[:, None, None]
+    h_et = (mu * (y - mu) / rm**2)[:, None, None]
+    h_tt = (
+        polygamma(1, y + r) - float(polygamma(1, r)) + 1.0 / r - 1.0 / rm
+        - (mu - y) / rm**2
+    )[:, None, None]
+    return logf, d_eta, d_theta, h_ee, h_et, h_tt
+
+
 def _logistic(eta, y, theta):
     n, L = eta.shape
     logp = log_softmax(np.column_stack([np.zeros(n), eta]), axis=1)
@@ -168,6 +189,7 @@ _EXPERT_TERMS = {
     "gaussian": _gaussian,
     "poisson": _poisson,
     "gamma": _gamma,
+    "negbin": _negbin,
     "logistic": _logistic,
 }
 

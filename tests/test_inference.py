@@ -33,7 +33,7 @@ def naive_loglik(family, K, q, p, L, params, Z, X, y):
     logits = np.column_stack([np.zeros(len(y))] + [Z @ v for v in V])
     log_gate = logits - logsumexp(logits, axis=1, keepdims=True)
     rest = params[(K - 1) * q :]
-    size = L * p + (family in ("gaussian", "gamma"))
+    size = L * p + (family in ("gaussian", "gamma", "negbin"))
     cols = []
     for k in range(K):
         block = rest[k * size : (k + 1) * size]
@@ -46,6 +46,9 @@ def naive_loglik(family, K, q, p, L, params, Z, X, y):
         elif family == "gamma":
             nu = block[-1]
             cols.append(stats.gamma.logpdf(y, a=nu, scale=np.exp(eta[:, 0]) / nu))
+        elif family == "negbin":
+            r, mu = block[-1], np.exp(eta[:, 0])
+            cols.append(stats.nbinom.logpmf(y, r, r / (r + mu)))
         else:
             full = np.column_stack([np.zeros(len(y)), eta])
             proba = np.exp(full) / np.exp(full).sum(axis=1, keepdims=True)
@@ -75,6 +78,7 @@ def fd_hessian(f, x, h=1e-4):
         ("gaussian", 1),
         ("poisson", 1),
         ("gamma", 1),
+        ("negbin", 1),
         ("logistic", 1),
         ("logistic", 2),
     ],
@@ -88,6 +92,7 @@ def test_information_matches_finite_differences(family, L):
         "gaussian": rng.normal(size=n),
         "poisson": rng.poisson(3, n).astype(float),
         "gamma": rng.gamma(2.0, size=n),
+        "negbin": rng.negative_binomial(2, 0.4, n).astype(float),
         "logistic": rng.integers(0, L + 1, n).astype(float),
     }[family]
     layout = Layout(family, K, 2, 3, L)
@@ -331,3 +336,29 @@ def test_bootstrap_replicates_are_aligned_and_reproducible(method):
     assert np.all(np.abs(z) < 6)
     table = moe.summary_frame(X, y, cov=np.cov(reps, rowvar=False))
     assert np.all(table["std err"] > 0)
+
+
+def test_negbin_mixture_covariance_is_inverse_fd_hessian_of_naive_loglik():
+    rng = np.random.default_rng(7)
+    n = 400
+    X = rng.uniform(-1, 1, size=(n, 1))
+    z = rng.uniform(size=n) < 1 / (1 + np.exp(-4 * X[:, 0]))
+    mu = np.exp(np.where(z, 1.5 + X[:, 0], 0.2 - X[:, 0]))
+    y = rng.negative_binomial(3.0, 3.0 / (3.0 + mu)).astype(float)
+    moe = MixtureOfExpertsRegressor(
+        PoissonRegressor(alpha=0, solver="newton-cholesky", tol=1e-12),
+        n_experts=2,
+        likelihood="negbin",
+        gate=SoftmaxGate(alpha=0, tol=1e-12),
+        init=np.column_stack([~z, z]).astype(float),
+        tol=1e-12,
+        max_iter=3000,
+    ).fit(X, y)
+    frame = moe.summary_frame(X, y)
+    assert frame.index.get_level_values("term")[-1] == "dispersion r"
+    params = frame["coef"].to_numpy()
+    Z = np.column_stack([X, np.ones(n)])
+    H = fd_hessian(lambda v: naive_loglik("negbin", 2, 2, 2, 1, v, Z, Z, y), params)
+    np.testing.assert_allclose(
+        moe.covariance(X, y), np.linalg.inv(-H), rtol=5e-3, atol=1e-6
+    )
